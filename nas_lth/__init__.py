@@ -1,0 +1,8 @@
+"""nas_lth: lottery tickets found by a neural-architecture-style search.
+
+The package is split the way the NAS survey splits a search: ``space`` (what may be searched),
+``strategy`` (how: Ray Tune + Optuna) and ``estimation`` (how good a candidate is: the ticket
+procedure), over a substrate of ``data``, ``models`` and ``pruning``.
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,38 @@
+"""User-facing errors: one line on stderr, exit code 2, no traceback."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import TypeVar
+
+EXIT_USAGE = 2
+
+
+class UserError(Exception):
+    """Bad input from the user (file, key or value). The message is a single line that names
+    what was wrong and what is allowed."""
+
+
+class DataError(UserError):
+    """A dataset file is missing, truncated, corrupt or fails its checksum."""
+
+
+F = TypeVar("F", bound=Callable[..., int | None])
+
+
+def cli_entry(fn: F) -> F:
+    """Wrap a CLI ``main`` so that a :class:`UserError` becomes ``error: ...`` on stderr and
+    exit code 2. Anything else is a bug and keeps its traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except UserError as exc:
+            msg = " ".join(str(exc).split())  # always one line
+            print(f"error: {msg}", file=sys.stderr)
+            raise SystemExit(EXIT_USAGE) from None
+
+    return wrapper  # type: ignore[return-value]
