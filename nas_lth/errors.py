@@ -34,5 +34,8 @@ def cli_entry(fn: F) -> F:
             msg = " ".join(str(exc).split())  # always one line
             print(f"error: {msg}", file=sys.stderr)
             raise SystemExit(EXIT_USAGE) from None
+        except BrokenPipeError:  # `... | head`: the reader left; not an error of ours
+            sys.stderr.close()
+            raise SystemExit(0) from None
 
     return wrapper  # type: ignore[return-value]

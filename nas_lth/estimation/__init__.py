@@ -1,0 +1,10 @@
+"""Performance estimation: training loop, metrics and the ticket procedure. Knows nothing of Ray."""
+
+from nas_lth.estimation.recipe import Recipe, StopAt, Training, load_recipe, parse_stop_at, recipe_from_dict
+from nas_lth.estimation.ticket import RoundResult, TicketRun, run_ticket
+from nas_lth.estimation.train import Diverged, Trainer, TrainResult
+
+__all__ = [
+    "Diverged", "Recipe", "RoundResult", "StopAt", "TicketRun", "TrainResult", "Trainer", "Training",
+    "load_recipe", "parse_stop_at", "recipe_from_dict", "run_ticket",
+]

@@ -1,0 +1,192 @@
+"""A ticket recipe: everything that decides one ticket run (DESIGN.md "Vocabulary of a trial").
+
+Validated with pydantic; :func:`load_recipe` turns any validation failure into a one-line
+:class:`UserError` naming the file and the key.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from nas_lth.errors import UserError
+from nas_lth.pruning.criteria import CRITERIA
+from nas_lth.pruning.reinit import REINIT_VARIANTS
+
+_EPOCHS = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:ep|epoch|epochs)\s*$")
+STOP_WORDS = ("end", "early_bird")
+
+
+class Training(BaseModel):
+    """How every training run of the recipe is done (dense net and each ticket)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    optimizer: Literal["adam", "sgd"] = "adam"
+    lr: float = Field(1.2e-3, gt=0)
+    momentum: float = Field(0.0, ge=0, lt=1)
+    weight_decay: float = Field(0.0, ge=0)
+    batch_size: int = Field(60, ge=1)
+    eval_every: int = Field(100, ge=1, description="iterations between evaluations")
+    lr_milestones: list[float] = Field(default_factory=list, description="epochs at which lr *= lr_gamma")
+    lr_gamma: float = Field(0.1, gt=0, le=1)
+
+
+class StopAt(BaseModel):
+    """When the mask is selected. Parsed from the recipe's ``stop_at``."""
+
+    kind: Literal["iterations", "epochs", "end", "early_bird"]
+    value: float = 0.0
+
+    def iteration(self, iters_per_epoch: int, budget_iters: int) -> int | None:
+        """The stopping iteration, or None for ``early_bird`` (decided while training)."""
+        if self.kind == "iterations":
+            return int(self.value)
+        if self.kind == "epochs":
+            return int(round(self.value * iters_per_epoch))
+        if self.kind == "end":
+            return budget_iters
+        return None
+
+    def label(self) -> str:
+        if self.kind == "iterations":
+            return str(int(self.value))
+        if self.kind == "epochs":
+            return f"{self.value:g}ep"
+        return self.kind
+
+
+def parse_stop_at(value) -> StopAt:
+    if isinstance(value, StopAt):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("stop_at must be an iteration count, 'Nep' epochs, 'end' or 'early_bird'")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"stop_at iterations must be >= 0, got {value}")
+        return StopAt(kind="iterations", value=value)
+    if isinstance(value, str):
+        v = value.strip()
+        if v in STOP_WORDS:
+            return StopAt(kind=v)
+        if v.isdigit():
+            return StopAt(kind="iterations", value=int(v))
+        m = _EPOCHS.match(v)
+        if m:
+            return StopAt(kind="epochs", value=float(m.group(1)))
+    raise ValueError(
+        f"stop_at {value!r} is not an iteration count, 'Nep' epochs (e.g. '0.5ep'), 'end' or 'early_bird'"
+    )
+
+
+class Recipe(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+    dataset: str
+    model_options: dict = Field(default_factory=dict)
+    val_size: int | None = Field(None, ge=1)
+    criterion: str = "large_final"
+    stop_at: int | str = "end"
+    eb_eps: float = Field(0.1, gt=0, lt=1, description="early-bird: max mask distance")
+    eb_window: int = Field(5, ge=1, description="early-bird: masks compared")
+    rewind_to: int = Field(0, ge=0, description="iteration the kept weights are reset to")
+    reinit: str = "original"
+    prune_rate: dict[str, float] = Field(
+        default_factory=lambda: {"fc": 0.2, "conv": 0.15, "output": 0.1, "embedding": 0.1}
+    )
+    rounds: int = Field(1, ge=0, le=100, description="0 = dense only, 1 = one-shot, >1 iterative")
+    scope: Literal["layerwise", "global"] = "layerwise"
+    budget: float = Field(1.0, gt=0, description="epochs of each training run")
+    seed: int = 0
+    training: Training = Field(default_factory=Training)
+    score_batches: int = Field(1, ge=1, description="mini-batches for SNIP/GraSP gradients")
+    synflow_iterations: int = Field(100, ge=1)
+    eval_rounds: Literal["all", "last"] = "all"
+
+    @field_validator("criterion")
+    @classmethod
+    def _criterion(cls, v: str) -> str:
+        if v not in CRITERIA:
+            raise ValueError(f"unknown criterion {v!r}; allowed: {', '.join(CRITERIA)}")
+        return v
+
+    @field_validator("reinit")
+    @classmethod
+    def _reinit(cls, v: str) -> str:
+        if v not in REINIT_VARIANTS:
+            raise ValueError(f"unknown reinit {v!r}; allowed: {', '.join(REINIT_VARIANTS)}")
+        return v
+
+    @field_validator("stop_at")
+    @classmethod
+    def _stop_at(cls, v):
+        parse_stop_at(v)
+        return v
+
+    @field_validator("prune_rate")
+    @classmethod
+    def _rates(cls, v: dict[str, float]) -> dict[str, float]:
+        from nas_lth.models.layers import LAYER_KINDS
+
+        for kind, rate in v.items():
+            if kind not in LAYER_KINDS:
+                raise ValueError(f"unknown layer kind {kind!r}; allowed: {', '.join(LAYER_KINDS)}")
+            if not (isinstance(rate, int | float) and 0 <= rate < 1):
+                raise ValueError(f"rate for {kind!r} is {rate!r}; allowed: 0 <= rate < 1")
+        return {k: float(r) for k, r in v.items()}
+
+    @model_validator(mode="after")
+    def _known_model(self) -> Recipe:
+        from nas_lth.models import MODELS
+
+        if self.model not in MODELS:
+            raise ValueError(f"unknown model {self.model!r}; allowed: {', '.join(sorted(MODELS))}")
+        return self
+
+    @property
+    def stop(self) -> StopAt:
+        return parse_stop_at(self.stop_at)
+
+    def iterations_per_epoch(self, n_train: int) -> int:
+        return math.ceil(n_train / self.training.batch_size)
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """First pydantic error as '<source>: key.path: message'."""
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err.get("loc", ())) or "(top level)"
+    msg = err.get("msg", "invalid value")
+    msg = msg.removeprefix("Value error, ")
+    if err.get("type") == "extra_forbidden":
+        msg = "unknown key"
+    return f"{source}: {loc}: {msg}"
+
+
+def recipe_from_dict(data: dict, source: str = "recipe") -> Recipe:
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: expected a mapping of recipe keys, got {type(data).__name__}")
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(format_validation_error(exc, source)) from None
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise UserError(f"{p}: cannot read recipe ({exc.strerror})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise UserError(f"{p}: malformed YAML{where}") from None
+    return recipe_from_dict(data, str(p))

@@ -1,0 +1,226 @@
+"""The training loop: whole-tensor datasets, index-slice mini-batches, masks re-applied in place
+after every optimizer step, evaluation every ``eval_every`` iterations.
+
+Kept lean on purpose: per step it does what a hand-written PyTorch loop does plus one fused
+``_foreach_mul_`` over the masked weights (benchmarks/train_speed.py measures the overhead).
+Data order depends only on (seed, epoch), so a run resumed at an epoch boundary sees the same
+batches as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from nas_lth.data.base import Dataset
+from nas_lth.estimation.metrics import evaluate, loss_fn
+from nas_lth.estimation.recipe import Training
+from nas_lth.models.layers import masked_layers
+
+State = dict[str, torch.Tensor]
+
+
+class Diverged(RuntimeError):
+    """The training loss became NaN or infinite."""
+
+
+def clone_state(model: nn.Module) -> State:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    g = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % (2**63))
+    return torch.randperm(n, generator=g)
+
+
+def make_optimizer(model: nn.Module, cfg: Training) -> torch.optim.Optimizer:
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.SGD(model.parameters(), lr=cfg.lr, momentum=cfg.momentum,
+                           weight_decay=cfg.weight_decay)
+
+
+@dataclass
+class TrainResult:
+    iterations: int = 0
+    curve: list[dict] = field(default_factory=list)  # one record per evaluation
+    best_val_loss: float = math.inf
+    early_stop_iter: int = 0
+    best_state: State | None = None  # weights at the early-stop iteration
+    snapshots: dict[int, State] = field(default_factory=dict)
+    final: dict[str, float] = field(default_factory=dict)  # val_*/test_* at the end
+    at_early_stop: dict[str, float] = field(default_factory=dict)  # val_*/test_* at early stop
+    stopped_by_hook: bool = False
+    wall_seconds: float = 0.0
+
+
+# on_eval(record, model) -> True to stop training now
+EvalHook = Callable[[dict, nn.Module], bool | None]
+# on_epoch(trainer) at each epoch boundary (checkpointing)
+EpochHook = Callable[["Trainer"], None]
+
+
+class Trainer:
+    """Trains ``model`` (already on the data's device) on ``data`` with ``cfg``.
+
+    Resumable at epoch boundaries: :meth:`state_dict` / :meth:`load_state_dict`.
+    """
+
+    def __init__(self, model: nn.Module, data: Dataset, cfg: Training, *, seed: int,
+                 track_best: bool = True):
+        self.model = model
+        self.data = data
+        self.cfg = cfg
+        self.seed = seed
+        self.track_best = track_best
+        self.optimizer = make_optimizer(model, cfg)
+        self.n_train = len(data.train)
+        self.iters_per_epoch = math.ceil(self.n_train / cfg.batch_size)
+        self.iteration = 0
+        self.result = TrainResult()
+        layers = [m for _, m in masked_layers(model)]
+        self._mw = [m.weight for m in layers]
+        self._mm = [m.mask for m in layers]
+        self._post_step = getattr(model, "post_step", None)  # e.g. TextCNN's max-norm constraint
+
+    # -- state ---------------------------------------------------------------------------------
+    def state_dict(self) -> dict:
+        r = self.result
+        return {
+            "model": clone_state(self.model),
+            "optimizer": copy.deepcopy(self.optimizer.state_dict()),
+            "iteration": self.iteration,
+            "result": {
+                "curve": list(r.curve), "best_val_loss": r.best_val_loss,
+                "early_stop_iter": r.early_stop_iter, "best_state": r.best_state,
+                "snapshots": dict(r.snapshots), "wall_seconds": r.wall_seconds,
+            },
+        }
+
+    def load_state_dict(self, state: dict) -> None:
+        self.model.load_state_dict(state["model"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.iteration = int(state["iteration"])
+        res = state["result"]
+        self.result = TrainResult(
+            iterations=self.iteration, curve=list(res["curve"]), best_val_loss=res["best_val_loss"],
+            early_stop_iter=res["early_stop_iter"], best_state=res["best_state"],
+            snapshots=dict(res["snapshots"]), wall_seconds=res["wall_seconds"],
+        )
+
+    # -- loop ----------------------------------------------------------------------------------
+    def _lr_at_epoch(self, epoch: int) -> float:
+        drops = sum(1 for m in self.cfg.lr_milestones if epoch >= m)
+        return self.cfg.lr * self.cfg.lr_gamma**drops
+
+    def _evaluate(self, train_loss: float | None) -> dict:
+        """Evaluate on the validation split; ``train_loss`` is None before the first step."""
+        val = evaluate(self.model, self.data.val, self.data.multilabel)
+        rec = {"iteration": self.iteration, "epoch": self.iteration / self.iters_per_epoch,
+               "train_loss": math.nan if train_loss is None else train_loss}
+        rec.update({f"val_{k}": v for k, v in val.items()})
+        bad = [v for v in (train_loss, val["loss"]) if v is not None and not math.isfinite(v)]
+        if bad:
+            self.result.curve.append(rec)
+            raise Diverged(f"loss is {bad[0]} at iteration {self.iteration}")
+        r = self.result
+        if val["loss"] < r.best_val_loss:
+            r.best_val_loss = val["loss"]
+            r.early_stop_iter = self.iteration
+            if self.track_best:
+                r.best_state = clone_state(self.model)
+        r.curve.append(rec)
+        return rec
+
+    def run(self, iterations: int, *, snapshot_at: set[int] | frozenset[int] = frozenset(),
+            on_eval: EvalHook | None = None, on_epoch: EpochHook | None = None) -> TrainResult:
+        """Train until ``iterations`` in total (counting from 0, so a resumed trainer continues)."""
+        model, cfg, data = self.model, self.cfg, self.data
+        x, y = data.train.x, data.train.y
+        device = x.device
+        multilabel = data.multilabel
+        bs = cfg.batch_size
+        r = self.result
+        t0 = time.perf_counter()
+        model.train()
+        if self.iteration in snapshot_at:
+            r.snapshots[self.iteration] = clone_state(model)
+        if self.iteration == 0 and not r.curve:
+            if self._eval_and_hooks(None, on_eval):
+                return self._finish(t0, stopped=True)
+        loss_sum = torch.zeros((), device=device)
+        n_loss = 0
+        while self.iteration < iterations:
+            epoch, offset = divmod(self.iteration, self.iters_per_epoch)
+            lr = self._lr_at_epoch(epoch)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            perm = epoch_permutation(self.n_train, self.seed, epoch).to(device)
+            start = offset * bs
+            stop_now = False
+            for pos in range(start, self.n_train, bs):
+                idx = perm[pos : pos + bs]
+                out = model(x.index_select(0, idx))
+                loss = loss_fn(out, y.index_select(0, idx), multilabel)
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optimizer.step()
+                if self._mw:
+                    with torch.no_grad():
+                        torch._foreach_mul_(self._mw, self._mm)
+                if self._post_step is not None:
+                    self._post_step()
+                loss_sum += loss.detach()
+                n_loss += 1
+                self.iteration += 1
+                if self.iteration in snapshot_at:
+                    r.snapshots[self.iteration] = clone_state(model)
+                if self.iteration % cfg.eval_every == 0 or self.iteration == iterations:
+                    train_loss = float(loss_sum) / max(n_loss, 1)
+                    loss_sum.zero_()
+                    n_loss = 0
+                    if self._eval_and_hooks(train_loss, on_eval):
+                        stop_now = True
+                        break
+                if self.iteration >= iterations:
+                    break
+            if stop_now:
+                return self._finish(t0, stopped=True)
+            if self.iteration % self.iters_per_epoch == 0 and on_epoch is not None:
+                r.wall_seconds += time.perf_counter() - t0
+                t0 = time.perf_counter()
+                on_epoch(self)
+        return self._finish(t0, stopped=False)
+
+    def _eval_and_hooks(self, train_loss: float | None, on_eval: EvalHook | None) -> bool:
+        rec = self._evaluate(train_loss)
+        return bool(on_eval(rec, self.model)) if on_eval is not None else False
+
+    def _finish(self, t0: float, stopped: bool) -> TrainResult:
+        r = self.result
+        r.wall_seconds += time.perf_counter() - t0
+        r.iterations = self.iteration
+        r.stopped_by_hook = stopped
+        return r
+
+    def final_metrics(self) -> None:
+        """Val/test metrics at the end and at the early-stop iteration (test touched only here)."""
+        r, data, ml = self.result, self.data, self.data.multilabel
+        r.final = _prefixed(self.model, data, ml)
+        if r.best_state is not None:
+            current = clone_state(self.model)
+            self.model.load_state_dict(r.best_state)
+            r.at_early_stop = _prefixed(self.model, data, ml)
+            self.model.load_state_dict(current)
+
+
+def _prefixed(model: nn.Module, data: Dataset, multilabel: bool) -> dict[str, float]:
+    out = {f"val_{k}": v for k, v in evaluate(model, data.val, multilabel).items()}
+    out.update({f"test_{k}": v for k, v in evaluate(model, data.test, multilabel).items()})
+    return out

@@ -1,0 +1,58 @@
+"""Model registry: name -> builder(input_shape, num_classes, **options) -> nn.Module."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from nas_lth.errors import UserError
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name: str
+    builder: Callable[..., nn.Module]
+    description: str
+
+
+MODELS: dict[str, ModelSpec] = {}
+
+
+def register(name: str, description: str = ""):
+    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
+        if name in MODELS:
+            raise ValueError(f"model {name!r} registered twice")
+        MODELS[name] = ModelSpec(name, fn, description or (fn.__doc__ or "").strip().splitlines()[0])
+        return fn
+
+    return deco
+
+
+def model_names() -> list[str]:
+    return sorted(MODELS)
+
+
+def build_model(
+    name: str,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    *,
+    seed: int = 0,
+    options: dict | None = None,
+) -> nn.Module:
+    """Build a model with a seeded initialisation.
+
+    The model is created on the CPU inside a forked RNG seeded with ``seed``: the same seed gives the
+    same initial weights on every device and does not disturb the caller's global RNG.
+    """
+    if name not in MODELS:
+        raise UserError(f"unknown model {name!r}; allowed: {', '.join(model_names())}")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        try:
+            return MODELS[name].builder(tuple(input_shape), num_classes, **(options or {}))
+        except TypeError as exc:
+            raise UserError(f"model {name!r}: bad options {options}: {exc}") from None

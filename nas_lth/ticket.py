@@ -1,0 +1,72 @@
+"""``python -m nas_lth.ticket RECIPE.yaml``: run one ticket recipe and print each round.
+
+Prints a table (or ``--json``: one JSON record per round and variant) with weights remaining,
+validation/test accuracy, the early-stop iteration and the mask digest.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+
+from nas_lth.data import load_dataset
+from nas_lth.device import pick_device
+from nas_lth.errors import cli_entry
+from nas_lth.estimation import RoundResult, TicketRun, load_recipe
+from nas_lth.pruning import REINIT_VARIANTS
+
+JSON_KEYS = ("round", "weights_remaining", "val_acc", "test_acc", "early_stop_iter", "mask_digest")
+
+
+def _fmt(v, spec):
+    return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+
+def _print_row(row: RoundResult, as_json: bool) -> None:
+    rec = row.record()
+    if as_json:
+        head = {k: rec.get(k) for k in JSON_KEYS}
+        print(json.dumps({**head, **{k: v for k, v in rec.items() if k not in head}}), flush=True)
+        return
+    print(
+        f"{rec['round']:>5}  {rec['variant']:<15} {100 * rec['weights_remaining']:>7.2f}%  "
+        f"{_fmt(rec.get('val_acc'), '.4f'):>7}  {_fmt(rec.get('test_acc'), '.4f'):>8}  "
+        f"{_fmt(rec.get('test_acc_at_early_stop'), '.4f'):>8}  {rec['early_stop_iter']:>10}  "
+        f"{rec['mask_digest']}  {rec['status']}",
+        flush=True,
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m nas_lth.ticket", description=__doc__.splitlines()[0])
+    p.add_argument("recipe", help="recipe YAML file (keys: see README, 'Recipes')")
+    p.add_argument("--data-dir", help="folder with the dataset files (default: $NAS_LTH_DATA, else download)")
+    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
+    p.add_argument("--controls", nargs="*", default=[], choices=REINIT_VARIANTS,
+                   help="also train these reinit variants on the same masks each round")
+    p.add_argument("--json", action="store_true", help="one JSON record per round on stdout")
+    return p
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    recipe = load_recipe(args.recipe)
+    device = pick_device(args.device)
+    data = load_dataset(recipe.dataset, args.data_dir, seed=recipe.seed, val_size=recipe.val_size,
+                        device=device)
+    if not args.json:
+        print(f"# {recipe.model} on {recipe.dataset} ({device}): criterion={recipe.criterion} "
+              f"stop_at={recipe.stop.label()} rounds={recipe.rounds} reinit={recipe.reinit}", flush=True)
+        print(f"{'round':>5}  {'variant':<15} {'weights':>8}  {'val_acc':>7}  {'test_acc':>8}  "
+              f"{'test@es':>8}  {'early_stop':>10}  {'mask_digest':<16}  status", flush=True)
+    run = TicketRun(recipe, data, device=device, controls=tuple(args.controls),
+                    on_round=lambda row: _print_row(row, args.json))
+    rows = run.run()
+    return 0 if all(r.status == "completed" for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
