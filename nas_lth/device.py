@@ -14,7 +14,8 @@ def pick_device(preference: str = "auto") -> torch.device:
     try:
         dev = torch.device(pref)
     except RuntimeError:
-        raise UserError(f"--device {preference!r} is not a device; allowed: auto, cpu, cuda, cuda:N") from None
+        msg = f"--device {preference!r} is not a device; allowed: auto, cpu, cuda, cuda:N"
+        raise UserError(msg) from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise UserError(f"--device {preference!r}: CUDA is not available on this machine; use auto or cpu")
     return dev

@@ -23,7 +23,8 @@ ContextFn = Callable[[Masks], dict[str, dict[str, Tensor]]]
 
 __all__ = [
     "CRITERIA", "REINIT_VARIANTS", "SCOPES", "EarlyBird", "count", "criterion_names", "density",
-    "digest", "distance", "get_criterion", "layer_rates", "next_masks", "pack", "per_layer_density",
+    "digest", "distance", "get_criterion", "keep_count", "layer_rates", "next_masks", "pack",
+    "per_layer_density",
     "reset_state", "score", "select_masks", "unpack",
 ]
 
