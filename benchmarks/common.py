@@ -1,0 +1,55 @@
+"""Shared bits of the benchmark scripts: data location, environment facts, table + Parquet output."""
+
+from __future__ import annotations
+
+import os
+import platform
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+RESULTS = REPO / "benchmarks" / "results"
+
+
+def default_data_dir() -> str | None:
+    """$NAS_LTH_DATA, else the workplace's ../shared/data when present (never downloads by itself)."""
+    if os.environ.get("NAS_LTH_DATA"):
+        return os.environ["NAS_LTH_DATA"]
+    shared = REPO.parent / "shared" / "data"
+    return str(shared) if shared.is_dir() else None
+
+
+def environment() -> dict:
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "cpu": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+    }
+
+
+def emit(df: pd.DataFrame, name: str, out: str | None = None, show: list[str] | None = None) -> Path:
+    """Print ``df`` as a Markdown table and write it to ``benchmarks/results/<name>.parquet``
+    (written whole to a temporary name, then renamed)."""
+    path = Path(out) if out else RESULTS / f"{name}.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".parquet.tmp")
+    df.to_parquet(tmp, index=False)
+    tmp.replace(path)
+    if show != []:  # [] = write only (e.g. long curve tables)
+        table = df[show] if show else df
+        print(table.to_markdown(index=False, floatfmt=".4g") if _has_tabulate() else table.to_string(index=False))
+    print(f"\nwrote {path}", file=sys.stderr)
+    return path
+
+
+def _has_tabulate() -> bool:
+    try:
+        import tabulate  # noqa: F401
+    except ImportError:
+        return False
+    return True
