@@ -9,11 +9,13 @@ A round's training serves twice: its metrics rate the round's ticket and its wei
 point select the next mask. Rounds that are not evaluated (``eval_rounds: last``) train only up to
 the stopping point, which is where early tickets save compute. Masks always come from the
 ``original`` trajectory, so a reinit variant is a control of the *same* masks (as in the LTH paper).
+
+Round 0 can come from a shared :class:`~nas_lth.estimation.trajectory.DenseTrajectory`. The run can
+be checkpointed at every epoch end and resumed from such a state (``run(resume=state)``).
 """
 
 from __future__ import annotations
 
-import copy
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -26,7 +28,8 @@ from nas_lth.data.base import Dataset
 from nas_lth.errors import UserError
 from nas_lth.estimation.recipe import Recipe
 from nas_lth.estimation.train import Diverged, State, Trainer, clone_state, epoch_permutation
-from nas_lth.models import build_model, layer_kinds, masked_layers, set_masks
+from nas_lth.estimation.trajectory import DenseTrajectory
+from nas_lth.models import build_model, masked_layers, set_masks
 from nas_lth.pruning import context as ctx
 
 Masks = dict[str, torch.Tensor]
@@ -44,7 +47,7 @@ class RoundResult:
     status: str  # completed | diverged
     message: str = ""
     iterations: int = 0  # trained in this round's run
-    cumulative_iterations: int = 0  # trained by the whole procedure when this row was finished
+    cumulative_iterations: int = 0  # trained by this procedure when the row was finished
     early_stop_iter: int = 0
     metrics: dict[str, float] = field(default_factory=dict)
     curve: list[dict] = field(default_factory=list)
@@ -58,8 +61,30 @@ class RoundResult:
         return d
 
 
+@dataclass
+class CheckpointInfo:
+    round: int
+    run: str  # "dense", "traj" (trajectory only) or a reinit variant
+    trainer: Trainer | None  # the run in progress (None between runs)
+    final: bool  # the evaluated run of the last round: the one the search's fidelity counts
+
+
 RoundHook = Callable[[RoundResult], None]
-EvalHook = Callable[[int, str, dict], None]  # (round, variant, eval record)
+EvalHook = Callable[[int, str, dict], None]  # (round, run, eval record)
+CheckpointHook = Callable[[dict, CheckpointInfo], None]
+
+
+@dataclass
+class _Stop:
+    """Where a trajectory run stopped: the weights that select the next mask."""
+
+    state: State | None = None
+    iteration: int | None = None
+    eb_drawn: bool | None = None
+
+
+class _Halt(Exception):
+    """A training run diverged: later rounds cannot be computed."""
 
 
 class TicketRun:
@@ -70,93 +95,142 @@ class TicketRun:
         *,
         device: torch.device | str = "cpu",
         controls: tuple[str, ...] = (),
+        trajectory: DenseTrajectory | None = None,
         on_round: RoundHook | None = None,
         on_eval: EvalHook | None = None,
+        on_checkpoint: CheckpointHook | None = None,
+        eval_at_epoch_end: bool = False,
     ):
-        self.recipe = recipe
+        self.recipe = rc = recipe
         self.data = data
         self.device = torch.device(device)
-        self.variants = list(dict.fromkeys([recipe.reinit, *controls]))
-        self.on_round = on_round
-        self.on_eval = on_eval
-        self.model = build_model(recipe.model, data.input_shape, data.num_classes, seed=recipe.seed,
-                                 options=recipe.model_options).to(self.device)
-        self.theta0 = clone_state(self.model)
-        self.kinds = layer_kinds(self.model)
-        self.rates = pruning.layer_rates(self.kinds, recipe.prune_rate)
-        self.criterion = pruning.get_criterion(recipe.criterion)
-        self.generator = torch.Generator().manual_seed(recipe.seed)
-        n_train = len(data.train)
-        self.ipe = recipe.iterations_per_epoch(n_train)
-        self.budget_iters = max(1, int(round(recipe.budget * self.ipe)))
-        self.stop_iter = recipe.stop.iteration(self.ipe, self.budget_iters)
+        self.variants = list(dict.fromkeys([rc.reinit, *controls]))
+        self.trajectory = trajectory
+        self.on_round, self.on_eval, self.on_checkpoint = on_round, on_eval, on_checkpoint
+        self.eval_at_epoch_end = eval_at_epoch_end
+        self.model = build_model(rc.model, data.input_shape, data.num_classes, seed=rc.seed,
+                                 options=rc.model_options).to(self.device)
+        self.kinds = {n: m.kind for n, m in masked_layers(self.model)}
+        self.rates = pruning.layer_rates(self.kinds, rc.prune_rate)
+        self.criterion = pruning.get_criterion(rc.criterion)
+        self.ipe = rc.iterations_per_epoch(len(data.train))
+        self.budget_iters = max(1, int(round(rc.budget * self.ipe)))
+        self.stop_iter = rc.stop.iteration(self.ipe, self.budget_iters)
         if self.stop_iter is not None and self.stop_iter > self.budget_iters:
-            raise UserError(f"stop_at {recipe.stop_at!r} is iteration {self.stop_iter}, beyond the budget of "
-                            f"{self.budget_iters} iterations ({recipe.budget:g} epochs)")
-        if recipe.rewind_to > self.budget_iters:
-            raise UserError(f"rewind_to {recipe.rewind_to} is beyond the budget of {self.budget_iters} "
+            raise UserError(f"stop_at {rc.stop_at!r} is iteration {self.stop_iter}, beyond the budget of "
+                            f"{self.budget_iters} iterations ({rc.budget:g} epochs)")
+        if rc.rewind_to > self.budget_iters:
+            raise UserError(f"rewind_to {rc.rewind_to} is beyond the budget of {self.budget_iters} "
                             "iterations")
+        # progress (everything a checkpoint holds)
+        self.generator = torch.Generator().manual_seed(rc.seed)
+        self.theta0: State = clone_state(self.model)
+        self.theta_k: State | None = None
+        self.round = 0
+        self.masks: Masks = {n: m.mask.detach().clone() for n, m in masked_layers(self.model)}
+        self.masks_ready = True  # round 0 is dense
+        self.runs_done: list[str] = []
+        self.prev_stop = _Stop()  # from round - 1: selects this round's masks
+        self.next_stop = _Stop()  # from this round: selects the next round's masks
         self.cumulative = 0
         self.rows: list[RoundResult] = []
+        self._pending: dict | None = None  # a run interrupted mid-way (resume)
 
-    # -- public --------------------------------------------------------------------------------
-    def run(self) -> list[RoundResult]:
+    # -- checkpoint ----------------------------------------------------------------------------
+    def state_dict(self, pending: dict | None = None) -> dict:
+        return {
+            "version": 1, "round": self.round, "masks": self.masks, "masks_ready": self.masks_ready,
+            "runs_done": list(self.runs_done), "prev_stop": asdict(self.prev_stop),
+            "next_stop": asdict(self.next_stop), "cumulative": self.cumulative,
+            "rows": [asdict(r) for r in self.rows], "theta_k": self.theta_k,
+            "generator": self.generator.get_state(), "pending": pending,
+        }
+
+    def load_state_dict(self, st: dict) -> None:
+        self.round, self.masks, self.masks_ready = st["round"], st["masks"], st["masks_ready"]
+        self.runs_done = list(st["runs_done"])
+        self.prev_stop, self.next_stop = _Stop(**st["prev_stop"]), _Stop(**st["next_stop"])
+        self.cumulative = st["cumulative"]
+        self.rows = [RoundResult(**r) for r in st["rows"]]
+        self.theta_k = st["theta_k"]
+        self.generator.set_state(st["generator"])
+        self._pending = st["pending"]
+
+    def _checkpoint(self, info: CheckpointInfo, pending: dict | None = None) -> None:
+        if self.on_checkpoint is not None:
+            self.on_checkpoint(self.state_dict(pending), info)
+
+    # -- procedure -----------------------------------------------------------------------------
+    def run(self, resume: dict | None = None) -> list[RoundResult]:
         rc = self.recipe
-        masks: Masks = {n: m.mask.detach().clone() for n, m in masked_layers(self.model)}
-        dense_metrics = rc.eval_rounds == "all" or rc.rounds == 0
-        rewind_needed = rc.rounds > 0 and rc.rewind_to > 0
+        if resume is not None:
+            self.load_state_dict(resume)
         try:
-            run = self._train(self.theta0, masks, 0, "dense", evaluate=dense_metrics,
-                              extra_snapshots={rc.rewind_to} if rewind_needed else set(),
-                              mask_iter=None, eb_drawn=None)
-        except _Stop:
-            return self.rows
-        theta_k = run.snapshots.get(rc.rewind_to, self.theta0) if rewind_needed else self.theta0
-        start_state, stop_state, mask_iter, eb_drawn = self.theta0, run.stop_state, run.stop_at, run.eb_drawn
-
-        for r in range(1, rc.rounds + 1):
-            masks = self._next_masks(masks, start_state, stop_state)
-            start_state = pruning.reset_state("original", masks, theta_k)
-            evaluate = rc.eval_rounds == "all" or r == rc.rounds
-            try:
-                if "original" in self.variants and evaluate:
-                    run = self._train(start_state, masks, r, "original", evaluate=True,
-                                      mask_iter=mask_iter, eb_drawn=eb_drawn)
-                elif r < rc.rounds:  # the trajectory only: train up to the stopping point
-                    run = self._train(start_state, masks, r, "original", evaluate=False,
-                                      mask_iter=mask_iter, eb_drawn=eb_drawn)
-                if evaluate:
-                    for variant in self.variants:
-                        if variant == "original":
-                            continue
-                        fresh = None
-                        if variant == "random_reinit":
-                            fresh = clone_state(build_model(
-                                rc.model, self.data.input_shape, self.data.num_classes,
-                                seed=rc.seed + 7919 * r, options=rc.model_options))
-                        state = pruning.reset_state(variant, masks, theta_k, init=self.theta0, fresh=fresh,
-                                                    generator=self.generator)
-                        self._train(state, masks, r, variant, evaluate=True, mask_iter=mask_iter,
-                                    eb_drawn=eb_drawn, trajectory=False)
-            except _Stop:
-                return self.rows
-            stop_state, mask_iter, eb_drawn = run.stop_state, run.stop_at, run.eb_drawn
+            while self.round <= rc.rounds:
+                r = self.round
+                if not self.masks_ready:
+                    self.masks = self._next_masks()
+                    self.masks_ready = True
+                for name, trajectory, evaluate in self._plan(r):
+                    if name not in self.runs_done:
+                        self._execute(r, name, trajectory=trajectory, evaluate=evaluate)
+                        self.runs_done.append(name)
+                        self._checkpoint(CheckpointInfo(r, name, None, False))
+                self.prev_stop, self.next_stop = self.next_stop, _Stop()
+                self.round, self.masks_ready, self.runs_done = r + 1, False, []
+        except _Halt:
+            pass
         return self.rows
 
-    # -- pieces --------------------------------------------------------------------------------
-    def _next_masks(self, masks: Masks, start_state: State, stop_state: State) -> Masks:
+    def _plan(self, r: int) -> list[tuple[str, bool, bool]]:
+        """(run name, picks the next stopping point, produces a row) for round ``r``."""
         rc = self.recipe
-        w_init = {n: start_state[f"{n}.weight"] for n in masks}
-        w_final = {n: stop_state[f"{n}.weight"] for n in masks}
+        if r == 0:
+            dense_row = rc.eval_rounds == "all" or rc.rounds == 0
+            return [("dense", rc.rounds > 0, dense_row)]
+        evaluate = rc.eval_rounds == "all" or r == rc.rounds
+        more = r < rc.rounds
+        plan = []
+        if "original" in self.variants and evaluate:
+            plan.append(("original", more, True))
+        elif more:
+            plan.append(("traj", True, False))
+        if evaluate:
+            plan += [(v, False, True) for v in self.variants if v != "original"]
+        return plan
+
+    def _start_state(self, r: int, name: str) -> State:
+        rc = self.recipe
+        if r == 0:
+            return self.theta0
+        theta_k = self.theta_k if self.theta_k is not None else self.theta0
+        if name in ("traj", "original"):
+            return pruning.reset_state("original", self.masks, theta_k)
+        fresh = None
+        if name == "random_reinit":
+            fresh = clone_state(build_model(rc.model, self.data.input_shape, self.data.num_classes,
+                                            seed=rc.seed + 7919 * r, options=rc.model_options))
+        return pruning.reset_state(name, self.masks, theta_k, init=self.theta0, fresh=fresh,
+                                   generator=self.generator)
+
+    def _next_masks(self) -> Masks:
+        rc = self.recipe
+        start = self._start_state(self.round - 1, "traj")
+        stop = self.prev_stop.state
+        w_init = {n: start[f"{n}.weight"] for n in self.masks}
+        w_final = {n: stop[f"{n}.weight"] for n in self.masks}
         return pruning.next_masks(
-            rc.criterion, w_init, w_final, masks, self.rates, scope=rc.scope, generator=self.generator,
-            context_fn=self._context_fn(stop_state) if self.criterion.needs else None,
+            rc.criterion, w_init, w_final, self.masks, self.rates, scope=rc.scope, generator=self.generator,
+            context_fn=self._context_fn(stop) if self.criterion.needs else None,
             iterations=rc.synflow_iterations,
         )
 
-    def _context_fn(self, state: State):
+    def _context_fn(self, state: State, masks_base: Masks | None = None):
+        """Gradients for SNIP/GraSP/SynFlow at ``state`` with the candidate masks applied."""
+        import copy
+
         net = copy.deepcopy(self.model)
-        net.load_state_dict(state)
+        net.load_state_dict({k: v.to(self.device) for k, v in state.items()})
         rc, data = self.recipe, self.data
 
         def batches():
@@ -176,86 +250,157 @@ class TicketRun:
 
         return fn
 
-    def _train(self, start: State, masks: Masks, rnd: int, variant: str, *, evaluate: bool,
-               mask_iter: int | None, eb_drawn: bool | None, extra_snapshots: set[int] = frozenset(),
-               trajectory: bool = True) -> _RunOut:
-        """One training run from ``start`` with ``masks``. ``trajectory`` runs also pick the next
-        stopping point; ``evaluate`` runs train the full budget and produce a row."""
+    def _candidate_masks(self, w_init: dict, weights: dict, state_fn: Callable[[], State]) -> Masks:
+        """The mask the criterion would select now (Early-Bird); fixed tie-breaks at every check."""
         rc = self.recipe
-        self.model.load_state_dict(start)
-        set_masks(self.model, masks)
-        trainer = Trainer(self.model, self.data, rc.training, seed=rc.seed, track_best=evaluate)
-        out = _RunOut()
+        return pruning.next_masks(
+            rc.criterion, w_init, weights, self.masks, self.rates, scope=rc.scope,
+            generator=torch.Generator().manual_seed(rc.seed),
+            context_fn=self._context_fn(state_fn()) if self.criterion.needs else None,
+            iterations=rc.synflow_iterations)
+
+    # -- round 0 from a shared trajectory ------------------------------------------------------
+    def _from_trajectory(self, r: int, name: str, *, trajectory: bool, evaluate: bool) -> None:
+        rc, traj = self.recipe, self.trajectory
+        if traj.budget_iters != self.budget_iters:
+            raise ValueError(f"trajectory {traj.key} has {traj.budget_iters} iterations, recipe needs "
+                             f"{self.budget_iters}")
+        if rc.rounds > 0 and rc.rewind_to > 0:
+            self.theta_k = self._snapshot(rc.rewind_to)
+        if trajectory:
+            if self.stop_iter is not None:
+                self.next_stop = _Stop(self._snapshot(self.stop_iter), self.stop_iter, None)
+            else:  # replay Early-Bird over the stored evaluation grid
+                detector = pruning.EarlyBird(rc.eb_eps, rc.eb_window)
+                w_init = {n: self.theta0[f"{n}.weight"] for n in self.masks}
+                grid = traj.eval_grid()
+                if not grid:
+                    raise ValueError(f"trajectory {traj.key} has no evaluation-grid snapshots for early_bird")
+                for it in grid:
+                    snap = traj.snapshots[it]
+                    cand = self._candidate_masks(w_init, {n: snap[f"{n}.weight"] for n in self.masks},
+                                                 lambda snap=snap: snap)
+                    if detector.update(cand):
+                        self.next_stop = _Stop(snap, it, True)
+                        break
+                else:
+                    self.next_stop = _Stop(traj.snapshots[grid[-1]], grid[-1], False)
+        if evaluate:
+            row = RoundResult(
+                round=0, variant="dense", control=False, weights_remaining=1.0,
+                mask_digest=pruning.digest(self.masks), mask_iter=None, early_bird_drawn=None,
+                status="completed", iterations=traj.iterations, cumulative_iterations=self.cumulative,
+                early_stop_iter=traj.early_stop_iter, metrics=dict(traj.metrics), curve=list(traj.curve),
+                wall_seconds=0.0)
+            self._emit(row)
+
+    def _snapshot(self, it: int) -> State:
+        if it == 0:
+            return self.trajectory.theta0
+        try:
+            return self.trajectory.snapshots[it]
+        except KeyError:
+            raise ValueError(f"trajectory {self.trajectory.key} has no snapshot at iteration {it}") from None
+
+    # -- one training run ----------------------------------------------------------------------
+    def _execute(self, r: int, name: str, *, trajectory: bool, evaluate: bool) -> None:
+        rc = self.recipe
+        if r == 0 and self.trajectory is not None:
+            if not torch.equal(next(iter(self.trajectory.theta0.values())).cpu(),
+                               next(iter(self.theta0.values())).cpu()):
+                raise ValueError("trajectory was computed from a different initialisation")
+            self.theta0 = self.trajectory.theta0
+            return self._from_trajectory(r, name, trajectory=trajectory, evaluate=evaluate)
+
+        pending, self._pending = self._pending, None
+        if pending is not None and (pending["round"], pending["run"]) != (r, name):
+            pending = None
+        start = None if pending else self._start_state(r, name)
+        if start is not None:
+            self.model.load_state_dict(start)
+        set_masks(self.model, self.masks)
+        trainer = Trainer(self.model, self.data, rc.training, seed=rc.seed, track_best=evaluate,
+                          eval_at_epoch_end=self.eval_at_epoch_end)
         early_bird = trajectory and self.stop_iter is None
-        snapshots = set(extra_snapshots)
+        detector = pruning.EarlyBird(rc.eb_eps, rc.eb_window) if early_bird else None
+        stop = _Stop()
+        if pending:
+            trainer.load_state_dict(pending["trainer"])
+            stop = _Stop(**pending["stop"])
+            if detector is not None:
+                detector.load_state_dict(pending["early_bird"])
+            w_init_state = pending["w_init"]
+        else:
+            w_init_state = {f"{n}.weight": start[f"{n}.weight"] for n in self.masks}
+        w_init = {n: w_init_state[f"{n}.weight"] for n in self.masks}
+        snapshots = {rc.rewind_to} if r == 0 and rc.rounds > 0 and rc.rewind_to > 0 else set()
         if trajectory and self.stop_iter is not None:
             snapshots.add(self.stop_iter)
         target = self.budget_iters if evaluate else (self.stop_iter if self.stop_iter is not None
                                                      else self.budget_iters)
-        detector = pruning.EarlyBird(rc.eb_eps, rc.eb_window) if early_bird else None
-        w_init = {n: start[f"{n}.weight"] for n in masks}
+        final = evaluate and r == rc.rounds and name == rc.reinit
 
         def on_eval(rec: dict, model: nn.Module) -> bool:
             if self.on_eval is not None:
-                self.on_eval(rnd, variant, rec)
-            if detector is None or out.eb_drawn or rec["iteration"] == 0:
+                self.on_eval(r, name, rec)
+            it = rec["iteration"]
+            if detector is None or stop.eb_drawn or it == 0 or it % rc.training.eval_every:
                 return False
-            w_now = {n: m.weight.detach() for n, m in masked_layers(model)}
-            state_now = clone_state(model) if self.criterion.needs else None
-            candidate = pruning.next_masks(
-                rc.criterion, w_init, w_now, masks, self.rates, scope=rc.scope,
-                generator=torch.Generator().manual_seed(rc.seed),  # same tie-breaks at every check
-                context_fn=self._context_fn(state_now) if state_now is not None else None,
-                iterations=rc.synflow_iterations)
+            cand = self._candidate_masks(w_init, {n: m.weight.detach() for n, m in masked_layers(model)},
+                                         lambda: clone_state(model))
+            drawn = detector.update(cand)
             rec["eb_distance"] = detector.last_distance
-            if detector.update(candidate):
-                out.eb_drawn, out.stop_at, out.stop_state = True, rec["iteration"], clone_state(model)
+            if drawn:
+                stop.state, stop.iteration, stop.eb_drawn = clone_state(model), it, True
                 return not evaluate
             return False
 
+        def on_epoch(tr: Trainer) -> None:
+            if self.on_checkpoint is None:
+                return
+            pend = {"round": r, "run": name, "trainer": tr.state_dict(), "stop": asdict(stop),
+                    "early_bird": detector.state_dict() if detector else None, "w_init": w_init_state}
+            self._checkpoint(CheckpointInfo(r, name, tr, final), pend)
+
         t0 = time.perf_counter()
         status, message = "completed", ""
+        before = trainer.iteration
         try:
-            res = trainer.run(target, snapshot_at=snapshots, on_eval=on_eval)
+            res = trainer.run(target, snapshot_at=snapshots, on_eval=on_eval, on_epoch=on_epoch)
         except Diverged as exc:
             status, message, res = "diverged", str(exc), trainer.result
             res.iterations = trainer.iteration
-        self.cumulative += trainer.iteration
-        out.snapshots = res.snapshots
-        if trajectory and self.stop_iter is not None:
-            out.stop_at, out.stop_state = self.stop_iter, res.snapshots.get(self.stop_iter)
-        elif early_bird and not out.eb_drawn:  # never converged: the mask comes from the last weights
-            out.eb_drawn, out.stop_at, out.stop_state = False, trainer.iteration, clone_state(self.model)
+        self.cumulative += trainer.iteration - before
+        if r == 0 and rc.rewind_to in res.snapshots:
+            self.theta_k = res.snapshots[rc.rewind_to]
+        if trajectory:
+            if self.stop_iter is not None:
+                stop = _Stop(res.snapshots.get(self.stop_iter), self.stop_iter, None)
+            elif not stop.eb_drawn:  # Early-Bird never converged: the mask comes from the last weights
+                stop = _Stop(clone_state(self.model), trainer.iteration, False)
+            self.next_stop = stop
         if evaluate or status != "completed":
             if status == "completed":
                 trainer.final_metrics()
             metrics = {**res.final, **{f"{k}_at_early_stop": v for k, v in res.at_early_stop.items()}}
-            row = RoundResult(
-                round=rnd, variant=variant, control=variant not in ("dense", rc.reinit),
-                weights_remaining=pruning.density(masks), mask_digest=pruning.digest(masks),
-                mask_iter=mask_iter, early_bird_drawn=eb_drawn, status=status, message=message,
-                iterations=trainer.iteration, cumulative_iterations=self.cumulative,
+            variant = "dense" if r == 0 else ("original" if name == "traj" else name)
+            self._emit(RoundResult(
+                round=r, variant=variant, control=variant not in ("dense", rc.reinit),
+                weights_remaining=pruning.density(self.masks), mask_digest=pruning.digest(self.masks),
+                mask_iter=self.prev_stop.iteration if r > 0 else None,
+                early_bird_drawn=self.prev_stop.eb_drawn if r > 0 else None, status=status,
+                message=message, iterations=trainer.iteration, cumulative_iterations=self.cumulative,
                 early_stop_iter=res.early_stop_iter, metrics=metrics, curve=res.curve,
-                wall_seconds=time.perf_counter() - t0,
-            )
-            self.rows.append(row)
-            if self.on_round is not None:
-                self.on_round(row)
+                wall_seconds=time.perf_counter() - t0 + (pending["trainer"]["result"]["wall_seconds"]
+                                                         if pending else 0.0),
+            ))
         if status != "completed":
-            raise _Stop
-        return out
+            raise _Halt
 
-
-@dataclass
-class _RunOut:
-    snapshots: dict[int, State] = field(default_factory=dict)
-    stop_at: int | None = None
-    stop_state: State | None = None
-    eb_drawn: bool | None = None
-
-
-class _Stop(Exception):
-    """A training run diverged: later rounds cannot be computed."""
+    def _emit(self, row: RoundResult) -> None:
+        self.rows.append(row)
+        if self.on_round is not None:
+            self.on_round(row)
 
 
 def run_ticket(recipe: Recipe, data: Dataset, **kwargs) -> list[RoundResult]:

@@ -73,12 +73,14 @@ class Trainer:
     """
 
     def __init__(self, model: nn.Module, data: Dataset, cfg: Training, *, seed: int,
-                 track_best: bool = True):
+                 track_best: bool = True, eval_at_epoch_end: bool = False):
         self.model = model
         self.data = data
         self.cfg = cfg
         self.seed = seed
         self.track_best = track_best
+        # the search reports once per epoch, so it wants a fresh evaluation at each epoch's end
+        self.eval_at_epoch_end = eval_at_epoch_end
         self.optimizer = make_optimizer(model, cfg)
         self.n_train = len(data.train)
         self.iters_per_epoch = math.ceil(self.n_train / cfg.batch_size)
@@ -181,7 +183,8 @@ class Trainer:
                 self.iteration += 1
                 if self.iteration in snapshot_at:
                     r.snapshots[self.iteration] = clone_state(model)
-                if self.iteration % cfg.eval_every == 0 or self.iteration == iterations:
+                if (self.iteration % cfg.eval_every == 0 or self.iteration == iterations
+                        or (self.eval_at_epoch_end and self.iteration % self.iters_per_epoch == 0)):
                     train_loss = float(loss_sum) / max(n_loss, 1)
                     loss_sum.zero_()
                     n_loss = 0

@@ -29,3 +29,10 @@ class EarlyBird:
             self.last_distance = max(distance(masks, old) for old in self._recent)
         self._recent.append({n: m.detach().clone() for n, m in masks.items()})
         return self.last_distance is not None and self.last_distance < self.eps
+
+    def state_dict(self) -> dict:
+        return {"recent": [dict(m) for m in self._recent], "last_distance": self.last_distance}
+
+    def load_state_dict(self, state: dict) -> None:
+        self._recent = deque(state["recent"], maxlen=self.window)
+        self.last_distance = state["last_distance"]

@@ -1,0 +1,87 @@
+"""The dense trajectory: what every ticket of a (model, data, seed, training) setting shares.
+
+Round 0 of the ticket procedure - training the dense network - does not depend on the criterion,
+the stopping point, the rewind point or the reinit variant. A :class:`DenseTrajectory` keeps its
+initial weights, the weights at every iteration a search space may stop or rewind at (and on the
+evaluation grid when Early-Bird stopping is searched), and the dense net's metrics, so that each
+trial pays only for its own rounds. It is content-addressed by :func:`trajectory_key`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import time
+from dataclasses import dataclass, field
+
+import torch
+
+from nas_lth.data.base import Dataset
+from nas_lth.estimation.recipe import Recipe
+from nas_lth.estimation.train import State, Trainer, clone_state
+from nas_lth.models import build_model
+
+KEY_FIELDS = ("model", "model_options", "dataset", "val_size", "seed", "training", "budget")
+
+
+def trajectory_key(recipe: Recipe) -> str:
+    """Hash of the recipe fields the dense run depends on (and nothing else)."""
+    d = recipe.model_dump(include=set(KEY_FIELDS))
+    blob = json.dumps(d, sort_keys=True, default=str).encode()
+    return hashlib.sha256(blob).hexdigest()[:20]
+
+
+@dataclass
+class DenseTrajectory:
+    key: str
+    theta0: State
+    snapshots: dict[int, State]
+    iterations: int  # trained to compute it
+    budget_iters: int
+    eval_every: int
+    metrics: dict[str, float] = field(default_factory=dict)  # dense val/test metrics at the end
+    early_stop_iter: int = 0
+    curve: list[dict] = field(default_factory=list)
+    wall_seconds: float = 0.0
+
+    def to_bytes(self) -> bytes:
+        buf = io.BytesIO()
+        torch.save({k: getattr(self, k) for k in self.__dataclass_fields__}, buf)
+        return buf.getvalue()
+
+    @classmethod
+    def from_bytes(cls, data: bytes, map_location="cpu") -> DenseTrajectory:
+        # weights_only: a trajectory file from shared storage never gets to run code on load
+        obj = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+        return cls(**obj)
+
+    def eval_grid(self) -> list[int]:
+        """Snapshot iterations on the evaluation grid (where Early-Bird checks happen), > 0."""
+        return sorted(i for i in self.snapshots if i > 0 and i % self.eval_every == 0)
+
+
+def compute_trajectory(recipe: Recipe, data: Dataset, *, snapshot_iters: set[int], device="cpu",
+                       early_bird_grid: bool = False) -> DenseTrajectory:
+    """Train the dense net for the recipe's budget, keeping weights at ``snapshot_iters`` (and at
+    every ``eval_every`` iterations when ``early_bird_grid``)."""
+    model = build_model(recipe.model, data.input_shape, data.num_classes, seed=recipe.seed,
+                        options=recipe.model_options).to(device)
+    theta0 = clone_state(model)
+    trainer = Trainer(model, data, recipe.training, seed=recipe.seed, track_best=True)
+    budget = max(1, int(round(recipe.budget * trainer.iters_per_epoch)))
+    wanted = {i for i in snapshot_iters if 0 <= i <= budget}
+    if early_bird_grid:
+        wanted |= set(range(recipe.training.eval_every, budget + 1, recipe.training.eval_every))
+        wanted.add(budget)
+    t0 = time.perf_counter()
+    res = trainer.run(budget, snapshot_at=wanted)
+    trainer.final_metrics()
+    metrics = {**res.final, **{f"{k}_at_early_stop": v for k, v in res.at_early_stop.items()}}
+    snaps = {i: {k: v.cpu() for k, v in s.items()} for i, s in res.snapshots.items()}
+    return DenseTrajectory(
+        key=trajectory_key(recipe), theta0={k: v.cpu() for k, v in theta0.items()}, snapshots=snaps,
+        iterations=trainer.iteration, budget_iters=budget, eval_every=recipe.training.eval_every,
+        metrics=metrics, early_stop_iter=res.early_stop_iter, curve=res.curve,
+        wall_seconds=time.perf_counter() - t0,
+    )
