@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from nas_lth.errors import UserError
 from nas_lth.pruning.criteria import CRITERIA
@@ -20,6 +20,8 @@ from nas_lth.pruning.reinit import REINIT_VARIANTS
 
 _EPOCHS = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:ep|epoch|epochs)\s*$")
 STOP_WORDS = ("end", "early_bird")
+# LTH paper: fc 20 %, conv 15 % (Conv-6; 10 % for Conv-2/4), output 10 % per round
+DEFAULT_PRUNE_RATE = {"fc": 0.2, "conv": 0.15, "output": 0.1, "embedding": 0.1}
 
 
 class Training(BaseModel):
@@ -98,8 +100,12 @@ class Recipe(BaseModel):
     rewind_to: int = Field(0, ge=0, description="iteration the kept weights are reset to")
     reinit: str = "original"
     prune_rate: dict[str, float] = Field(
-        default_factory=lambda: {"fc": 0.2, "conv": 0.15, "output": 0.1, "embedding": 0.1}
-    )
+        default_factory=lambda: dict(DEFAULT_PRUNE_RATE),
+        description="per-round rate per layer kind; kinds not given keep the default")
+    target_weights: float | None = Field(
+        None, gt=0, lt=1,
+        description="fraction of weights to keep after all rounds; sets the per-round rate of every "
+        "non-output kind to 1 - target**(1/rounds) (the output layer keeps its prune_rate)")
     rounds: int = Field(1, ge=0, le=100, description="0 = dense only, 1 = one-shot, >1 iterative")
     scope: Literal["layerwise", "global"] = "layerwise"
     budget: float = Field(1.0, gt=0, description="epochs of each training run")
@@ -123,7 +129,7 @@ class Recipe(BaseModel):
             raise ValueError(f"unknown reinit {v!r}; allowed: {', '.join(REINIT_VARIANTS)}")
         return v
 
-    @field_validator("stop_at")
+    @field_validator("stop_at", mode="before")  # before pydantic turns `true` into 1
     @classmethod
     def _stop_at(cls, v):
         parse_stop_at(v)
@@ -139,15 +145,26 @@ class Recipe(BaseModel):
                 raise ValueError(f"unknown layer kind {kind!r}; allowed: {', '.join(LAYER_KINDS)}")
             if not (isinstance(rate, int | float) and 0 <= rate < 1):
                 raise ValueError(f"rate for {kind!r} is {rate!r}; allowed: 0 <= rate < 1")
-        return {k: float(r) for k, r in v.items()}
+        return {**DEFAULT_PRUNE_RATE, **{k: float(r) for k, r in v.items()}}
 
-    @model_validator(mode="after")
-    def _known_model(self) -> Recipe:
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
         from nas_lth.models import MODELS
 
-        if self.model not in MODELS:
-            raise ValueError(f"unknown model {self.model!r}; allowed: {', '.join(sorted(MODELS))}")
-        return self
+        if v not in MODELS:
+            raise ValueError(f"unknown model {v!r}; allowed: {', '.join(sorted(MODELS))}")
+        return v
+
+    def effective_prune_rate(self) -> dict[str, float]:
+        """Per-kind rates per round, after ``target_weights`` (if set) is turned into rates."""
+        rates = dict(self.prune_rate)
+        if self.target_weights is not None and self.rounds > 0:
+            per_round = 1.0 - self.target_weights ** (1.0 / self.rounds)
+            from nas_lth.models.layers import LAYER_KINDS
+
+            rates.update({k: per_round for k in LAYER_KINDS if k != "output"})
+        return rates
 
     @property
     def stop(self) -> StopAt:

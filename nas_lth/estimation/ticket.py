@@ -111,7 +111,7 @@ class TicketRun:
         self.model = build_model(rc.model, data.input_shape, data.num_classes, seed=rc.seed,
                                  options=rc.model_options).to(self.device)
         self.kinds = {n: m.kind for n, m in masked_layers(self.model)}
-        self.rates = pruning.layer_rates(self.kinds, rc.prune_rate)
+        self.rates = pruning.layer_rates(self.kinds, rc.effective_prune_rate())
         self.criterion = pruning.get_criterion(rc.criterion)
         self.ipe = rc.iterations_per_epoch(len(data.train))
         self.budget_iters = max(1, int(round(rc.budget * self.ipe)))
@@ -203,15 +203,18 @@ class TicketRun:
         rc = self.recipe
         if r == 0:
             return self.theta0
-        theta_k = self.theta_k if self.theta_k is not None else self.theta0
+        if rc.rewind_to > 0 and self.theta_k is None:
+            raise RuntimeError(f"no snapshot at rewind_to={rc.rewind_to}")  # a bug, not user input
+        theta_k = self.theta_k if rc.rewind_to > 0 else self.theta0
         if name in ("traj", "original"):
             return pruning.reset_state("original", self.masks, theta_k)
         fresh = None
         if name == "random_reinit":
             fresh = clone_state(build_model(rc.model, self.data.input_shape, self.data.num_classes,
                                             seed=rc.seed + 7919 * r, options=rc.model_options))
-        return pruning.reset_state(name, self.masks, theta_k, init=self.theta0, fresh=fresh,
-                                   generator=self.generator)
+        # its own generator: asking for a control must not change the recipe's own masks
+        gen = torch.Generator().manual_seed(rc.seed + 7919 * r + 1)
+        return pruning.reset_state(name, self.masks, theta_k, init=self.theta0, fresh=fresh, generator=gen)
 
     def _next_masks(self) -> Masks:
         rc = self.recipe
@@ -222,7 +225,7 @@ class TicketRun:
         return pruning.next_masks(
             rc.criterion, w_init, w_final, self.masks, self.rates, scope=rc.scope, generator=self.generator,
             context_fn=self._context_fn(stop) if self.criterion.needs else None,
-            iterations=rc.synflow_iterations,
+            iterations=rc.synflow_iterations, kinds=self.kinds,
         )
 
     def _context_fn(self, state: State, masks_base: Masks | None = None):
@@ -257,7 +260,7 @@ class TicketRun:
             rc.criterion, w_init, weights, self.masks, self.rates, scope=rc.scope,
             generator=torch.Generator().manual_seed(rc.seed),
             context_fn=self._context_fn(state_fn()) if self.criterion.needs else None,
-            iterations=rc.synflow_iterations)
+            iterations=rc.synflow_iterations, kinds=self.kinds)
 
     # -- round 0 from a shared trajectory ------------------------------------------------------
     def _from_trajectory(self, r: int, name: str, *, trajectory: bool, evaluate: bool) -> None:
@@ -336,15 +339,19 @@ class TicketRun:
         snapshots = {rc.rewind_to} if r == 0 and rc.rounds > 0 and rc.rewind_to > 0 else set()
         if trajectory and self.stop_iter is not None:
             snapshots.add(self.stop_iter)
-        target = self.budget_iters if evaluate else (self.stop_iter if self.stop_iter is not None
-                                                     else self.budget_iters)
+        # a trajectory-only run stops at the stopping point, but round 0 must also reach rewind_to
+        must_reach = rc.rewind_to if r == 0 and rc.rounds > 0 else 0
+        stop_target = self.stop_iter if self.stop_iter is not None else self.budget_iters
+        target = self.budget_iters if evaluate else max(must_reach, stop_target)
         final = evaluate and r == rc.rounds and name == rc.reinit
 
         def on_eval(rec: dict, model: nn.Module) -> bool:
             if self.on_eval is not None:
                 self.on_eval(r, name, rec)
             it = rec["iteration"]
-            if detector is None or stop.eb_drawn or it == 0 or it % rc.training.eval_every:
+            if stop.eb_drawn:  # drawn earlier; still training only to reach rewind_to
+                return not evaluate and it >= must_reach
+            if detector is None or it == 0 or it % rc.training.eval_every:
                 return False
             cand = self._candidate_masks(w_init, {n: m.weight.detach() for n, m in masked_layers(model)},
                                          lambda: clone_state(model))
@@ -352,7 +359,7 @@ class TicketRun:
             rec["eb_distance"] = detector.last_distance
             if drawn:
                 stop.state, stop.iteration, stop.eb_drawn = clone_state(model), it, True
-                return not evaluate
+                return not evaluate and it >= must_reach
             return False
 
         def on_epoch(tr: Trainer) -> None:

@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -62,7 +63,8 @@ class DenseTrajectory:
 
 
 def compute_trajectory(recipe: Recipe, data: Dataset, *, snapshot_iters: set[int], device="cpu",
-                       early_bird_grid: bool = False) -> DenseTrajectory:
+                       early_bird_grid: bool = False, key: str | None = None,
+                       on_eval: Callable[[dict], None] | None = None) -> DenseTrajectory:
     """Train the dense net for the recipe's budget, keeping weights at ``snapshot_iters`` (and at
     every ``eval_every`` iterations when ``early_bird_grid``)."""
     model = build_model(recipe.model, data.input_shape, data.num_classes, seed=recipe.seed,
@@ -75,12 +77,13 @@ def compute_trajectory(recipe: Recipe, data: Dataset, *, snapshot_iters: set[int
         wanted |= set(range(recipe.training.eval_every, budget + 1, recipe.training.eval_every))
         wanted.add(budget)
     t0 = time.perf_counter()
-    res = trainer.run(budget, snapshot_at=wanted)
+    res = trainer.run(budget, snapshot_at=wanted,
+                      on_eval=(lambda rec, _model: on_eval(rec)) if on_eval is not None else None)
     trainer.final_metrics()
     metrics = {**res.final, **{f"{k}_at_early_stop": v for k, v in res.at_early_stop.items()}}
     snaps = {i: {k: v.cpu() for k, v in s.items()} for i, s in res.snapshots.items()}
     return DenseTrajectory(
-        key=trajectory_key(recipe), theta0={k: v.cpu() for k, v in theta0.items()}, snapshots=snaps,
+        key=key or trajectory_key(recipe), theta0={k: v.cpu() for k, v in theta0.items()}, snapshots=snaps,
         iterations=trainer.iteration, budget_iters=budget, eval_every=recipe.training.eval_every,
         metrics=metrics, early_stop_iter=res.early_stop_iter, curve=res.curve,
         wall_seconds=time.perf_counter() - t0,

@@ -48,10 +48,12 @@ def next_masks(
     generator: torch.Generator | None = None,
     context_fn: ContextFn | None = None,
     iterations: int = 100,
+    kinds: dict[str, str] | None = None,
 ) -> Masks:
     """One pruning round: score the surviving weights and drop ``rates`` of them per layer/group.
 
-    ``context_fn(masks)`` supplies the gradients gradient-based criteria need, evaluated with the
+    ``kinds`` (layer -> kind) is needed for ``scope='global'``, which ranks each kind's layers
+    together. ``context_fn(masks)`` supplies the gradients gradient-based criteria need, evaluated with the
     given masks applied. Iterative criteria (SynFlow) prune in ``iterations`` exponentially spaced
     steps, re-scoring after each, as in Tanaka et al. 2020.
     """
@@ -68,7 +70,7 @@ def next_masks(
         }
 
     if not crit.iterative:
-        return select_masks(scores_for(masks), masks, rates, scope=scope, generator=generator)
+        return select_masks(scores_for(masks), masks, rates, scope=scope, generator=generator, kinds=kinds)
 
     alive = {n: int(m.count_nonzero()) for n, m in masks.items()}
     current = masks
@@ -76,5 +78,5 @@ def next_masks(
         # keep (1 - rate)^(step / iterations) of the weights alive at the start of this round
         keep = {n: int(round(alive[n] * (1.0 - rates[n]) ** (step / iterations))) for n in masks}
         current = select_masks(scores_for(current), current, rates, scope=scope, generator=generator,
-                               keep=keep)
+                               keep=keep, kinds=kinds)
     return current

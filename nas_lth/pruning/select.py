@@ -39,12 +39,13 @@ def select_masks(
     scope: str = "layerwise",
     generator: torch.Generator | None = None,
     keep: dict[str, int] | None = None,
+    kinds: dict[str, str] | None = None,
 ) -> dict[str, Tensor]:
     """New masks that prune ``rates[name]`` of each layer's surviving weights.
 
-    ``scope='global'`` ranks all layers that share a rate together (LTH's global pruning of conv
-    layers, with the output layer keeping its own rate). ``keep`` overrides the number of weights to
-    keep per layer (layer-wise) or per rate group (global); used by iterative scorers.
+    ``scope='global'`` ranks all layers of the same kind together (``kinds``: layer -> kind; LTH's
+    global pruning of conv layers, the output layer keeping its own rate). ``keep`` overrides the
+    number of weights to keep per layer (layer-wise) or per kind (global); used by iterative scorers.
     """
     if scope not in SCOPES:
         raise UserError(f"unknown scope {scope!r}; allowed: {', '.join(SCOPES)}")
@@ -55,10 +56,15 @@ def select_masks(
     if scope == "layerwise":
         groups = [[name] for name in masks]
     else:
-        by_rate: dict[float, list[str]] = {}
+        if kinds is None:
+            raise ValueError("global scope needs the layer kinds")
+        by_kind: dict[str, list[str]] = {}
         for name in masks:
-            by_rate.setdefault(rates[name], []).append(name)
-        groups = list(by_rate.values())
+            by_kind.setdefault(kinds[name], []).append(name)
+        for group in by_kind.values():
+            if len({rates[n] for n in group}) > 1:
+                raise UserError(f"global scope: layers of kind {kinds[group[0]]!r} have different rates")
+        groups = list(by_kind.values())
     for group in groups:
         alive_idx, alive_scores = [], []
         for name in group:

@@ -1,0 +1,250 @@
+"""The search-space file: what is fixed, what is searched, and how the search runs.
+
+```yaml
+name: digits_quick                 # default experiment name
+description: one line for the report
+fixed:                             # recipe keys shared by every trial (see Recipe)
+  model: lenet300_100
+  dataset: digits
+  budget: 10
+search:                            # dimensions, sampled in this order (conditions may look back)
+  criterion: {choice: [large_final, snip, random]}
+  stop_at:   {choice: [0, 20, end, early_bird]}
+  eb_eps:    {float: [0.02, 0.2], log: true, when: {stop_at: early_bird}}
+  rounds:    {int: [1, 6]}
+  prune_rate.fc: {float: [0.1, 0.5]}
+strategy: {num_samples: 40, max_concurrent: 2, searcher: tpe, scheduler: asha, grace_period: 2}
+resources: {cpus_per_trial: 1, gpus_per_trial: 0}
+```
+
+Every value a dimension can take is validated as part of a recipe when the file is loaded, so an
+unknown criterion or a rate outside [0, 1) is reported with the file and the key, before any trial.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from nas_lth.errors import UserError
+from nas_lth.estimation.recipe import Recipe, format_validation_error, parse_stop_at
+
+Scalar = str | int | float | bool | None
+
+
+class Dimension(BaseModel):
+    """One searched recipe key: exactly one of ``choice``, ``int``, ``float``."""
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    choice: list[Scalar] | None = None
+    int_: tuple[int, int] | None = Field(None, alias="int")
+    float_: tuple[float, float] | None = Field(None, alias="float")
+    log: bool = False
+    step: float | None = Field(None, gt=0)
+    when: dict[str, Scalar | list[Scalar]] | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Dimension:
+        kinds = [k for k in ("choice", "int_", "float_") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("give exactly one of choice: [...], int: [lo, hi], float: [lo, hi]")
+        if self.choice is not None and not self.choice:
+            raise ValueError("choice needs at least one value")
+        bounds = self.int_ or self.float_
+        if bounds is not None:
+            lo, hi = bounds
+            if lo > hi:
+                raise ValueError(f"low bound {lo} is above high bound {hi}")
+            if self.log and lo <= 0:
+                raise ValueError("log-scaled bounds must be > 0")
+        return self
+
+    @property
+    def kind(self) -> str:
+        return "choice" if self.choice is not None else ("int" if self.int_ is not None else "float")
+
+    def extremes(self) -> list[Scalar]:
+        """Values that must all make a valid recipe: every choice, or both bounds."""
+        if self.choice is not None:
+            return list(self.choice)
+        return list(self.int_ or self.float_)
+
+    def matches(self, values: dict[str, Any]) -> bool:
+        """Whether the ``when`` condition holds for the values sampled (or fixed) so far."""
+        for key, want in (self.when or {}).items():
+            allowed = want if isinstance(want, list) else [want]
+            if values.get(key) not in allowed:
+                return False
+        return True
+
+
+class Strategy(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    num_samples: int = Field(20, ge=1)
+    max_concurrent: int | None = Field(None, ge=1)
+    searcher: Literal["tpe", "random"] = "tpe"
+    seed: int = 0
+    scheduler: Literal["asha", "fifo"] = "asha"
+    grace_period: int = Field(1, ge=1, description="epochs before ASHA may stop a trial")
+    reduction_factor: float = Field(3, gt=1)
+    metric: str | None = Field(None, description="default: val_acc, or val_micro_f1 for multi-label data")
+    time_budget_s: float | None = Field(None, gt=0)
+    max_failures: int = Field(2, ge=0, description="retries of a trial whose worker or node died")
+
+
+class Resources(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    cpus_per_trial: float = Field(1, gt=0)
+    gpus_per_trial: float = Field(0, ge=0)
+
+
+class SpaceFile(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    description: str = ""
+    fixed: dict[str, Any]
+    search: dict[str, Dimension]
+    strategy: Strategy = Field(default_factory=Strategy)
+    resources: Resources = Field(default_factory=Resources)
+
+
+RECIPE_KEYS = set(Recipe.model_fields)
+NESTED_KEYS = {"prune_rate", "training", "model_options"}
+
+
+def set_path(d: dict, dotted: str, value: Any) -> None:
+    """``set_path(d, "prune_rate.fc", 0.3)`` -> d["prune_rate"]["fc"] = 0.3."""
+    head, _, rest = dotted.partition(".")
+    if not rest:
+        d[head] = value
+        return
+    sub = d.setdefault(head, {})
+    if not isinstance(sub, dict):
+        raise UserError(f"{head} is not a mapping, cannot set {dotted}")
+    set_path(sub, rest, value)
+
+
+class SearchSpace:
+    """A validated space: fixed recipe keys + dimensions + strategy + resources."""
+
+    def __init__(self, spec: SpaceFile, source: str):
+        self.spec = spec
+        self.source = source
+        self._validate()
+
+    # -- construction --------------------------------------------------------------------------
+    @classmethod
+    def from_dict(cls, data: Any, source: str = "space") -> SearchSpace:
+        if not isinstance(data, dict):
+            raise UserError(f"{source}: expected a mapping with keys name, fixed, search, got "
+                            f"{type(data).__name__}")
+        try:
+            spec = SpaceFile.model_validate(data)
+        except ValidationError as exc:
+            raise UserError(format_validation_error(exc, source)) from None
+        return cls(spec, source)
+
+    def to_dict(self) -> dict:
+        return self.spec.model_dump(by_alias=True, exclude_none=True)
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def dims(self) -> dict[str, Dimension]:
+        return self.spec.search
+
+    # -- recipes -------------------------------------------------------------------------------
+    def recipe_dict(self, sampled: dict[str, Any]) -> dict:
+        d = copy.deepcopy(self.spec.fixed)
+        for key, value in sampled.items():
+            set_path(d, key, value)
+        return d
+
+    def recipe(self, sampled: dict[str, Any]) -> Recipe:
+        try:
+            return Recipe.model_validate(self.recipe_dict(sampled))
+        except ValidationError as exc:
+            raise UserError(format_validation_error(exc, self.source)) from None
+
+    def fixed_flat(self) -> dict[str, Any]:
+        """Fixed values by dotted key (conditions may refer to fixed keys too)."""
+        out: dict[str, Any] = {}
+        for k, v in self.spec.fixed.items():
+            if k in NESTED_KEYS and isinstance(v, dict):
+                out.update({f"{k}.{kk}": vv for kk, vv in v.items()})
+            out[k] = v
+        return out
+
+    def values_of(self, key: str) -> list[Any] | None:
+        """Every value ``key`` can take (None when a numeric range makes that open-ended)."""
+        if key in self.dims:
+            dim = self.dims[key]
+            return list(dim.choice) if dim.choice is not None else None
+        fixed = self.fixed_flat()
+        if key in fixed:
+            return [fixed[key]]
+        field = Recipe.model_fields.get(key)
+        return [field.get_default(call_default_factory=True)] if field is not None else None
+
+    # -- validation ----------------------------------------------------------------------------
+    def _validate(self) -> None:
+        src = self.source
+        if not self.dims:
+            raise UserError(f"{src}: search: the search space is empty; add at least one dimension "
+                            "(to run a single recipe use python -m nas_lth.ticket)")
+        for key in self.dims:
+            head, _, rest = key.partition(".")
+            if head not in RECIPE_KEYS or (rest and head not in NESTED_KEYS):
+                raise UserError(f"{src}: search.{key}: not a recipe key; allowed: "
+                                f"{', '.join(sorted(RECIPE_KEYS))} (and prune_rate.KIND, training.KEY)")
+            if head in self.spec.fixed and not rest:
+                raise UserError(f"{src}: search.{key}: also given under fixed; keep it in one place")
+        seen: list[str] = []
+        for key, dim in self.dims.items():
+            for cond in dim.when or {}:
+                if cond not in seen and cond not in self.fixed_flat():
+                    raise UserError(f"{src}: search.{key}.when: {cond!r} is neither fixed nor a dimension "
+                                    "sampled before it")
+            seen.append(key)
+        base = {k: d.extremes()[0] for k, d in self.dims.items()}
+        for key, dim in self.dims.items():  # each extreme value of each dimension, one at a time
+            for value in dim.extremes():
+                trial = {**base, key: value}
+                try:
+                    Recipe.model_validate(self.recipe_dict(trial))
+                except ValidationError as exc:
+                    err = exc.errors()[0]
+                    loc = ".".join(str(p) for p in err.get("loc", ()))
+                    where = f"search.{key}" if loc.startswith(key.split(".")[0]) else f"fixed.{loc}"
+                    msg = err.get("msg", "invalid").removeprefix("Value error, ")
+                    if err.get("type") == "extra_forbidden":
+                        msg = "unknown key"
+                    raise UserError(f"{src}: {where}: {msg} (value {value!r})") from None
+        if "stop_at" in self.dims:
+            for v in self.dims["stop_at"].extremes():
+                parse_stop_at(v)
+
+
+def load_space(path: str | Path) -> SearchSpace:
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except OSError as exc:
+        raise UserError(f"{p}: cannot read search space ({exc.strerror or exc})") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise UserError(f"{p}: malformed YAML{where}") from None
+    return SearchSpace.from_dict(data, str(p))

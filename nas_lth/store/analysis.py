@@ -1,0 +1,34 @@
+"""Summaries of a trials table: best tickets and the Pareto front (accuracy vs weights remaining).
+
+Only full-fidelity rows count: ASHA hands the searcher a stopped trial's early value, which is not
+comparable with a value after the full budget.
+"""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def full_fidelity(trials: pd.DataFrame) -> pd.DataFrame:
+    if trials.empty or "status" not in trials:
+        return trials
+    return trials[trials.status == "completed"]
+
+
+def pareto_front(trials: pd.DataFrame, acc: str = "val_acc", cost: str = "weights_remaining") -> pd.DataFrame:
+    """Rows not dominated in (higher ``acc``, lower ``cost``), sorted by cost."""
+    df = full_fidelity(trials).dropna(subset=[acc, cost])
+    if df.empty:
+        return df
+    df = df.sort_values([cost, acc], ascending=[True, False])
+    keep, best = [], float("-inf")
+    for idx, value in zip(df.index, df[acc], strict=True):
+        if value > best:
+            keep.append(idx)
+            best = value
+    return df.loc[keep]
+
+
+def best_tickets(trials: pd.DataFrame, acc: str = "val_acc", n: int = 5) -> pd.DataFrame:
+    df = full_fidelity(trials).dropna(subset=[acc])
+    return df.sort_values([acc, "weights_remaining"], ascending=[False, True]).head(n)

@@ -1,0 +1,123 @@
+"""Driver-side Tune callback: one Parquet row per finished trial, its curve, and live progress."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+
+from ray.tune import Callback
+
+from nas_lth.space.schema import SearchSpace
+from nas_lth.store import write_curve, write_trial
+from nas_lth.store.fs import Location
+from nas_lth.store.schema import RECIPE_COLUMNS
+
+_RESULT_KEYS = [
+    "weights_remaining", "val_acc", "val_loss", "test_acc", "test_loss", "val_acc_at_early_stop",
+    "test_acc_at_early_stop", "early_stop_iter", "mask_iter", "early_bird_drawn", "epochs_trained",
+    "iterations_trained", "shared_iterations", "dense_val_acc", "dense_test_acc", "objective", "message",
+    "node", "device", "mask_digest", "trajectory_key",
+]
+
+
+def recipe_columns(space: SearchSpace, config: dict) -> dict:
+    recipe = space.recipe_dict(config)
+    out = {k: recipe.get(k) for k in RECIPE_COLUMNS if not k.startswith("prune_rate_")}
+    from nas_lth.estimation.recipe import Recipe
+
+    try:
+        r = Recipe.model_validate(recipe)
+        out.update({k: getattr(r, k) for k in RECIPE_COLUMNS if not k.startswith("prune_rate_")})
+        rates = r.effective_prune_rate()
+        out["model"], out["dataset"] = r.model, r.dataset
+    except Exception:  # a recipe that failed validation is still recorded, with what it had
+        rates = recipe.get("prune_rate") or {}
+        out["model"], out["dataset"] = recipe.get("model"), recipe.get("dataset")
+    for kind in ("fc", "conv", "output", "embedding"):
+        out[f"prune_rate_{kind}"] = rates.get(kind)
+    out["stop_at"] = None if out.get("stop_at") is None else str(out["stop_at"])
+    return out
+
+
+class ResultsCallback(Callback):
+    """Writes ``trials/<id>.parquet`` and ``curves/<id>.parquet`` when a trial ends, and prints one
+    progress line per finished trial (the periodic table comes from the progress reporter)."""
+
+    def __init__(self, space: SearchSpace, experiment: Location, name: str, metric: str, quiet: bool = False):
+        self.space = space
+        self.experiment = experiment
+        self.name = name
+        self.metric = metric
+        self.quiet = quiet
+        self.curves: dict[str, list[dict]] = {}
+        self.finished: dict[str, str] = {}  # trial id -> status, for the summary
+        self.t0 = time.monotonic()
+
+    # -- state survives Tuner.restore (pending curves of unfinished trials) --------------------
+    def get_state(self) -> dict:
+        return {"curves": self.curves, "finished": self.finished}
+
+    def set_state(self, state: dict) -> None:
+        self.curves = state.get("curves", {})
+        self.finished = state.get("finished", {})
+
+    # -- Tune hooks ----------------------------------------------------------------------------
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        evals = result.get("evals") or []
+        if result.get("evals_reset"):
+            self.curves[trial.trial_id] = []
+        self.curves.setdefault(trial.trial_id, []).extend(evals)
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        res = trial.last_result or {}
+        if res.get("final"):
+            status = res.get("status", "completed")
+        else:
+            status = "stopped"  # ended by the scheduler before its full budget
+        self._write(trial, res, status, res.get("message", ""))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        res = trial.last_result or {}
+        msg = ""
+        if trial.error_file:
+            try:
+                with open(trial.error_file) as f:
+                    msg = f.read().strip().splitlines()[-1][:500]
+            except OSError:
+                msg = "see the trial's error file"
+        self._write(trial, res, "failed", msg or "trial raised an exception")
+
+    # -- rows ----------------------------------------------------------------------------------
+    def _write(self, trial, res: dict, status: str, message: str) -> None:
+        row = {"experiment": self.name, "trial_id": trial.trial_id,
+               **recipe_columns(self.space, trial.config)}
+        for key in _RESULT_KEYS:
+            row[key] = res.get(key)
+        if row["val_acc"] is None and res.get(self.metric) is not None:
+            row["val_acc"] = res.get(self.metric)
+        for key, value in res.items():  # multi-label metrics and anything else metric-like
+            if key.startswith(("val_", "test_")) and key not in row and isinstance(value, int | float):
+                row[key] = value
+        if status == "stopped":
+            row["epochs_trained"] = res.get("fidelity")
+        row.update(status=status, message=message or res.get("message") or "",
+                   wall_seconds=res.get("time_total_s"))
+        write_trial(self.experiment, trial.trial_id, row)
+        curve = [{"experiment": self.name, "trial_id": trial.trial_id, **c}
+                 for c in self.curves.pop(trial.trial_id, [])]
+        write_curve(self.experiment, trial.trial_id, curve)
+        self.finished[trial.trial_id] = status
+        if not self.quiet:
+            self._print(row)
+
+    def _print(self, row: dict) -> None:
+        def f(v, spec):
+            return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
+
+        wr = row.get("weights_remaining")
+        print(f"[{time.monotonic() - self.t0:6.0f}s] trial {row['trial_id']} {row['status']:<9} "
+              f"criterion={row.get('criterion')} stop_at={row.get('stop_at')} rounds={row.get('rounds')} "
+              f"weights={f(None if wr is None else 100 * wr, '.2f')}% "
+              f"{self.metric}={f(row.get('val_acc'), '.4f')}"
+              + (f"  ({row['message'][:80]})" if row.get("message") else ""), file=sys.stdout, flush=True)

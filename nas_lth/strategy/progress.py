@@ -1,0 +1,63 @@
+"""A compact live progress table for the terminal (Tune's own table shows every config key)."""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from collections import Counter
+
+from ray.tune.progress_reporter import ProgressReporter
+
+COLUMNS = ("trial", "criterion", "stop_at", "rounds", "weights", "fidelity", "objective", "status")
+
+
+def _fmt(v, spec=""):
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "-"
+    return format(v, spec) if spec else str(v)
+
+
+class TableReporter(ProgressReporter):
+    def __init__(self, metric_label: str, fixed: dict | None = None, every_s: float = 15.0,
+                 max_rows: int = 8, stream=None):
+        self.metric_label = metric_label
+        self.fixed = fixed or {}
+        self.every_s = every_s
+        self.max_rows = max_rows
+        self.stream = stream or sys.stdout
+        self._last = 0.0
+        self._start = time.monotonic()
+        self._total = None
+
+    def setup(self, start_time=None, total_samples=None, metric=None, mode=None, **kwargs):
+        self._total = total_samples
+
+    def should_report(self, trials, done=False):
+        return done or time.monotonic() - self._last >= self.every_s
+
+    def report(self, trials, done, *sys_info):
+        self._last = time.monotonic()
+        counts = Counter(t.status for t in trials)
+        best = max((t.last_result.get("objective", -1) for t in trials if t.last_result
+                    and t.last_result.get("final")), default=None)
+        head = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
+        total = f"/{self._total}" if self._total and self._total > 0 else ""
+        print(f"== {time.monotonic() - self._start:.0f}s: {len(trials)}{total} trials ({head}); "
+              f"best full-budget {self.metric_label}: {_fmt(best, '.4f')}", file=self.stream)
+        running = [t for t in trials if t.status == "RUNNING"]
+        shown = running[: self.max_rows]
+        if shown:
+            rows = [COLUMNS]
+            for t in shown:
+                r, c = t.last_result or {}, {**self.fixed, **t.config}
+                wr = r.get("weights_remaining")
+                rows.append((t.trial_id, _fmt(c.get("criterion")), _fmt(c.get("stop_at")),
+                             _fmt(c.get("rounds")), _fmt(None if wr is None else 100 * wr, ".2f") + "%",
+                             _fmt(r.get("fidelity"), ".2g"), _fmt(r.get("objective"), ".4f"),
+                             r.get("status", "starting")))
+            widths = [max(len(str(row[i])) for row in rows) for i in range(len(COLUMNS))]
+            for row in rows:
+                print("   " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)),
+                      file=self.stream)
+        self.stream.flush()

@@ -1,0 +1,167 @@
+"""The Tune trainable: one trial = one ticket recipe, run by the estimation part.
+
+Reports once per epoch of the measured (final) training run - the fidelity ASHA promotes - with a
+checkpoint each time, so a retried or resumed trial continues from its last epoch. Earlier rounds
+checkpoint at the end of each run and at least every ``CHECKPOINT_EVERY_S`` seconds.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import socket
+import tempfile
+import time
+from pathlib import Path
+
+import ray
+import torch
+from ray import tune
+
+from nas_lth.data import load_dataset
+from nas_lth.device import pick_device
+from nas_lth.errors import UserError
+from nas_lth.estimation import TicketRun
+from nas_lth.estimation.trajectory import compute_trajectory
+from nas_lth.pruning import density
+from nas_lth.space.schema import SearchSpace
+from nas_lth.store.fs import locate
+from nas_lth.strategy.broker import NAMESPACE, broker_name, get_trajectory
+from nas_lth.strategy.plan import plan_key, snapshot_plan
+
+CHECKPOINT_EVERY_S = 30.0
+_DATA: dict[tuple, object] = {}  # per worker process: trials reusing an actor skip reloading
+
+
+def objective_metric(multilabel: bool) -> str:
+    return "val_micro_f1" if multilabel else "val_acc"
+
+
+def _dataset(recipe, data_dir, device):
+    key = (recipe.dataset, data_dir, recipe.seed, recipe.val_size, str(device))
+    if key not in _DATA:
+        if len(_DATA) >= 4:
+            _DATA.clear()
+        _DATA[key] = load_dataset(recipe.dataset, data_dir, seed=recipe.seed, val_size=recipe.val_size,
+                                  device=device)
+    return _DATA[key]
+
+
+def _covered(run: TicketRun, iters: set[int], grid: bool, eval_every: int) -> bool:
+    """Whether a trajectory with this plan holds every snapshot this recipe needs."""
+    need = set()
+    if run.stop_iter is not None:
+        need.add(run.stop_iter)
+    elif not grid:
+        return False
+    if run.recipe.rewind_to > 0:
+        need.add(run.recipe.rewind_to)
+    return all(i in iters or (grid and i % eval_every == 0) for i in need)
+
+
+def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, data_dir: str | None,
+                     device: str, threads: int) -> None:
+    t_start = time.perf_counter()
+    trial_id = tune.get_context().get_trial_id()
+    torch.set_num_threads(max(1, threads))
+    base = {"trial_id": trial_id, "node": socket.gethostname(), "final": False}
+    try:
+        sp = SearchSpace.from_dict(space, "space")
+        recipe = sp.recipe(config)
+        dev = pick_device("cuda" if device == "auto" and ray.get_gpu_ids() else
+                          ("cpu" if device == "auto" else device))
+        data = _dataset(recipe, data_dir, dev)
+    except UserError as exc:  # a bad recipe fails the same way on every retry: record it, go on
+        tune.report({**base, "objective": 0.0, "val_acc": 0.0, "status": "failed", "message": str(exc),
+                     "fidelity": 0.0, "final": True})
+        return
+    metric = objective_metric(data.multilabel)
+    base["device"] = str(dev)
+    loc = locate(experiment)
+
+    resume, evals_done = None, []
+    ckpt = tune.get_checkpoint()
+    if ckpt is not None:
+        with ckpt.as_directory() as d:
+            saved = torch.load(Path(d) / "state.pt", map_location="cpu", weights_only=True)
+        resume, evals_done = saved["ticket"], saved["evals"]
+
+    pending_evals: list[dict] = []
+    reported: list[dict] = list(evals_done)
+    reset = [bool(evals_done)]  # the driver replaces this trial's curve on the first report
+    last = {"ckpt": time.monotonic(), "val": 0.0}
+
+    def on_eval(rnd: int, run_name: str, rec: dict) -> None:
+        rec = {"round": rnd, "run": run_name, **{k: v for k, v in rec.items() if k != "eb_distance"}}
+        pending_evals.append(rec)
+        if metric in rec and math.isfinite(rec[metric]):
+            last["val"] = rec[metric]
+
+    def report(metrics: dict, state: dict | None) -> None:
+        payload = {**base, **metrics, "evals": list(pending_evals), "evals_reset": reset[0]}
+        if reset[0]:
+            payload["evals"] = reported + payload["evals"]
+        reported.extend(pending_evals)
+        pending_evals.clear()
+        reset[0] = False
+        if state is None:
+            tune.report(payload)
+            return
+        with tempfile.TemporaryDirectory() as d:
+            torch.save({"ticket": state, "evals": list(reported)}, os.path.join(d, "state.pt"))
+            tune.report(payload, checkpoint=tune.Checkpoint.from_directory(d))
+        last["ckpt"] = time.monotonic()
+
+    run = TicketRun(recipe, data, device=dev, on_eval=on_eval, eval_at_epoch_end=True)
+    target = run.budget_iters
+
+    def on_checkpoint(state: dict, info) -> None:
+        tr = info.trainer
+        if tr is not None and info.final:
+            if tr.iteration >= target:
+                return  # the final report follows, with test metrics
+            fidelity = tr.iteration / run.ipe
+        else:
+            if tr is not None and time.monotonic() - last["ckpt"] < CHECKPOINT_EVERY_S:
+                return
+            fidelity = 0.0
+        report({metric: last["val"], "objective": last["val"], "fidelity": fidelity, "round": info.round,
+                "weights_remaining": density(state["masks"]), "status": "running"}, state)
+
+    run.on_checkpoint = on_checkpoint
+    shared_iters, computed_iters, traj_key = 0, 0, None
+    if resume is None or resume["round"] == 0:
+        iters, grid = snapshot_plan(sp, recipe, run.ipe)
+        if _covered(run, iters, grid, recipe.training.eval_every):
+            traj_key = plan_key(recipe, iters, grid)
+            broker = ray.get_actor(broker_name(name), namespace=NAMESPACE)
+
+            def compute(beat):
+                return compute_trajectory(recipe, data, snapshot_iters=iters, device=dev,
+                                          early_bird_grid=grid, key=traj_key, on_eval=lambda _r: beat())
+
+            run.trajectory, computed_here = get_trajectory(traj_key, loc, trial_id, broker, compute)
+            if computed_here:
+                computed_iters = run.trajectory.iterations
+            else:
+                shared_iters = run.trajectory.iterations
+    rows = run.run(resume=resume)
+
+    final = [r for r in rows if r.round == recipe.rounds and r.variant in (recipe.reinit, "dense")]
+    row = final[-1] if final else rows[-1]
+    rec = row.record()
+    value = rec.get(metric, 0.0)
+    if row.status != "completed" or value is None or not math.isfinite(value):
+        value = 0.0  # a diverged ticket is a bad ticket, not a missing value, for the searcher
+    dense = next((r for r in rows if r.round == 0), None)
+    if dense is None and run.trajectory is not None:
+        dense_metrics = run.trajectory.metrics
+    else:
+        dense_metrics = dense.metrics if dense is not None else {}
+    report({
+        **rec, metric: value, "objective": value, "fidelity": float(recipe.budget), "final": True,
+        "status": row.status, "epochs_trained": row.iterations / run.ipe,
+        "iterations_trained": run.cumulative + computed_iters, "shared_iterations": shared_iters,
+        "dense_val_acc": dense_metrics.get("val_acc"), "dense_test_acc": dense_metrics.get("test_acc"),
+        "trajectory_key": traj_key, "trial_wall_seconds": time.perf_counter() - t_start,
+    }, None)

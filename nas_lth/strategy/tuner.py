@@ -1,0 +1,172 @@
+"""Ray Tune + Optuna over a search space: searcher, scheduler, resources, storage, resume."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+
+from nas_lth.errors import UserError
+from nas_lth.space import SearchSpace, define_by_run
+from nas_lth.store.fs import Location, locate
+
+
+@dataclass
+class SearchOptions:
+    space: SearchSpace
+    name: str
+    storage: str = "runs"
+    num_samples: int | None = None
+    max_concurrent: int | None = None
+    address: str | None = None
+    resume: bool = False
+    data_dir: str | None = None
+    seed: int | None = None
+    device: str = "auto"
+    cpus_per_trial: float | None = None
+    gpus_per_trial: float | None = None
+    dashboard: bool = True
+    num_cpus: int | None = None  # local Ray only
+    progress_every_s: float = 15.0
+    quiet: bool = False
+
+
+@dataclass
+class SearchOutcome:
+    experiment: Location
+    interrupted: bool
+    trajectory_stats: dict
+    dashboard_url: str | None
+    metric: str
+
+
+def _check_storage(opts: SearchOptions) -> Location:
+    try:
+        root = locate(opts.storage)
+        exp = root.join(opts.name)
+        exists = exp.exists()
+    except (OSError, ValueError) as exc:  # unknown scheme, missing credentials, ...
+        raise UserError(f"--storage {opts.storage}: cannot be used ({str(exc).splitlines()[0]})") from None
+    if exists and not opts.resume:
+        raise UserError(f"experiment {opts.name!r} already exists in {root.uri}; pass --resume to "
+                        "continue it or --name to start a new one")
+    if opts.resume and not exists:
+        raise UserError(f"--resume: no experiment {opts.name!r} in {root.uri}")
+    if not exists:
+        try:
+            exp.mkdir()
+            probe = exp.join(".write-test")
+            probe.write_bytes(b"ok")
+            exp.fs.delete_file(probe.path)
+        except OSError as exc:
+            raise UserError(f"--storage {opts.storage}: cannot write there ({exc.strerror or exc})") from None
+    return exp
+
+
+def _init_ray(opts: SearchOptions) -> str | None:
+    import ray
+
+    kwargs = dict(namespace="nas_lth", logging_level=logging.WARNING, log_to_driver=False)
+    if opts.address:
+        try:
+            ctx = ray.init(address=opts.address, **kwargs)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise UserError(f"--address {opts.address}: cannot connect to a Ray cluster "
+                            f"({str(exc).splitlines()[0]})") from None
+    else:
+        ctx = ray.init(num_cpus=opts.num_cpus, include_dashboard=opts.dashboard, **kwargs)
+    url = getattr(ctx, "dashboard_url", None)
+    return f"http://{url}" if url and not url.startswith("http") else url
+
+
+def run_search(opts: SearchOptions) -> SearchOutcome:
+    # Tune's CSV/JSON/TensorBoard loggers would duplicate the Parquet tables (and grow with the
+    # per-report curve records); the legacy output engine is the one that takes our reporter.
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "60")
+    import optuna
+    import ray
+    from ray import tune
+    from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+    from ray.tune.search.optuna import OptunaSearch
+
+    from nas_lth.strategy.broker import start_broker
+    from nas_lth.strategy.callback import ResultsCallback
+    from nas_lth.strategy.progress import TableReporter
+    from nas_lth.strategy.trainable import objective_metric, ticket_trainable
+
+    space, strat, res = opts.space, opts.space.spec.strategy, opts.space.spec.resources
+    exp = _check_storage(opts)
+    seed = strat.seed if opts.seed is None else opts.seed
+    cpus = opts.cpus_per_trial if opts.cpus_per_trial is not None else res.cpus_per_trial
+    gpus = opts.gpus_per_trial if opts.gpus_per_trial is not None else res.gpus_per_trial
+    if cpus <= 0 or gpus < 0:
+        raise UserError(f"--cpus-per-trial must be > 0 and --gpus-per-trial >= 0 (got {cpus}, {gpus})")
+    from nas_lth.data import DATASETS
+
+    dataset = space.spec.fixed.get("dataset")
+    multilabel = bool(dataset in DATASETS and DATASETS[dataset].multilabel)
+    metric = strat.metric or objective_metric(multilabel)
+    budgets = space.values_of("budget") or [space.recipe({}).budget]
+    max_t = max(1, math.ceil(max(float(b) for b in budgets)))
+
+    dashboard_url = _init_ray(opts)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    logging.getLogger("ray.tune").setLevel(logging.WARNING)
+    start_broker(opts.name)
+
+    trainable = tune.with_resources(
+        tune.with_parameters(ticket_trainable, space=space.to_dict(), name=opts.name, experiment=exp.uri,
+                             data_dir=os.path.abspath(opts.data_dir) if opts.data_dir else None,
+                             device=opts.device, threads=max(1, int(cpus))),
+        {"cpu": cpus, "gpu": gpus},
+    )
+    if opts.resume:
+        from ray.tune import Tuner
+
+        if not Tuner.can_restore(exp.uri):
+            raise UserError(f"--resume: {exp.uri} holds no restorable Tune state (was the first run "
+                            "interrupted before it started?)")
+        tuner = Tuner.restore(exp.uri, trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        sampler = (optuna.samplers.TPESampler(seed=seed) if strat.searcher == "tpe"
+                   else optuna.samplers.RandomSampler(seed=seed))
+        searcher = OptunaSearch(define_by_run(space), metric="objective", mode="max", sampler=sampler)
+        if strat.scheduler == "asha":
+            scheduler = ASHAScheduler(time_attr="fidelity", metric="objective", mode="max", max_t=max_t,
+                                      grace_period=min(strat.grace_period, max_t),
+                                      reduction_factor=strat.reduction_factor)
+        else:
+            scheduler = FIFOScheduler()
+        root = locate(opts.storage)
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(
+                search_alg=searcher, scheduler=scheduler,
+                num_samples=opts.num_samples or strat.num_samples,
+                max_concurrent_trials=opts.max_concurrent or strat.max_concurrent,
+                reuse_actors=True, time_budget_s=strat.time_budget_s),
+            run_config=tune.RunConfig(
+                name=opts.name, storage_path=root.uri if "://" in root.uri else root.path,
+                failure_config=tune.FailureConfig(max_failures=strat.max_failures),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                callbacks=[ResultsCallback(space, exp, opts.name, metric, quiet=opts.quiet)],
+                progress_reporter=TableReporter(metric, space.fixed_flat(), every_s=opts.progress_every_s),
+                verbose=1),
+        )
+    results = tuner.fit()
+    from nas_lth.strategy.broker import NAMESPACE, broker_name
+
+    try:
+        stats = ray.get(ray.get_actor(broker_name(opts.name), namespace=NAMESPACE).get_stats.remote())
+    except ValueError:
+        stats = {}
+    unfinished = [r for r in results if r.metrics is None or not r.metrics.get("final")] \
+        if len(results) else []
+    errors = results.num_errors if len(results) else 0
+    ended = results.num_terminated + errors if len(results) else 0
+    interrupted = ended < len(results)
+    del unfinished
+    return SearchOutcome(exp, interrupted, stats, dashboard_url, metric)

@@ -1,0 +1,165 @@
+"""Tests for nas_lth.estimation.train: masks stay exactly zero, evaluation schedule, early stop,
+divergence and bitwise resume."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from nas_lth.data import load_dataset
+from nas_lth.estimation import Diverged, TicketRun, Trainer, Training, recipe_from_dict
+from nas_lth.estimation.train import clone_state
+from nas_lth.models import build_model, masked_layers, set_masks
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return load_dataset("digits")
+
+
+def make_model(data, name="lenet300_100", seed=0, masked=True):
+    model = build_model(name, data.input_shape, data.num_classes, seed=seed)
+    if masked:
+        g = torch.Generator().manual_seed(seed + 100)
+        set_masks(model, {n: (torch.rand(m.weight.shape, generator=g) < 0.5).float()
+                          for n, m in masked_layers(model)})
+    return model
+
+
+@pytest.mark.parametrize("name", ["lenet300_100", "conv2"])
+@pytest.mark.parametrize(
+    "cfg",
+    [
+        Training(optimizer="adam", lr=1e-2, batch_size=32, eval_every=1000),
+        Training(optimizer="sgd", lr=0.1, momentum=0.9, weight_decay=5e-3, batch_size=32, eval_every=1000),
+        Training(optimizer="adam", lr=1e-2, weight_decay=1e-2, batch_size=32, eval_every=1000),
+    ],
+    ids=["adam", "sgd_momentum_wd", "adam_wd"],
+)
+def test_masked_weights_stay_exactly_zero(digits, name, cfg):
+    model = make_model(digits, name)
+    masks = {n: m.mask.clone() for n, m in masked_layers(model)}
+    for mask in masks.values():
+        frac = float(mask.mean())
+        assert 0.4 < frac < 0.6
+    before = {n: m.weight.detach().clone() for n, m in masked_layers(model)}
+    trainer = Trainer(model, digits, cfg, seed=0)
+    trainer.run(40)
+    assert trainer.iteration == 40
+    for n, m in masked_layers(model):
+        w = m.weight.detach()
+        assert torch.equal(m.mask, masks[n])  # training does not alter the mask
+        assert (w[masks[n] == 0] == 0).all(), n
+        kept = masks[n] == 1
+        changed = (w[kept] != before[n][kept]).float().mean()
+        assert changed > 0.5, (n, float(changed))
+        # the optimizer state for pruned weights does not leak back in
+        state = trainer.optimizer.state[m.weight]
+        assert state  # the optimizer did step this parameter
+
+
+def test_eval_schedule_and_early_stop_iteration(digits):
+    model = make_model(digits, masked=False)
+    trainer = Trainer(model, digits, Training(lr=5e-3, batch_size=60, eval_every=7), seed=0)
+    res = trainer.run(45)
+    iters = [rec["iteration"] for rec in res.curve]
+    assert iters == [0, 7, 14, 21, 28, 35, 42, 45]
+    assert math.isnan(res.curve[0]["train_loss"])
+    assert all(math.isfinite(rec["train_loss"]) for rec in res.curve[1:])
+    assert [rec["epoch"] for rec in res.curve] == [i / trainer.iters_per_epoch for i in iters]
+    assert trainer.iters_per_epoch == math.ceil(len(digits.train) / 60)
+    val_losses = [rec["val_loss"] for rec in res.curve]
+    best = min(range(len(val_losses)), key=val_losses.__getitem__)
+    assert res.early_stop_iter == iters[best]
+    assert res.best_val_loss == val_losses[best]
+    assert val_losses[-1] < val_losses[0]  # it learns
+    assert res.iterations == 45
+
+
+def test_early_stop_state_is_the_best_checkpoint(digits):
+    model = make_model(digits)
+    trainer = Trainer(model, digits, Training(lr=5e-2, batch_size=60, eval_every=5), seed=1)
+    res = trainer.run(60)
+    val_losses = [rec["val_loss"] for rec in res.curve]
+    iters = [rec["iteration"] for rec in res.curve]
+    # overfitting at a large lr: the minimum is not at the end
+    assert res.early_stop_iter == iters[val_losses.index(min(val_losses))]
+    trainer.final_metrics()
+    assert res.at_early_stop["val_loss"] == pytest.approx(res.best_val_loss, rel=1e-5)
+    assert set(res.final) == {"val_loss", "val_acc", "test_loss", "test_acc"}
+    assert res.final["val_loss"] == pytest.approx(res.curve[-1]["val_loss"], rel=1e-5)
+
+
+def test_huge_learning_rate_diverges(digits):
+    model = make_model(digits, masked=False)
+    trainer = Trainer(model, digits, Training(optimizer="sgd", lr=1e8, batch_size=60, eval_every=2), seed=0)
+    with pytest.raises(Diverged, match="iteration"):
+        trainer.run(40)
+    last = trainer.result.curve[-1]
+    assert not (math.isfinite(last["train_loss"]) and math.isfinite(last["val_loss"]))
+    assert trainer.iteration < 40
+
+
+def test_divergence_through_ticket_run_is_a_row_not_an_exception(digits):
+    rc = recipe_from_dict({
+        "model": "lenet300_100", "dataset": "digits", "rounds": 2, "budget": 1,
+        "training": {"optimizer": "sgd", "lr": 1e8, "eval_every": 2},
+    })
+    rows = TicketRun(rc, digits).run()
+    assert len(rows) == 1  # the dense run diverged: later rounds cannot be computed
+    assert rows[0].status == "diverged"
+    assert rows[0].variant == "dense"
+    assert "loss is" in rows[0].message
+    assert rows[0].iterations < 20
+
+
+@pytest.mark.parametrize("cut", ["epoch", "mid_epoch"])
+def test_resume_is_bitwise_identical(digits, cut):
+    cfg = Training(optimizer="adam", lr=3e-3, batch_size=50, eval_every=9, lr_milestones=[1.0], lr_gamma=0.5)
+    full_model = make_model(digits, seed=2)
+    full = Trainer(full_model, digits, cfg, seed=5)
+    ipe = full.iters_per_epoch
+    full.run(2 * ipe)
+
+    first = Trainer(make_model(digits, seed=2), digits, cfg, seed=5)
+    stop = ipe if cut == "epoch" else ipe - 7
+    first.run(stop)
+    saved = first.state_dict()
+    for _ in range(3):  # the saved state is a copy: training on does not change it
+        first.run(first.iteration + 1)
+
+    resumed_model = make_model(digits, seed=7)  # different init and masks: everything comes from `saved`
+    resumed = Trainer(resumed_model, digits, cfg, seed=5)
+    resumed.load_state_dict(saved)
+    assert resumed.iteration == stop
+    resumed.run(2 * ipe)
+    assert resumed.iteration == full.iteration == 2 * ipe
+    a, b = full_model.state_dict(), resumed_model.state_dict()
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert resumed.result.early_stop_iter == full.result.early_stop_iter
+    assert resumed.result.best_val_loss == full.result.best_val_loss
+
+
+def test_epoch_hook_and_snapshots(digits):
+    model = make_model(digits)
+    trainer = Trainer(model, digits, Training(batch_size=100, eval_every=1000), seed=0)
+    ipe = trainer.iters_per_epoch
+    seen = []
+    res = trainer.run(2 * ipe + 3, snapshot_at={0, 5, ipe}, on_epoch=lambda t: seen.append(t.iteration))
+    assert seen == [ipe, 2 * ipe]
+    assert sorted(res.snapshots) == [0, 5, ipe]
+    assert not torch.equal(res.snapshots[0]["net.1.weight"], res.snapshots[5]["net.1.weight"])
+    assert torch.equal(clone_state(model)["net.1.mask"], res.snapshots[5]["net.1.mask"])
+
+
+def test_eval_hook_can_stop_training(digits):
+    model = make_model(digits)
+    trainer = Trainer(model, digits, Training(batch_size=60, eval_every=4), seed=0)
+    res = trainer.run(100, on_eval=lambda rec, m: rec["iteration"] >= 8)
+    assert res.stopped_by_hook
+    assert trainer.iteration == 8
+    assert [r["iteration"] for r in res.curve] == [0, 4, 8]
