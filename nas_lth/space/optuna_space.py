@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from nas_lth.space.schema import SearchSpace
 
 
-def define_by_run(space: SearchSpace) -> Callable[[Any], dict[str, Any] | None]:
+class DefineByRun:
     """``fn(trial)`` samples every dimension whose ``when`` holds, in file order; conditional
-    dimensions are simply not suggested, so TPE models them only where they exist."""
-    fixed = space.fixed_flat()
+    dimensions are simply not suggested, so TPE models them only where they exist.
 
-    def fn(trial) -> None:
+    A class rather than a closure: Tune pickles the searcher, with this function, into its
+    experiment checkpoint (that is what makes ``--resume`` continue the same Optuna study).
+    """
+
+    def __init__(self, space: SearchSpace):
+        self.space = space
+        self.fixed = space.fixed_flat()
+
+    def __call__(self, trial) -> None:
         values: dict[str, Any] = {}
-        for key, dim in space.dims.items():
-            if not dim.matches({**fixed, **values}):
+        for key, dim in self.space.dims.items():
+            if not dim.matches({**self.fixed, **values}):
                 continue
             if dim.kind == "choice":
                 values[key] = trial.suggest_categorical(key, dim.choice)
@@ -30,4 +36,6 @@ def define_by_run(space: SearchSpace) -> Callable[[Any], dict[str, Any] | None]:
                                                   step=None if dim.log else dim.step)
         return None  # OptunaSearch turns the suggested parameters into the trial config
 
-    return fn
+
+def define_by_run(space: SearchSpace) -> DefineByRun:
+    return DefineByRun(space)

@@ -96,6 +96,9 @@ class Strategy(BaseModel):
     metric: str | None = Field(None, description="default: val_acc, or val_micro_f1 for multi-label data")
     time_budget_s: float | None = Field(None, gt=0)
     max_failures: int = Field(2, ge=0, description="retries of a trial whose worker or node died")
+    checkpoint_every_s: float = Field(
+        0.0, ge=0, description="least seconds between two trial checkpoints; 0 = every epoch of the "
+        "measured run (tiny models finish an epoch in milliseconds: there a few seconds is wiser)")
 
 
 class Resources(BaseModel):

@@ -54,6 +54,9 @@ class ResultsCallback(Callback):
         self.finished: dict[str, str] = {}  # trial id -> status, for the summary
         self.t0 = time.monotonic()
 
+    def setup(self, **info):
+        self.t0 = time.monotonic()  # a restored callback carries the first run's clock
+
     # -- state survives Tuner.restore (pending curves of unfinished trials) --------------------
     def get_state(self) -> dict:
         return {"curves": self.curves, "finished": self.finished}

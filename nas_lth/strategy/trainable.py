@@ -60,7 +60,7 @@ def _covered(run: TicketRun, iters: set[int], grid: bool, eval_every: int) -> bo
 
 
 def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, data_dir: str | None,
-                     device: str, threads: int) -> None:
+                     device: str, threads: int, checkpoint_every_s: float = 0.0) -> None:
     t_start = time.perf_counter()
     trial_id = tune.get_context().get_trial_id()
     torch.set_num_threads(max(1, threads))
@@ -117,16 +117,19 @@ def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, d
 
     def on_checkpoint(state: dict, info) -> None:
         tr = info.trainer
+        since = time.monotonic() - last["ckpt"]
         if tr is not None and info.final:
             if tr.iteration >= target:
                 return  # the final report follows, with test metrics
             fidelity = tr.iteration / run.ipe
+            keep = since >= checkpoint_every_s  # every epoch by default: the scheduler's fidelity step
         else:
-            if tr is not None and time.monotonic() - last["ckpt"] < CHECKPOINT_EVERY_S:
+            if tr is not None and since < max(CHECKPOINT_EVERY_S, checkpoint_every_s):
                 return
             fidelity = 0.0
+            keep = True
         report({metric: last["val"], "objective": last["val"], "fidelity": fidelity, "round": info.round,
-                "weights_remaining": density(state["masks"]), "status": "running"}, state)
+                "weights_remaining": density(state["masks"]), "status": "running"}, state if keep else None)
 
     run.on_checkpoint = on_checkpoint
     shared_iters, computed_iters, traj_key = 0, 0, None

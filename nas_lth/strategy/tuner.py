@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import warnings
 from dataclasses import dataclass
 
 from nas_lth.errors import UserError
@@ -80,12 +81,12 @@ def _init_ray(opts: SearchOptions) -> str | None:
     return f"http://{url}" if url and not url.startswith("http") else url
 
 
-def run_search(opts: SearchOptions) -> SearchOutcome:
+def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
     # Tune's CSV/JSON/TensorBoard loggers would duplicate the Parquet tables (and grow with the
     # per-report curve records); the legacy output engine is the one that takes our reporter.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
-    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "60")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     import optuna
     import ray
     from ray import tune
@@ -113,14 +114,21 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
     max_t = max(1, math.ceil(max(float(b) for b in budgets)))
 
     dashboard_url = _init_ray(opts)
+    if on_start is not None:
+        on_start(dashboard_url)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # a trial resumed from a checkpoint reports some steps again; Optuna keeps the first value
+    warnings.filterwarnings("ignore", message="The reported value is ignored")
     logging.getLogger("ray.tune").setLevel(logging.WARNING)
-    start_broker(opts.name)
+    # with Tune's file loggers off, its ResultGrid warns that result.json is missing: we don't use it
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+    broker = start_broker(opts.name)  # keep the handle: a non-detached actor dies with its last handle
 
     trainable = tune.with_resources(
         tune.with_parameters(ticket_trainable, space=space.to_dict(), name=opts.name, experiment=exp.uri,
                              data_dir=os.path.abspath(opts.data_dir) if opts.data_dir else None,
-                             device=opts.device, threads=max(1, int(cpus))),
+                             device=opts.device, threads=max(1, int(cpus)),
+                             checkpoint_every_s=strat.checkpoint_every_s),
         {"cpu": cpus, "gpu": gpus},
     )
     if opts.resume:
@@ -151,22 +159,26 @@ def run_search(opts: SearchOptions) -> SearchOutcome:
             run_config=tune.RunConfig(
                 name=opts.name, storage_path=root.uri if "://" in root.uri else root.path,
                 failure_config=tune.FailureConfig(max_failures=strat.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=1),
+                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                 callbacks=[ResultsCallback(space, exp, opts.name, metric, quiet=opts.quiet)],
                 progress_reporter=TableReporter(metric, space.fixed_flat(), every_s=opts.progress_every_s),
                 verbose=1),
         )
     results = tuner.fit()
-    from nas_lth.strategy.broker import NAMESPACE, broker_name
-
-    try:
-        stats = ray.get(ray.get_actor(broker_name(opts.name), namespace=NAMESPACE).get_stats.remote())
-    except ValueError:
-        stats = {}
-    unfinished = [r for r in results if r.metrics is None or not r.metrics.get("final")] \
-        if len(results) else []
-    errors = results.num_errors if len(results) else 0
-    ended = results.num_terminated + errors if len(results) else 0
-    interrupted = ended < len(results)
-    del unfinished
+    stats = ray.get(broker.get_stats.remote())
+    # After a SIGINT Tune saves its state and returns early; the trials table tells what is done.
+    del results
+    wanted = opts.num_samples or strat.num_samples
+    if opts.resume:
+        wanted = max(wanted, _restored_num_samples(tuner, wanted))
+    done = len(exp.join("trials").list(".parquet"))
+    timed_out = strat.time_budget_s is not None
+    interrupted = done < wanted and not timed_out
     return SearchOutcome(exp, interrupted, stats, dashboard_url, metric)
+
+
+def _restored_num_samples(tuner, default: int) -> int:
+    try:  # the restored TuneConfig knows how many samples the first run asked for
+        return int(tuner._local_tuner._tune_config.num_samples)
+    except Exception:  # noqa: BLE001 - private API; fall back to the CLI/space value
+        return default

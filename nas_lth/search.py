@@ -1,0 +1,78 @@
+"""``python -m nas_lth.search [SPACE.yaml]``: search ticket recipes with Ray Tune + Optuna.
+
+Without arguments it runs ``search_spaces/digits_quick.yaml`` (scikit-learn's bundled digits: no
+download) on a local Ray instance. Results go to ``<storage>/<name>/trials/*.parquet`` and
+``curves/*.parquet``; ``python -m nas_lth.report <storage>/<name>`` draws the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from nas_lth.errors import UserError, cli_entry
+from nas_lth.space import load_space
+
+DEFAULT_SPACE = Path(__file__).resolve().parent.parent / "search_spaces" / "digits_quick.yaml"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m nas_lth.search", description=__doc__.splitlines()[0])
+    p.add_argument("space", nargs="?", help=f"search-space YAML (default: {DEFAULT_SPACE.name})")
+    p.add_argument("--num-samples", type=int, help="number of trials (default: the space's)")
+    p.add_argument("--max-concurrent", type=int, help="trials at once (default: as many as resources allow)")
+    p.add_argument("--storage", default="runs", help="local folder or URI (s3://, gs://) for results and "
+                   "Tune state; a multi-node run needs storage every node reaches (default: ./runs)")
+    p.add_argument("--name", help="experiment name (default: the space's name)")
+    p.add_argument("--address", help="Ray cluster to join ('auto' on a `ray up` head); default: local Ray")
+    p.add_argument("--resume", action="store_true", help="continue an interrupted experiment")
+    p.add_argument("--data-dir", help="folder with dataset files (default: $NAS_LTH_DATA, else download)")
+    p.add_argument("--seed", type=int, help="searcher seed (default: the space's)")
+    p.add_argument("--device", default="auto", help="auto (CUDA when the trial has a GPU), cpu, cuda")
+    p.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (default: the space's)")
+    p.add_argument("--gpus-per-trial", type=float, help="GPUs per trial, fractional allowed (e.g. 0.25)")
+    p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
+    p.add_argument("--no-dashboard", action="store_true", help="do not start the Ray dashboard (faster start)")
+    p.add_argument("--progress-every", type=float, default=15.0, help="seconds between progress tables")
+    return p
+
+
+def _check_args(args) -> None:
+    for flag in ("num_samples", "max_concurrent", "num_cpus"):
+        v = getattr(args, flag)
+        if v is not None and v < 1:
+            raise UserError(f"--{flag.replace('_', '-')} must be >= 1, got {v}")
+    if args.data_dir and not Path(args.data_dir).is_dir():
+        raise UserError(f"--data-dir {args.data_dir}: no such directory")
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    _check_args(args)
+    space = load_space(args.space or DEFAULT_SPACE)
+    from nas_lth.strategy import SearchOptions, run_search
+    from nas_lth.strategy.summary import print_summary
+
+    name = args.name or space.name
+    opts = SearchOptions(
+        space=space, name=name, storage=args.storage, num_samples=args.num_samples,
+        max_concurrent=args.max_concurrent, address=args.address, resume=args.resume,
+        data_dir=args.data_dir, seed=args.seed, device=args.device, cpus_per_trial=args.cpus_per_trial,
+        gpus_per_trial=args.gpus_per_trial, dashboard=not args.no_dashboard, num_cpus=args.num_cpus,
+        progress_every_s=args.progress_every,
+    )
+    print(f"nas_lth search '{name}': {space.source} -> {opts.storage}/{name}", flush=True)
+    outcome = run_search(opts, on_start=lambda url: print(
+        f"Ray dashboard: {url}" if url else "Ray dashboard: not running", flush=True))
+    print_summary(outcome)
+    if outcome.interrupted:
+        print(f"\ninterrupted: continue with  python -m nas_lth.search {args.space or ''} --name {name} "
+              f"--storage {args.storage} --resume".replace("  --", " --"), flush=True)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""The end-of-search summary: best tickets, Pareto front, where the results are, what sharing saved."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+from nas_lth.store import read
+from nas_lth.store.analysis import best_tickets, pareto_front
+
+SHOW = ["trial_id", "criterion", "stop_at", "rewind_to", "reinit", "rounds", "weights_remaining", "val_acc",
+        "test_acc", "early_stop_iter"]
+
+
+def _table(df: pd.DataFrame) -> str:
+    if df.empty:
+        return "  (none: no trial ran its full budget)"
+    cols = [c for c in SHOW if c in df.columns]
+    out = df[cols].copy()
+    if "weights_remaining" in out:
+        out["weights_remaining"] = (100 * out["weights_remaining"]).map(lambda v: f"{v:.2f}%")
+    for c in ("val_acc", "test_acc"):
+        if c in out:
+            out[c] = out[c].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
+    return out.to_string(index=False)
+
+
+def print_summary(outcome) -> None:
+    exp = outcome.experiment
+    try:
+        res = read(exp.uri)
+    except Exception as exc:  # noqa: BLE001 - a summary must never hide the search's own outcome
+        print(f"\n(no results to summarise: {exc})")
+        return
+    trials = res.trials
+    print(f"\n== {len(trials)} trials finished: " + ", ".join(
+        f"{n} {s}" for s, n in trials.status.value_counts().items()) if len(trials) else "\n== no trials finished")
+    if trials.empty:
+        return
+    dense = trials.dense_val_acc.dropna()
+    if len(dense):
+        print(f"dense network: val_acc {dense.iloc[0]:.4f}")
+    print("\nbest tickets (full budget):")
+    print(_table(best_tickets(trials)))
+    print("\nPareto front (val_acc vs weights remaining, full budget only):")
+    print(_table(pareto_front(trials)))
+    stats = outcome.trajectory_stats or {}
+    shared = trials.shared_iterations.fillna(0).sum() if "shared_iterations" in trials else 0
+    own = trials.iterations_trained.fillna(0).sum() if "iterations_trained" in trials else 0
+    if stats.get("computed"):
+        print(f"\nshared dense trajectory: computed {stats['computed']}x, reused by {int((trials.shared_iterations > 0).sum())} "
+              f"trials; {int(shared):,} of {int(shared + own):,} training iterations "
+              f"({100 * shared / max(shared + own, 1):.0f}%) were saved by sharing")
+    print(f"\nParquet: {exp.uri}/trials  and  {exp.uri}/curves")
+    print(f"report:  python -m nas_lth.report {exp.uri}")
