@@ -33,7 +33,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--cpus-per-trial", type=float, help="CPUs per trial (default: the space's)")
     p.add_argument("--gpus-per-trial", type=float, help="GPUs per trial, fractional allowed (e.g. 0.25)")
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
-    p.add_argument("--no-dashboard", action="store_true", help="do not start the Ray dashboard (faster start)")
+    p.add_argument("--no-dashboard", action="store_true",
+                   help="do not start the Ray dashboard (starts faster, uses less memory)")
     p.add_argument("--progress-every", type=float, default=15.0, help="seconds between progress tables")
     return p
 

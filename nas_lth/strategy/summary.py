@@ -32,10 +32,11 @@ def print_summary(outcome) -> None:
         print(f"\n(no results to summarise: {exc})")
         return
     trials = res.trials
-    print(f"\n== {len(trials)} trials finished: " + ", ".join(
-        f"{n} {s}" for s, n in trials.status.value_counts().items()) if len(trials) else "\n== no trials finished")
     if trials.empty:
+        print("\n== no trials finished")
         return
+    counts = ", ".join(f"{n} {s}" for s, n in trials.status.value_counts().items())
+    print(f"\n== {len(trials)} trials finished: {counts}")
     dense = trials.dense_val_acc.dropna()
     if len(dense):
         print(f"dense network: val_acc {dense.iloc[0]:.4f}")
@@ -47,8 +48,9 @@ def print_summary(outcome) -> None:
     shared = trials.shared_iterations.fillna(0).sum() if "shared_iterations" in trials else 0
     own = trials.iterations_trained.fillna(0).sum() if "iterations_trained" in trials else 0
     if stats.get("computed"):
-        print(f"\nshared dense trajectory: computed {stats['computed']}x, reused by {int((trials.shared_iterations > 0).sum())} "
-              f"trials; {int(shared):,} of {int(shared + own):,} training iterations "
+        reused = int((trials.shared_iterations > 0).sum())
+        print(f"\nshared dense trajectory: computed {stats['computed']}x, reused by {reused} trials; "
+              f" {int(shared):,} of {int(shared + own):,} training iterations "
               f"({100 * shared / max(shared + own, 1):.0f}%) were saved by sharing")
     print(f"\nParquet: {exp.uri}/trials  and  {exp.uri}/curves")
     print(f"report:  python -m nas_lth.report {exp.uri}")
