@@ -83,12 +83,21 @@ class Dimension(BaseModel):
         return True
 
 
+class StopWhen(BaseModel):
+    """End the whole search once a full-budget ticket meets both conditions."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_weights_remaining: float = Field(gt=0, le=1)
+    within_dense: float = Field(0.0, ge=0, description="objective >= dense objective - this")
+
+
 class Strategy(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    num_samples: int = Field(20, ge=1)
+    num_samples: int | None = Field(None, ge=1, description="default 20, or the grid size for searcher: grid")
     max_concurrent: int | None = Field(None, ge=1)
-    searcher: Literal["tpe", "random"] = "tpe"
+    searcher: Literal["tpe", "random", "grid"] = "tpe"
     seed: int = 0
     scheduler: Literal["asha", "fifo"] = "asha"
     grace_period: int = Field(1, ge=1, description="epochs before ASHA may stop a trial")
@@ -96,6 +105,7 @@ class Strategy(BaseModel):
     metric: str | None = Field(None, description="default: val_acc, or val_micro_f1 for multi-label data")
     time_budget_s: float | None = Field(None, gt=0)
     max_failures: int = Field(2, ge=0, description="retries of a trial whose worker or node died")
+    stop_when: StopWhen | None = None
     checkpoint_every_s: float = Field(
         0.0, ge=0, description="least seconds between two trial checkpoints; 0 = every epoch of the "
         "measured run (tiny models finish an epoch in milliseconds: there a few seconds is wiser)")
@@ -236,6 +246,27 @@ class SearchSpace:
         if "stop_at" in self.dims:
             for v in self.dims["stop_at"].extremes():
                 parse_stop_at(v)
+        if self.spec.strategy.searcher == "grid":
+            for key, dim in self.dims.items():
+                if dim.kind != "choice" or dim.when:
+                    raise UserError(f"{src}: search.{key}: searcher 'grid' needs unconditional choice "
+                                    "dimensions only")
+
+    def grid(self) -> dict[str, list]:
+        """The dimensions as a grid (for Optuna's GridSampler)."""
+        return {k: list(d.choice) for k, d in self.dims.items()}
+
+    def grid_size(self) -> int:
+        n = 1
+        for d in self.dims.values():
+            n *= len(d.choice) if d.choice is not None else 1
+        return n
+
+    def num_samples(self) -> int:
+        st = self.spec.strategy
+        if st.num_samples is not None:
+            return st.num_samples
+        return self.grid_size() if st.searcher == "grid" else 20
 
 
 def load_space(path: str | Path) -> SearchSpace:

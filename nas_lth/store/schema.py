@@ -16,8 +16,8 @@ TRIAL_COLUMNS = [
     "weights_remaining", "val_acc", "val_loss", "test_acc", "test_loss",
     "val_acc_at_early_stop", "test_acc_at_early_stop", "early_stop_iter", "mask_iter",
     "early_bird_drawn", "epochs_trained", "iterations_trained", "shared_iterations", "dense_val_acc",
-    "dense_test_acc", "objective", "status", "message", "wall_seconds", "node", "device", "mask_digest",
-    "trajectory_key", "schema_version",
+    "dense_test_acc", "dense_objective", "objective", "status", "message", "wall_seconds", "node", "device",
+    "mask_digest", "trajectory_key", "schema_version",
 ]
 # multi-label data adds val_/test_ {micro,macro}_{precision,recall,f1}
 

@@ -16,7 +16,8 @@ from nas_lth.store.schema import RECIPE_COLUMNS
 _RESULT_KEYS = [
     "weights_remaining", "val_acc", "val_loss", "test_acc", "test_loss", "val_acc_at_early_stop",
     "test_acc_at_early_stop", "early_stop_iter", "mask_iter", "early_bird_drawn", "epochs_trained",
-    "iterations_trained", "shared_iterations", "dense_val_acc", "dense_test_acc", "objective", "message",
+    "iterations_trained", "shared_iterations", "dense_val_acc", "dense_test_acc", "dense_objective",
+    "objective", "message",
     "node", "device", "mask_digest", "trajectory_key",
 ]
 

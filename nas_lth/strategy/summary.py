@@ -49,8 +49,8 @@ def print_summary(outcome) -> None:
     own = trials.iterations_trained.fillna(0).sum() if "iterations_trained" in trials else 0
     if stats.get("computed"):
         reused = int((trials.shared_iterations > 0).sum())
-        print(f"\nshared dense trajectory: computed {stats['computed']}x, reused by {reused} trials; "
-              f" {int(shared):,} of {int(shared + own):,} training iterations "
-              f"({100 * shared / max(shared + own, 1):.0f}%) were saved by sharing")
+        print(f"\nshared dense trajectory: computed {stats['computed']}x, reused by {reused} trials: "
+              f"{int(own):,} training iterations instead of {int(shared + own):,} without sharing "
+              f"({100 * shared / max(shared + own, 1):.0f}% saved)")
     print(f"\nParquet: {exp.uri}/trials  and  {exp.uri}/curves")
     print(f"report:  python -m nas_lth.report {exp.uri}")

@@ -90,6 +90,7 @@ def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, d
     reported: list[dict] = list(evals_done)
     reset = [bool(evals_done)]  # the driver replaces this trial's curve on the first report
     last = {"ckpt": time.monotonic(), "val": 0.0}
+    extra = {"computed": 0}  # dense-trajectory iterations this trial trained for everyone
 
     def on_eval(rnd: int, run_name: str, rec: dict) -> None:
         rec = {"round": rnd, "run": run_name, **{k: v for k, v in rec.items() if k != "eb_distance"}}
@@ -129,10 +130,12 @@ def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, d
             fidelity = 0.0
             keep = True
         report({metric: last["val"], "objective": last["val"], "fidelity": fidelity, "round": info.round,
-                "weights_remaining": density(state["masks"]), "status": "running"}, state if keep else None)
+                "weights_remaining": density(state["masks"]), "status": "running",
+                "iterations_trained": state["cumulative"] + extra["computed"]
+                + (tr.iteration if tr is not None else 0)}, state if keep else None)
 
     run.on_checkpoint = on_checkpoint
-    shared_iters, computed_iters, traj_key = 0, 0, None
+    shared_iters, traj_key = 0, None
     if resume is None or resume["round"] == 0:
         iters, grid = snapshot_plan(sp, recipe, run.ipe)
         if _covered(run, iters, grid, recipe.training.eval_every):
@@ -145,7 +148,7 @@ def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, d
 
             run.trajectory, computed_here = get_trajectory(traj_key, loc, trial_id, broker, compute)
             if computed_here:
-                computed_iters = run.trajectory.iterations
+                extra["computed"] = run.trajectory.iterations
             else:
                 shared_iters = run.trajectory.iterations
     rows = run.run(resume=resume)
@@ -164,7 +167,8 @@ def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, d
     report({
         **rec, metric: value, "objective": value, "fidelity": float(recipe.budget), "final": True,
         "status": row.status, "epochs_trained": row.iterations / run.ipe,
-        "iterations_trained": run.cumulative + computed_iters, "shared_iterations": shared_iters,
+        "iterations_trained": run.cumulative + extra["computed"], "shared_iterations": shared_iters,
         "dense_val_acc": dense_metrics.get("val_acc"), "dense_test_acc": dense_metrics.get("test_acc"),
+        "dense_objective": dense_metrics.get(metric),
         "trajectory_key": traj_key, "trial_wall_seconds": time.perf_counter() - t_start,
     }, None)

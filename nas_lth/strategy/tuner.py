@@ -96,6 +96,7 @@ def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
     from nas_lth.strategy.broker import start_broker
     from nas_lth.strategy.callback import ResultsCallback
     from nas_lth.strategy.progress import TableReporter
+    from nas_lth.strategy.stopper import TargetStopper, _target_met
     from nas_lth.strategy.trainable import objective_metric, ticket_trainable
 
     space, strat, res = opts.space, opts.space.spec.strategy, opts.space.spec.resources
@@ -139,8 +140,12 @@ def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
                             "interrupted before it started?)")
         tuner = Tuner.restore(exp.uri, trainable, resume_unfinished=True, resume_errored=True)
     else:
-        sampler = (optuna.samplers.TPESampler(seed=seed) if strat.searcher == "tpe"
-                   else optuna.samplers.RandomSampler(seed=seed))
+        if strat.searcher == "tpe":
+            sampler = optuna.samplers.TPESampler(seed=seed)
+        elif strat.searcher == "grid":
+            sampler = optuna.samplers.GridSampler(space.grid(), seed=seed)
+        else:
+            sampler = optuna.samplers.RandomSampler(seed=seed)
         searcher = OptunaSearch(define_by_run(space), metric="objective", mode="max", sampler=sampler)
         if strat.scheduler == "asha":
             scheduler = ASHAScheduler(time_attr="fidelity", metric="objective", mode="max", max_t=max_t,
@@ -153,7 +158,7 @@ def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
             trainable,
             tune_config=tune.TuneConfig(
                 search_alg=searcher, scheduler=scheduler,
-                num_samples=opts.num_samples or strat.num_samples,
+                num_samples=opts.num_samples or space.num_samples(),
                 max_concurrent_trials=opts.max_concurrent or strat.max_concurrent,
                 reuse_actors=True, time_budget_s=strat.time_budget_s),
             run_config=tune.RunConfig(
@@ -162,18 +167,20 @@ def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
                 checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
                 callbacks=[ResultsCallback(space, exp, opts.name, metric, quiet=opts.quiet)],
                 progress_reporter=TableReporter(metric, space.fixed_flat(), every_s=opts.progress_every_s),
+                stop=TargetStopper(strat.stop_when) if strat.stop_when else None,
                 verbose=1),
         )
     results = tuner.fit()
     stats = ray.get(broker.get_stats.remote())
     # After a SIGINT Tune saves its state and returns early; the trials table tells what is done.
     del results
-    wanted = opts.num_samples or strat.num_samples
+    wanted = opts.num_samples or space.num_samples()
     if opts.resume:
         wanted = max(wanted, _restored_num_samples(tuner, wanted))
     done = len(exp.join("trials").list(".parquet"))
+    target_met = bool(strat.stop_when) and _target_met(exp, strat.stop_when)
     timed_out = strat.time_budget_s is not None
-    interrupted = done < wanted and not timed_out
+    interrupted = done < wanted and not timed_out and not target_met
     return SearchOutcome(exp, interrupted, stats, dashboard_url, metric)
 
 
