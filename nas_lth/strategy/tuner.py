@@ -54,15 +54,18 @@ def _check_storage(opts: SearchOptions) -> Location:
                         "continue it or --name to start a new one")
     if opts.resume and not exists:
         raise UserError(f"--resume: no experiment {opts.name!r} in {root.uri}")
-    if not exists:
+    return exp
+
+
+def _create(exp: Location, storage: str) -> None:
+    if not exp.exists():
         try:
             exp.mkdir()
             probe = exp.join(".write-test")
             probe.write_bytes(b"ok")
             exp.fs.delete_file(probe.path)
         except OSError as exc:
-            raise UserError(f"--storage {opts.storage}: cannot write there ({exc.strerror or exc})") from None
-    return exp
+            raise UserError(f"--storage {storage}: cannot write there ({exc.strerror or exc})") from None
 
 
 def _init_ray(opts: SearchOptions) -> str | None:
@@ -106,10 +109,8 @@ def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
     gpus = opts.gpus_per_trial if opts.gpus_per_trial is not None else res.gpus_per_trial
     if cpus <= 0 or gpus < 0:
         raise UserError(f"--cpus-per-trial must be > 0 and --gpus-per-trial >= 0 (got {cpus}, {gpus})")
-    from nas_lth.data import DATASETS
-
-    dataset = space.spec.fixed.get("dataset")
-    multilabel = bool(dataset in DATASETS and DATASETS[dataset].multilabel)
+    multilabel = _check_data(space, opts.data_dir)
+    _create(exp, opts.storage)  # only now: a bad input must leave no half-made experiment behind
     metric = strat.metric or objective_metric(multilabel)
     budgets = space.values_of("budget") or [space.recipe({}).budget]
     max_t = max(1, math.ceil(max(float(b) for b in budgets)))
@@ -189,3 +190,16 @@ def _restored_num_samples(tuner, default: int) -> int:
         return int(tuner._local_tuner._tune_config.num_samples)
     except Exception:  # noqa: BLE001 - private API; fall back to the CLI/space value
         return default
+
+
+def _check_data(space: SearchSpace, data_dir: str | None) -> bool:
+    """Load each dataset the space uses once on the driver, so a missing or corrupt file is one clear
+    error before any trial starts (not the same failure in every trial). Returns: multi-label?"""
+    from nas_lth.data import load_dataset
+
+    names = space.values_of("dataset") or []
+    multilabel = False
+    for name in names:
+        ds = load_dataset(name, data_dir, seed=0)
+        multilabel |= ds.multilabel
+    return multilabel
