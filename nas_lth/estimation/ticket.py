@@ -147,6 +147,9 @@ class TicketRun:
         }
 
     def load_state_dict(self, st: dict) -> None:
+        # checkpoints are loaded on the CPU; the generator state must stay there
+        st = {**_to_device({k: v for k, v in st.items() if k != "generator"}, self.device),
+              "generator": st["generator"]}
         self.round, self.masks, self.masks_ready = st["round"], st["masks"], st["masks_ready"]
         self.runs_done = list(st["runs_done"])
         self.prev_stop, self.next_stop = _Stop(**st["prev_stop"]), _Stop(**st["next_stop"])
@@ -280,14 +283,14 @@ class TicketRun:
                 if not grid:
                     raise ValueError(f"trajectory {traj.key} has no evaluation-grid snapshots for early_bird")
                 for it in grid:
-                    snap = traj.snapshots[it]
+                    snap = self._snapshot(it)
                     cand = self._candidate_masks(w_init, {n: snap[f"{n}.weight"] for n in self.masks},
                                                  lambda snap=snap: snap)
                     if detector.update(cand):
                         self.next_stop = _Stop(snap, it, True)
                         break
                 else:
-                    self.next_stop = _Stop(traj.snapshots[grid[-1]], grid[-1], False)
+                    self.next_stop = _Stop(self._snapshot(grid[-1]), grid[-1], False)
         if evaluate:
             row = RoundResult(
                 round=0, variant="dense", control=False, weights_remaining=1.0,
@@ -299,9 +302,9 @@ class TicketRun:
 
     def _snapshot(self, it: int) -> State:
         if it == 0:
-            return self.trajectory.theta0
+            return self.theta0
         try:
-            return self.trajectory.snapshots[it]
+            return _to_device(self.trajectory.snapshots[it], self.device)
         except KeyError:
             raise ValueError(f"trajectory {self.trajectory.key} has no snapshot at iteration {it}") from None
 
@@ -312,7 +315,7 @@ class TicketRun:
             if not torch.equal(next(iter(self.trajectory.theta0.values())).cpu(),
                                next(iter(self.theta0.values())).cpu()):
                 raise ValueError("trajectory was computed from a different initialisation")
-            self.theta0 = self.trajectory.theta0
+            self.theta0 = _to_device(self.trajectory.theta0, self.device)
             return self._from_trajectory(r, name, trajectory=trajectory, evaluate=evaluate)
 
         pending, self._pending = self._pending, None
@@ -408,6 +411,17 @@ class TicketRun:
         self.rows.append(row)
         if self.on_round is not None:
             self.on_round(row)
+
+
+def _to_device(obj, device: torch.device):
+    """Tensors anywhere in nested dicts/lists moved to ``device`` (other values unchanged)."""
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: _to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_to_device(v, device) for v in obj]
+    return obj
 
 
 def run_ticket(recipe: Recipe, data: Dataset, **kwargs) -> list[RoundResult]:

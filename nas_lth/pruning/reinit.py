@@ -46,13 +46,14 @@ def reset_state(
     for name, mask in masks.items():
         key = f"{name}.weight"
         w = out[key]
+        mask = mask.to(w.device)  # a fresh CPU draw may meet masks that live on the GPU
         keep = mask.bool()
         if variant == "reshuffle":
             vals = w[keep]
             perm = torch.randperm(vals.numel(), generator=generator).to(vals.device)
             w[keep] = vals[perm]
         elif variant == "signed_constant":
-            std = (init if init is not None else rewind)[key].float().std()
+            std = (init if init is not None else rewind)[key].float().std().to(w.device)
             w.copy_(torch.sign(w) * std)
         w.mul_(mask.to(w.dtype))
         out[f"{name}.mask"] = mask.detach().clone().to(out[f"{name}.mask"].dtype)
