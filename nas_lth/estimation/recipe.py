@@ -11,12 +11,12 @@ import re
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from nas_lth.errors import UserError
 from nas_lth.pruning.criteria import CRITERIA
 from nas_lth.pruning.reinit import REINIT_VARIANTS
+from nas_lth.yamlfile import read_yaml
 
 _EPOCHS = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:ep|epoch|epochs)\s*$")
 STOP_WORDS = ("end", "early_bird")
@@ -195,15 +195,4 @@ def recipe_from_dict(data: dict, source: str = "recipe") -> Recipe:
 
 
 def load_recipe(path: str | Path) -> Recipe:
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise UserError(f"{p}: cannot read recipe ({exc.strerror})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark else ""
-        raise UserError(f"{p}: malformed YAML{where}") from None
-    return recipe_from_dict(data, str(p))
+    return recipe_from_dict(read_yaml(path, "recipe"), str(path))

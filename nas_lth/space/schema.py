@@ -27,11 +27,11 @@ import copy
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from nas_lth.errors import UserError
 from nas_lth.estimation.recipe import Recipe, format_validation_error, parse_stop_at
+from nas_lth.yamlfile import read_yaml
 
 Scalar = str | int | float | bool | None
 
@@ -270,15 +270,4 @@ class SearchSpace:
 
 
 def load_space(path: str | Path) -> SearchSpace:
-    p = Path(path)
-    try:
-        text = p.read_text()
-    except OSError as exc:
-        raise UserError(f"{p}: cannot read search space ({exc.strerror or exc})") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise UserError(f"{p}: malformed YAML{where}") from None
-    return SearchSpace.from_dict(data, str(p))
+    return SearchSpace.from_dict(read_yaml(path, "search space"), str(path))

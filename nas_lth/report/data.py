@@ -1,0 +1,250 @@
+"""Load an experiment's Parquet tables for the report and normalise them.
+
+Only the Parquet tables are read (``trials/`` and ``curves/``), through :mod:`nas_lth.store`, so the
+report works on a copy pulled from a cluster and while a search is still writing rows.
+"""
+
+from __future__ import annotations
+
+import math
+import posixpath
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from nas_lth.errors import UserError
+from nas_lth.store import CURVE_COLUMNS, SCHEMA_VERSION, STATUSES, TRIAL_COLUMNS, locate, read
+from nas_lth.store.schema import RECIPE_COLUMNS
+
+# columns of the trials table that hold numbers (coerced, so a column written as all-null still works)
+_NUMERIC = [
+    "eb_eps", "eb_window", "rewind_to", "prune_rate_fc", "prune_rate_conv", "prune_rate_output",
+    "prune_rate_embedding", "target_weights", "rounds", "budget", "seed", "weights_remaining", "val_acc",
+    "val_loss", "test_acc", "test_loss", "val_acc_at_early_stop", "test_acc_at_early_stop", "early_stop_iter",
+    "mask_iter", "epochs_trained", "iterations_trained", "shared_iterations", "dense_val_acc", "dense_test_acc",
+    "dense_objective", "objective", "wall_seconds", "schema_version",
+]
+_CURVE_NUMERIC = ["round", "iteration", "epoch", "train_loss", "val_loss", "val_acc"]
+
+# the recipe parameters a reader cares about, in the order tables show them
+RECIPE_ORDER = [c for c in RECIPE_COLUMNS if c != "seed"] + ["seed"]
+
+
+@dataclass(frozen=True)
+class Metric:
+    """The quality measure of the experiment: accuracy, or micro-F1 for multi-label data."""
+
+    key: str  # suffix after "val_"/"test_": "acc" or "micro_f1"
+    label: str  # for axes and tables
+    multilabel: bool
+
+    def col(self, split: str) -> str:
+        return f"{split}_{self.key}"
+
+
+ACCURACY = Metric("acc", "accuracy", False)
+MICRO_F1 = Metric("micro_f1", "micro-F1", True)
+
+
+@dataclass
+class ReportData:
+    name: str
+    location: str
+    trials: pd.DataFrame  # every row, normalised, in finishing order (see ``order_note``)
+    curves: pd.DataFrame
+    metric: Metric
+    ipe: float | None  # training iterations per epoch, from the curves (None if unknown)
+    order_note: str  # how the finishing order of the trials was established
+    notes: list[str] = field(default_factory=list)  # data-level caveats and missing pieces
+
+    @property
+    def completed(self) -> pd.DataFrame:
+        """Full-fidelity rows: the only ones whose metrics are comparable with each other."""
+        return self.trials[self.trials.status == "completed"]
+
+    def dense(self, split: str) -> pd.Series:
+        """The dense network's ``split`` metric, one value per seed (empty when not recorded)."""
+        col = dense_column(self.trials, self.metric, split)
+        if col is None:
+            return pd.Series(dtype=float)
+        df = self.trials.dropna(subset=[col])
+        if df.empty:
+            return pd.Series(dtype=float)
+        by = "seed" if df["seed"].notna().any() else "trial_id"
+        return df.groupby(by, dropna=False)[col].first().astype(float)
+
+    def value_column(self, split: str) -> str | None:
+        """``val_acc``/``test_acc`` (or micro-F1) if any completed row has it."""
+        col = self.metric.col(split)
+        if col in self.trials and self.completed[col].notna().any():
+            return col
+        return None
+
+
+def dense_column(trials: pd.DataFrame, metric: Metric, split: str) -> str | None:
+    """The trials-table column holding the dense reference for ``metric`` on ``split``.
+
+    Single-label: ``dense_val_acc``/``dense_test_acc``. Multi-label: ``dense_<split>_micro_f1`` if the
+    search recorded it, else ``dense_objective`` when the objective is the validation micro-F1 (checked on
+    the rows, since the search's metric is configurable)."""
+    direct = f"dense_{split}_{metric.key}"
+    if direct in trials and trials[direct].notna().any():
+        return direct
+    if split == "val" and "dense_objective" in trials and trials["dense_objective"].notna().any():
+        val, obj = trials.get(metric.col("val")), trials.get("objective")
+        if val is not None and obj is not None:
+            both = pd.concat([val, obj], axis=1).dropna()
+            if not both.empty and np.allclose(both.iloc[:, 0], both.iloc[:, 1]):
+                return "dense_objective"
+    return None
+
+
+def _mtimes(trials_dir) -> dict[str, float]:
+    """Modification time (epoch seconds) of each visible trials/<trial_id>.parquet file."""
+    out = {}
+    for f in trials_dir.list(".parquet"):
+        info = f.fs.get_file_info(f.path)
+        stem = posixpath.basename(f.path)[: -len(".parquet")]
+        if info.mtime is not None:
+            out[stem] = info.mtime.timestamp()
+    return out
+
+
+def _read_tolerant(loc, sub: str, notes: list[str]) -> pd.DataFrame:
+    """Read ``sub/*.parquet`` file by file, skipping unreadable ones (fallback when a bulk read fails)."""
+    tables = []
+    for f in loc.join(sub).list(".parquet"):
+        try:
+            tables.append(pq.read_table(f.path, filesystem=f.fs))
+        except (OSError, pa.ArrowException) as exc:
+            notes.append(f"skipped unreadable {sub}/{posixpath.basename(f.path)}: {str(exc).splitlines()[0]}")
+    if not tables:
+        return pd.DataFrame()
+    return pa.concat_tables(tables, promote_options="default").to_pandas()
+
+
+def _read(experiment_dir: str, notes: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+    try:
+        res = read(experiment_dir)
+        return res.trials, res.curves, res.location
+    except UserError:
+        raise
+    except (OSError, pa.ArrowException):  # e.g. a foreign or damaged file among the rows
+        loc = locate(str(experiment_dir))
+        return _read_tolerant(loc, "trials", notes), _read_tolerant(loc, "curves", notes), loc.uri
+
+
+def _numeric(df: pd.DataFrame, cols) -> None:
+    for c in cols:
+        if c in df:
+            df[c] = pd.to_numeric(df[c], errors="coerce").astype(float)
+
+
+def _text(s: pd.Series, default: str) -> pd.Series:
+    return s.map(lambda v: default if v is None or (isinstance(v, float) and math.isnan(v)) else str(v))
+
+
+def _normalise_trials(trials: pd.DataFrame, mtimes: dict[str, float], notes: list[str]) -> tuple[pd.DataFrame, str]:
+    df = trials.copy()
+    for c in TRIAL_COLUMNS:
+        if c not in df:
+            df[c] = np.nan
+    extra_metrics = [c for c in df if c.startswith(("val_", "test_", "dense_")) and c not in _NUMERIC]
+    _numeric(df, _NUMERIC + extra_metrics)
+    df["trial_id"] = _text(df["trial_id"], "?")
+    df["status"] = _text(df["status"], "unknown").str.lower()
+    df["criterion"] = _text(df["criterion"], "unknown")
+    df["reinit"] = _text(df["reinit"], "original")
+    df["stop_at"] = _text(df["stop_at"], "?")
+    for c in ("experiment", "model", "dataset", "scope", "message"):
+        df[c] = _text(df[c], "")
+    df["weights_pct"] = 100.0 * df["weights_remaining"]
+    unknown = sorted(set(df.status) - set(STATUSES))
+    if unknown:
+        notes.append(f"rows with unknown status {unknown} are counted but not plotted as results")
+    newer = df["schema_version"].dropna()
+    if (newer > SCHEMA_VERSION).any():
+        notes.append(f"some rows were written with schema version {int(newer.max())} (this report knows "
+                     f"{SCHEMA_VERSION}); columns it does not know are ignored")
+
+    # Finishing order. The schema has no finish timestamp, and trial ids are random, so the only record of
+    # *when* a trial ended is the modification time of its trials/<id>.parquet file (written once, when the
+    # trial ends). We order by it; a copy that did not preserve times (plain cp, some object-store syncs)
+    # leaves the copy order instead, which we detect (all times within a second) and say so.
+    df["finished_at"] = df["trial_id"].map(mtimes).astype(float)
+    known = df["finished_at"].dropna()
+    if len(known) < len(df):
+        order_note = "trials without a readable file time are placed last, in trial-id order"
+    else:
+        order_note = "trials ordered by the time their row was written (trials/*.parquet modification time)"
+    if len(known) > 2 and known.max() - known.min() < 1.0:
+        order_note = ("the trials/*.parquet modification times are all within one second (a copy that did not "
+                      "keep file times?), so the finishing order shown is arbitrary")
+        notes.append(order_note)
+    df = df.sort_values(["finished_at", "trial_id"], na_position="last", kind="stable").reset_index(drop=True)
+    return df, order_note
+
+
+def _normalise_curves(curves: pd.DataFrame) -> pd.DataFrame:
+    if curves.empty:
+        return pd.DataFrame(columns=CURVE_COLUMNS)
+    df = curves.copy()
+    for c in CURVE_COLUMNS:
+        if c not in df:
+            df[c] = np.nan
+    _numeric(df, _CURVE_NUMERIC + [c for c in df if c.startswith("val_") and c not in _CURVE_NUMERIC])
+    df["trial_id"] = _text(df["trial_id"], "?")
+    df["run"] = _text(df["run"], "?")
+    return df.dropna(subset=["iteration"])
+
+
+def iterations_per_epoch(curves: pd.DataFrame) -> float | None:
+    """Iterations per epoch from the curves (each row has both ``iteration`` and ``epoch``)."""
+    if curves.empty:
+        return None
+    both = curves[(curves["epoch"] > 0) & (curves["iteration"] > 0)]
+    if both.empty:
+        return None
+    return float((both["iteration"] / both["epoch"]).median())
+
+
+def load(experiment_dir: str) -> ReportData:
+    """Read and normalise an experiment directory; a :class:`UserError` if it is not one."""
+    notes: list[str] = []
+    trials, curves, location = _read(str(experiment_dir), notes)
+    if trials.empty:
+        raise UserError(f"{experiment_dir}: no trial rows yet (trials/ holds no readable Parquet files)")
+    if "trial_id" not in trials or "status" not in trials:
+        raise UserError(f"{experiment_dir}: trials/ does not hold nas_lth trial rows (no trial_id/status columns)")
+    loc = locate(str(experiment_dir))
+    trials, order_note = _normalise_trials(trials, _mtimes(loc.join("trials")), notes)
+    curves = _normalise_curves(curves)
+    if "val_micro_f1" in trials and trials["val_micro_f1"].notna().any():
+        metric = MICRO_F1
+    else:
+        metric = ACCURACY
+    names = [n for n in trials["experiment"].unique() if n]
+    name = names[0] if names else posixpath.basename(location.rstrip("/")) or "experiment"
+    if len(names) > 1:
+        notes.append(f"rows of several experiments in one folder: {', '.join(names)}")
+    return ReportData(name=name, location=location, trials=trials, curves=curves, metric=metric,
+                      ipe=iterations_per_epoch(curves), order_note=order_note, notes=notes)
+
+
+def weight_levels(weights: pd.Series, tol: float = 0.1) -> pd.Series:
+    """Group weights-remaining values into levels: sorted from dense to sparse, a value joins the current
+    level while it is within ``tol`` (relative) of the level's first value. Masks of the same prune schedule
+    agree to many digits; 10 % keeps adjacent rounds of a 20 % schedule apart (they differ by 25 %).
+    Returns the median of each level's values, aligned with ``weights`` (NaN stays NaN)."""
+    vals = sorted({float(v) for v in weights.dropna() if v > 0}, reverse=True)
+    groups: list[list[float]] = []
+    for v in vals:
+        if groups and v >= groups[-1][0] / (1.0 + tol):
+            groups[-1].append(v)
+        else:
+            groups.append([v])
+    level = {v: float(np.median(g)) for g in groups for v in g}
+    return weights.map(lambda v: level.get(float(v), np.nan) if pd.notna(v) else np.nan)
