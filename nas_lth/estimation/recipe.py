@@ -147,6 +147,15 @@ class Recipe(BaseModel):
                 raise ValueError(f"rate for {kind!r} is {rate!r}; allowed: 0 <= rate < 1")
         return {**DEFAULT_PRUNE_RATE, **{k: float(r) for k, r in v.items()}}
 
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, v: str) -> str:
+        from nas_lth.data import DATASETS
+
+        if v not in DATASETS:
+            raise ValueError(f"unknown dataset {v!r}; allowed: {', '.join(sorted(DATASETS))}")
+        return v
+
     @field_validator("model")
     @classmethod
     def _known_model(cls, v: str) -> str:

@@ -162,6 +162,10 @@ def _normalise_trials(trials: pd.DataFrame, mtimes: dict[str, float], notes: lis
     for c in ("experiment", "model", "dataset", "scope", "message"):
         df[c] = _text(df[c], "")
     df["weights_pct"] = 100.0 * df["weights_remaining"]
+    # weights level (%) shared by the figures; formed from the completed rows, the only ones they compare
+    done = df["status"] == "completed"
+    df["level"] = np.nan
+    df.loc[done, "level"] = 100.0 * weight_levels(df.loc[done, "weights_remaining"])
     unknown = sorted(set(df.status) - set(STATUSES))
     if unknown:
         notes.append(f"rows with unknown status {unknown} are counted but not plotted as results")

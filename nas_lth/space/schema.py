@@ -30,7 +30,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from nas_lth.errors import UserError
-from nas_lth.estimation.recipe import Recipe, format_validation_error, parse_stop_at
+from nas_lth.estimation.recipe import Recipe, format_validation_error
 from nas_lth.yamlfile import read_yaml
 
 Scalar = str | int | float | bool | None
@@ -69,10 +69,14 @@ class Dimension(BaseModel):
         return "choice" if self.choice is not None else ("int" if self.int_ is not None else "float")
 
     def extremes(self) -> list[Scalar]:
-        """Values that must all make a valid recipe: every choice, or both bounds."""
+        """Values that must all make a valid recipe: every choice, or both bounds (and, for a float
+        range, a fractional point: an integer-only key must not take a float range)."""
         if self.choice is not None:
             return list(self.choice)
-        return list(self.int_ or self.float_)
+        if self.int_ is not None:
+            return list(self.int_)
+        lo, hi = self.float_
+        return [lo, hi, lo + 0.37 * (hi - lo) if hi > lo else lo + 0.37]
 
     def matches(self, values: dict[str, Any]) -> bool:
         """Whether the ``when`` condition holds for the values sampled (or fixed) so far."""
@@ -215,42 +219,58 @@ class SearchSpace:
         if not self.dims:
             raise UserError(f"{src}: search: the search space is empty; add at least one dimension "
                             "(to run a single recipe use python -m nas_lth.ticket)")
+        fixed_flat = self.fixed_flat()
         for key in self.dims:
             head, _, rest = key.partition(".")
             if head not in RECIPE_KEYS or (rest and head not in NESTED_KEYS):
                 raise UserError(f"{src}: search.{key}: not a recipe key; allowed: "
                                 f"{', '.join(sorted(RECIPE_KEYS))} (and prune_rate.KIND, training.KEY)")
-            if head in self.spec.fixed and not rest:
+            if key in fixed_flat or (head in self.spec.fixed and not rest):
                 raise UserError(f"{src}: search.{key}: also given under fixed; keep it in one place")
         seen: list[str] = []
         for key, dim in self.dims.items():
             for cond in dim.when or {}:
-                if cond not in seen and cond not in self.fixed_flat():
+                if cond not in seen and cond not in fixed_flat:
                     raise UserError(f"{src}: search.{key}.when: {cond!r} is neither fixed nor a dimension "
                                     "sampled before it")
             seen.append(key)
+        # First the fixed part with each dimension at its first value, then every value a dimension
+        # can take (choices, bounds, a fractional point of float ranges) one at a time.
         base = {k: d.extremes()[0] for k, d in self.dims.items()}
-        for key, dim in self.dims.items():  # each extreme value of each dimension, one at a time
+        self._check(base, None, None)
+        for key, dim in self.dims.items():
             for value in dim.extremes():
-                trial = {**base, key: value}
-                try:
-                    Recipe.model_validate(self.recipe_dict(trial))
-                except ValidationError as exc:
-                    err = exc.errors()[0]
-                    loc = ".".join(str(p) for p in err.get("loc", ()))
-                    where = f"search.{key}" if loc.startswith(key.split(".")[0]) else f"fixed.{loc}"
-                    msg = err.get("msg", "invalid").removeprefix("Value error, ")
-                    if err.get("type") == "extra_forbidden":
-                        msg = "unknown key"
-                    raise UserError(f"{src}: {where}: {msg} (value {value!r})") from None
-        if "stop_at" in self.dims:
-            for v in self.dims["stop_at"].extremes():
-                parse_stop_at(v)
+                self._check({**base, key: value}, key, value)
         if self.spec.strategy.searcher == "grid":
             for key, dim in self.dims.items():
                 if dim.kind != "choice" or dim.when:
                     raise UserError(f"{src}: search.{key}: searcher 'grid' needs unconditional choice "
                                     "dimensions only")
+
+    def _dim_for(self, loc: tuple) -> str | None:
+        """The dimension a pydantic error location points into, if any."""
+        parts = [str(p) for p in loc]
+        for n in range(len(parts), 0, -1):
+            if ".".join(parts[:n]) in self.dims:
+                return ".".join(parts[:n])
+        return next((k for k in self.dims if k.split(".")[0] == parts[0]), None) if parts else None
+
+    def _check(self, sampled: dict, key: str | None, value) -> None:
+        try:
+            Recipe.model_validate(self.recipe_dict(sampled))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            loc = tuple(err.get("loc", ()))
+            msg = err.get("msg", "invalid").removeprefix("Value error, ")
+            if err.get("type") == "extra_forbidden":
+                msg = "unknown key"
+            dim = self._dim_for(loc)
+            if dim is None:
+                where = "fixed." + ".".join(str(p) for p in loc) if loc else "fixed"
+                raise UserError(f"{self.source}: {where}: {msg}") from None
+            shown = sampled[dim]
+            extra = "" if key in (None, dim) else f" (with search.{key} = {value!r})"
+            raise UserError(f"{self.source}: search.{dim}: {msg} (value {shown!r}){extra}") from None
 
     def grid(self) -> dict[str, list]:
         """The dimensions as a grid (for Optuna's GridSampler)."""

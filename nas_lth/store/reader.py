@@ -24,8 +24,8 @@ def _read_dir(loc: Location) -> pd.DataFrame:
     if not files:
         return pd.DataFrame()
     tables = [pq.read_table(f.path, filesystem=f.fs) for f in files]
-    # files written by different trials may differ in optional columns (e.g. multi-label metrics)
-    return pa.concat_tables(tables, promote_options="default").to_pandas()
+    # one schema for all files since v1; permissive promotion still reads files of older versions
+    return pa.concat_tables(tables, promote_options="permissive").to_pandas()
 
 
 def read(experiment_dir: str) -> Results:

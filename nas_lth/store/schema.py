@@ -1,29 +1,75 @@
-"""The Parquet tables' columns (DESIGN.md "Results"). Version bumps when a column changes meaning."""
+"""The Parquet tables' columns and types (DESIGN.md "Results").
+
+Every file of a table is written with the same explicit Arrow schema, whatever its row holds (a
+stopped trial has no test metrics, a single-label run no F1), so any Parquet reader - pandas,
+polars, DuckDB, Spark - reads a whole ``trials/`` or ``curves/`` folder as one table. The version
+bumps when a column changes meaning.
+"""
 
 from __future__ import annotations
 
+import math
+
+import pyarrow as pa
+
 SCHEMA_VERSION = 1
 
+_METRICS = ["loss", "acc", "micro_precision", "micro_recall", "micro_f1", "macro_precision", "macro_recall",
+            "macro_f1"]
+# val_/test_ metric, at the end of training and at the early-stop iteration (minimum validation loss)
+METRIC_COLUMNS = [f"{split}_{m}{at}" for at in ("", "_at_early_stop") for split in ("val", "test")
+                  for m in _METRICS]
+
 # recipe parameters stored as columns of the trials table (prune rates flattened per kind)
-RECIPE_COLUMNS = [
-    "criterion", "stop_at", "eb_eps", "eb_window", "rewind_to", "reinit", "prune_rate_fc",
-    "prune_rate_conv", "prune_rate_output", "prune_rate_embedding", "target_weights", "rounds", "scope",
-    "budget", "seed",
+RECIPE_FIELDS: list[tuple[str, pa.DataType]] = [
+    ("criterion", pa.string()), ("stop_at", pa.string()), ("eb_eps", pa.float64()), ("eb_window", pa.int64()),
+    ("rewind_to", pa.int64()), ("reinit", pa.string()), ("prune_rate_fc", pa.float64()),
+    ("prune_rate_conv", pa.float64()), ("prune_rate_output", pa.float64()),
+    ("prune_rate_embedding", pa.float64()), ("target_weights", pa.float64()), ("rounds", pa.int64()),
+    ("scope", pa.string()), ("budget", pa.float64()), ("seed", pa.int64()),
 ]
+RECIPE_COLUMNS = [name for name, _ in RECIPE_FIELDS]
 
-TRIAL_COLUMNS = [
-    "experiment", "trial_id", *RECIPE_COLUMNS, "model", "dataset",
-    "weights_remaining", "val_acc", "val_loss", "test_acc", "test_loss",
-    "val_acc_at_early_stop", "test_acc_at_early_stop", "early_stop_iter", "mask_iter",
-    "early_bird_drawn", "epochs_trained", "iterations_trained", "shared_iterations", "dense_val_acc",
-    "dense_test_acc", "dense_objective", "objective", "status", "message", "wall_seconds", "node", "device",
-    "mask_digest", "trajectory_key", "schema_version",
-]
-# multi-label data adds val_/test_ {micro,macro}_{precision,recall,f1}
+TRIAL_SCHEMA = pa.schema([
+    ("experiment", pa.string()), ("trial_id", pa.string()), *RECIPE_FIELDS,
+    ("model", pa.string()), ("dataset", pa.string()), ("weights_remaining", pa.float64()),
+    *[(c, pa.float64()) for c in METRIC_COLUMNS],
+    ("early_stop_iter", pa.int64()), ("mask_iter", pa.int64()), ("early_bird_drawn", pa.bool_()),
+    ("epochs_trained", pa.float64()), ("iterations_trained", pa.int64()), ("shared_iterations", pa.int64()),
+    ("dense_val_acc", pa.float64()), ("dense_test_acc", pa.float64()), ("dense_val_micro_f1", pa.float64()),
+    ("dense_test_micro_f1", pa.float64()), ("dense_objective", pa.float64()),
+    ("dense_early_stop_iter", pa.int64()), ("objective", pa.float64()), ("status", pa.string()),
+    ("message", pa.string()), ("wall_seconds", pa.float64()), ("finished_at", pa.float64()),
+    ("node", pa.string()), ("device", pa.string()), ("mask_digest", pa.string()),
+    ("trajectory_key", pa.string()), ("schema_version", pa.int64()),
+])
+TRIAL_COLUMNS = TRIAL_SCHEMA.names
 
-CURVE_COLUMNS = [
-    "experiment", "trial_id", "round", "run", "iteration", "epoch", "train_loss", "val_loss", "val_acc",
-    "schema_version",
-]
+CURVE_SCHEMA = pa.schema([
+    ("experiment", pa.string()), ("trial_id", pa.string()), ("round", pa.int64()), ("run", pa.string()),
+    ("iteration", pa.int64()), ("epoch", pa.float64()), ("train_loss", pa.float64()),
+    *[(f"val_{m}", pa.float64()) for m in _METRICS], ("schema_version", pa.int64()),
+])
+CURVE_COLUMNS = CURVE_SCHEMA.names
 
 STATUSES = ("completed", "stopped", "diverged", "failed")
+
+
+def _coerce(value, typ: pa.DataType):
+    if value is None or (isinstance(value, float) and math.isnan(value) and not pa.types.is_floating(typ)):
+        return None
+    if pa.types.is_integer(typ):
+        return int(value)
+    if pa.types.is_floating(typ):
+        return float(value)
+    if pa.types.is_boolean(typ):
+        return bool(value)
+    return str(value)
+
+
+def to_table(rows: list[dict], schema: pa.Schema) -> pa.Table:
+    """Rows as a table of exactly ``schema``: missing columns are null, values are cast to the column
+    type, keys outside the schema are dropped (the schema is the contract with every reader)."""
+    rows = [{**r, "schema_version": SCHEMA_VERSION} for r in rows]
+    cols = {f.name: [_coerce(r.get(f.name), f.type) for r in rows] for f in schema}
+    return pa.Table.from_pydict(cols, schema=schema)

@@ -6,20 +6,14 @@ overwrites its own file, so no trial ever appears twice.
 
 from __future__ import annotations
 
-import pyarrow as pa
-
 from nas_lth.store.fs import Location
-from nas_lth.store.schema import SCHEMA_VERSION
-
-
-def _table(rows: list[dict]) -> pa.Table:
-    return pa.Table.from_pylist([{**r, "schema_version": SCHEMA_VERSION} for r in rows])
+from nas_lth.store.schema import CURVE_SCHEMA, TRIAL_SCHEMA, to_table
 
 
 def write_trial(experiment: Location, trial_id: str, row: dict) -> None:
-    experiment.join("trials", f"{trial_id}.parquet").write_parquet(_table([row]))
+    experiment.join("trials", f"{trial_id}.parquet").write_parquet(to_table([row], TRIAL_SCHEMA))
 
 
 def write_curve(experiment: Location, trial_id: str, records: list[dict]) -> None:
     if records:
-        experiment.join("curves", f"{trial_id}.parquet").write_parquet(_table(records))
+        experiment.join("curves", f"{trial_id}.parquet").write_parquet(to_table(records, CURVE_SCHEMA))

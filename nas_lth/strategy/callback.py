@@ -11,15 +11,7 @@ from ray.tune import Callback
 from nas_lth.space.schema import SearchSpace
 from nas_lth.store import write_curve, write_trial
 from nas_lth.store.fs import Location
-from nas_lth.store.schema import RECIPE_COLUMNS
-
-_RESULT_KEYS = [
-    "weights_remaining", "val_acc", "val_loss", "test_acc", "test_loss", "val_acc_at_early_stop",
-    "test_acc_at_early_stop", "early_stop_iter", "mask_iter", "early_bird_drawn", "epochs_trained",
-    "iterations_trained", "shared_iterations", "dense_val_acc", "dense_test_acc", "dense_objective",
-    "objective", "message",
-    "node", "device", "mask_digest", "trajectory_key",
-]
+from nas_lth.store.schema import RECIPE_COLUMNS, TRIAL_COLUMNS
 
 
 def recipe_columns(space: SearchSpace, config: dict) -> dict:
@@ -94,19 +86,12 @@ class ResultsCallback(Callback):
 
     # -- rows ----------------------------------------------------------------------------------
     def _write(self, trial, res: dict, status: str, message: str) -> None:
-        row = {"experiment": self.name, "trial_id": trial.trial_id,
-               **recipe_columns(self.space, trial.config)}
-        for key in _RESULT_KEYS:
-            row[key] = res.get(key)
-        if row["val_acc"] is None and res.get(self.metric) is not None:
-            row["val_acc"] = res.get(self.metric)
-        for key, value in res.items():  # multi-label metrics and anything else metric-like
-            if key.startswith(("val_", "test_")) and key not in row and isinstance(value, int | float):
-                row[key] = value
+        row = {k: res[k] for k in TRIAL_COLUMNS if k in res}
+        row.update(experiment=self.name, trial_id=trial.trial_id, **recipe_columns(self.space, trial.config))
         if status == "stopped":
             row["epochs_trained"] = res.get("fidelity")
         row.update(status=status, message=message or res.get("message") or "",
-                   wall_seconds=res.get("time_total_s"))
+                   wall_seconds=res.get("time_total_s"), finished_at=time.time())
         write_trial(self.experiment, trial.trial_id, row)
         curve = [{"experiment": self.name, "trial_id": trial.trial_id, **c}
                  for c in self.curves.pop(trial.trial_id, [])]

@@ -44,12 +44,12 @@ def print_summary(outcome) -> None:
     print(_table(best_tickets(trials)))
     print("\nPareto front (val_acc vs weights remaining, full budget only):")
     print(_table(pareto_front(trials)))
-    stats = outcome.trajectory_stats or {}
-    shared = trials.shared_iterations.fillna(0).sum() if "shared_iterations" in trials else 0
-    own = trials.iterations_trained.fillna(0).sum() if "iterations_trained" in trials else 0
-    if stats.get("computed"):
+    shared = trials.shared_iterations.fillna(0).sum()
+    own = trials.iterations_trained.fillna(0).sum()
+    if shared > 0:  # from the table, so a resumed search reports the whole experiment
         reused = int((trials.shared_iterations > 0).sum())
-        print(f"\nshared dense trajectory: computed {stats['computed']}x, reused by {reused} trials: "
+        computed = trials.trajectory_key[trials.shared_iterations.fillna(0) == 0].dropna().nunique()
+        print(f"\nshared dense trajectory: computed {computed}x, reused by {reused} trials: "
               f"{int(own):,} training iterations instead of {int(shared + own):,} without sharing "
               f"({100 * shared / max(shared + own, 1):.0f}% saved)")
     print(f"\nParquet: {exp.uri}/trials  and  {exp.uri}/curves")

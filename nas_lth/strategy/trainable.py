@@ -88,7 +88,9 @@ def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, d
 
     pending_evals: list[dict] = []
     reported: list[dict] = list(evals_done)
-    reset = [bool(evals_done)]  # the driver replaces this trial's curve on the first report
+    # the first report of every attempt replaces what the driver holds for this trial: an attempt
+    # that starts over (no checkpoint yet) replays evaluations the driver may already have
+    reset = [True]
     last = {"ckpt": time.monotonic(), "val": 0.0}
     extra = {"computed": 0}  # dense-trajectory iterations this trial trained for everyone
 
@@ -147,8 +149,9 @@ def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, d
                                           early_bird_grid=grid, key=traj_key, on_eval=lambda _r: beat())
 
             run.trajectory, computed_here = get_trajectory(traj_key, loc, trial_id, broker, compute)
-            if computed_here:
+            if computed_here:  # this trial trained the dense net for everyone: its curve goes with it
                 extra["computed"] = run.trajectory.iterations
+                pending_evals[:0] = [{"round": 0, "run": "dense", **rec} for rec in run.trajectory.curve]
             else:
                 shared_iters = run.trajectory.iterations
     rows = run.run(resume=resume)
@@ -161,14 +164,16 @@ def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, d
         value = 0.0  # a diverged ticket is a bad ticket, not a missing value, for the searcher
     dense = next((r for r in rows if r.round == 0), None)
     if dense is None and run.trajectory is not None:
-        dense_metrics = run.trajectory.metrics
+        dense_metrics, dense_early_stop = run.trajectory.metrics, run.trajectory.early_stop_iter
+    elif dense is not None:
+        dense_metrics, dense_early_stop = dense.metrics, dense.early_stop_iter
     else:
-        dense_metrics = dense.metrics if dense is not None else {}
+        dense_metrics, dense_early_stop = {}, None
     report({
         **rec, metric: value, "objective": value, "fidelity": float(recipe.budget), "final": True,
         "status": row.status, "epochs_trained": row.iterations / run.ipe,
         "iterations_trained": run.cumulative + extra["computed"], "shared_iterations": shared_iters,
-        "dense_val_acc": dense_metrics.get("val_acc"), "dense_test_acc": dense_metrics.get("test_acc"),
-        "dense_objective": dense_metrics.get(metric),
+        **{f"dense_{k}": dense_metrics.get(k) for k in ("val_acc", "test_acc", "val_micro_f1", "test_micro_f1")},
+        "dense_objective": dense_metrics.get(metric), "dense_early_stop_iter": dense_early_stop,
         "trajectory_key": traj_key, "trial_wall_seconds": time.perf_counter() - t_start,
     }, None)

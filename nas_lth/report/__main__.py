@@ -1,0 +1,37 @@
+"""``python -m nas_lth.report EXPERIMENT_DIR [-o OUT_DIR]``: the experiment's report (HTML, PNG, Markdown)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from nas_lth.errors import cli_entry
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m nas_lth.report",
+        description="Figures, an HTML page and a Markdown summary of a lottery-ticket search, from its Parquet "
+                    "tables (trials/, curves/). Works on a copy and while the search is still running.")
+    p.add_argument("experiment", metavar="EXPERIMENT_DIR",
+                   help="the experiment folder (<storage>/<experiment>, a local path or a URI such as s3://...)")
+    p.add_argument("-o", "--out", metavar="OUT_DIR", default=None,
+                   help="where to write index.html, the PNGs and summary.md (default: reports/<experiment name>/)")
+    return p
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    from nas_lth.report import build_report
+
+    report = build_report(args.experiment, args.out)
+    drawn = sum(fr.figure is not None for fr in report.figures)
+    print(f"report: {report.html} ({drawn}/{len(report.figures)} figures), {report.markdown}")
+    for m in report.missing:
+        print(f"missing: {m}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,179 @@
+"""The report's text parts, shared by the HTML page and the Markdown summary: the experiment's settings
+(fixed and searched recipe parameters), headline numbers and the top-tickets table."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from nas_lth.report.data import RECIPE_ORDER, ReportData, dense_column
+from nas_lth.store import STATUSES
+
+# columns always shown in the top-tickets table (the rest of the recipe only when it varies)
+_ALWAYS = ["criterion", "stop_at", "reinit", "rounds"]
+_CONTEXT = ["model", "dataset", "device"]
+
+
+@dataclass
+class Summary:
+    settings: list[tuple[str, str]]  # experiment-level facts
+    fixed: list[tuple[str, str]]  # recipe parameters constant across the trials
+    searched: list[tuple[str, str]]  # recipe parameters that vary, with their values
+    headline: list[str]
+    top: pd.DataFrame  # formatted strings, one row per ticket
+    problems: pd.DataFrame = field(default_factory=pd.DataFrame)  # failed/diverged trials and their messages
+    missing: list[str] = field(default_factory=list)
+
+
+def fmt(v) -> str:
+    if v is None or (isinstance(v, float) and math.isnan(v)):
+        return "–"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else f"{v:.4g}"
+    return str(v)
+
+
+def _pct(v, digits: int = 2) -> str:
+    return "–" if v is None or pd.isna(v) else f"{100 * v:.{digits}f}"
+
+
+def _distinct(s: pd.Series) -> list:
+    vals = [v for v in s.tolist() if v is not None and not (isinstance(v, float) and math.isnan(v)) and v != ""]
+    out = []
+    for v in vals:
+        if v not in out:
+            out.append(v)
+    try:
+        return sorted(out)
+    except TypeError:
+        return out
+
+
+def _values(vals: list) -> str:
+    if len(vals) > 8 and all(isinstance(v, int | float) for v in vals):
+        return f"{fmt(min(vals))} – {fmt(max(vals))} ({len(vals)} values)"
+    shown = ", ".join(fmt(v) for v in vals[:12])
+    return shown + (f", … ({len(vals)} values)" if len(vals) > 12 else "")
+
+
+def statuses(trials: pd.DataFrame) -> list[str]:
+    """The known statuses in their order, then any other found in the rows."""
+    return [*STATUSES, *sorted(set(trials.status) - set(STATUSES))]
+
+
+def recipe_split(trials: pd.DataFrame) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """(fixed, searched) recipe parameters: constant across trials vs varying (values listed)."""
+    fixed, searched = [], []
+    for col in [*_CONTEXT, *RECIPE_ORDER]:
+        if col not in trials:
+            continue
+        vals = _distinct(trials[col])
+        if len(vals) == 1:
+            fixed.append((col, fmt(vals[0])))
+        elif len(vals) > 1:
+            searched.append((col, _values(vals)))
+    return fixed, searched
+
+
+def top_tickets(data: ReportData, n: int = 10) -> pd.DataFrame:
+    m = data.metric
+    val = m.col("val")
+    comp = data.completed
+    if val not in comp or comp.empty:
+        return pd.DataFrame()
+    best = comp.dropna(subset=[val]).sort_values([val, "weights_remaining"], ascending=[False, True]).head(n)
+    if best.empty:
+        return pd.DataFrame()
+    _, searched = recipe_split(data.trials)
+    varying = [c for c, _ in searched if c in RECIPE_ORDER]
+    recipe = [c for c in RECIPE_ORDER if c in _ALWAYS or c in varying]
+    test = m.col("test")
+    dense_test = dense_column(data.trials, m, "test")
+    rows = []
+    for i, r in enumerate(best.to_dict("records"), start=1):
+        row = {"#": str(i), "trial": r["trial_id"]}
+        row.update({c: fmt(r.get(c)) for c in recipe})
+        row["weights %"] = _pct(r["weights_remaining"])
+        row[f"val {m.label} %"] = _pct(r[val])
+        if test in r:
+            row[f"test {m.label} %"] = _pct(r[test])
+        es_col = f"{test}_at_early_stop"
+        if es_col in r and pd.notna(r[es_col]):
+            row["test @early stop %"] = _pct(r[es_col])
+        if dense_test and test in r and pd.notna(r.get(dense_test)) and pd.notna(r[test]):
+            row["Δ test vs dense (pp)"] = f"{100 * (r[test] - r[dense_test]):+.2f}"
+        row["early-stop it"] = fmt(r.get("early_stop_iter"))
+        row["mask it"] = fmt(r.get("mask_iter"))
+        rows.append(row)
+    return pd.DataFrame(rows).fillna("–")
+
+
+def headline(data: ReportData) -> list[str]:
+    m, t, comp = data.metric, data.trials, data.completed
+    counts = ", ".join(f"{int((t.status == s).sum())} {s}" for s in statuses(t) if (t.status == s).any())
+    lines = [f"{len(t)} trials ({counts})."]
+    split = "test" if data.value_column("test") else "val"
+    col = m.col(split)
+    dense = data.dense(split)
+    if not dense.empty:
+        spread = f" ± {100 * dense.std():.2f}" if len(dense) > 1 else ""
+        lines.append(f"Dense network: {split} {m.label} {100 * dense.mean():.2f}{spread} % "
+                     f"({len(dense)} seed{'s' if len(dense) > 1 else ''}).")
+    val = m.col("val")
+    if val in comp and comp[val].notna().any():
+        best = comp.dropna(subset=[val]).sort_values([val, "weights_remaining"], ascending=[False, True]).iloc[0]
+        test_part = f", test {m.label} {_pct(best[m.col('test')])} %" if m.col("test") in best else ""
+        lines.append(f"Best ticket (validation {m.label}): {best.criterion}, stop_at={best.stop_at}, "
+                     f"{_pct(best.weights_remaining)} % of the weights: validation {_pct(best[val])} %{test_part} "
+                     f"(trial {best.trial_id}).")
+    dcol = dense_column(t, m, split)
+    if col in comp and dcol is not None:
+        ok = comp.dropna(subset=[col, dcol, "weights_remaining"])
+        ok = ok[ok[col] >= ok[dcol]]
+        if ok.empty:
+            lines.append(f"No completed ticket matches the dense network's {split} {m.label}.")
+        else:
+            r = ok.sort_values("weights_remaining").iloc[0]
+            lines.append(f"Smallest ticket at least as good as the dense network ({split} {m.label}): "
+                         f"{_pct(r.weights_remaining)} % of the weights ({r.criterion}, stop_at={r.stop_at}, "
+                         f"{_pct(r[col])} % vs {_pct(r[dcol])} %).")
+    if not comp.empty and comp.weights_remaining.notna().any():
+        lines.append(f"Completed tickets span {_pct(comp.weights_remaining.max())} % to "
+                     f"{_pct(comp.weights_remaining.min())} % of the weights.")
+    return lines
+
+
+def problem_trials(data: ReportData, n: int = 20) -> pd.DataFrame:
+    """Failed and diverged trials with their message (the last line of the error), most recent last."""
+    t = data.trials[data.trials.status.isin(["failed", "diverged"])].tail(n)
+    if t.empty:
+        return pd.DataFrame()
+    return pd.DataFrame({"trial": t.trial_id, "status": t.status, "criterion": t.criterion, "stop_at": t.stop_at,
+                         "rounds": t.rounds.map(fmt), "message": t.message.map(lambda m: m[:300] or "–")})
+
+
+def summarise(data: ReportData) -> Summary:
+    t = data.trials
+    fixed, searched = recipe_split(t)
+    status = ", ".join(f"{s}: {int((t.status == s).sum())}" for s in statuses(t))
+    settings = [
+        ("experiment", data.name),
+        ("location", data.location),
+        ("model", ", ".join(_distinct(t.model)) or "–"),
+        ("dataset", ", ".join(_distinct(t.dataset)) or "–"),
+        ("trials", str(len(t))),
+        ("status", status),
+        ("metric", f"{data.metric.label}" + (" (multi-label data)" if data.metric.multilabel else "")),
+        ("curve rows", str(len(data.curves))),
+    ]
+    if data.ipe:
+        settings.append(("iterations per epoch", fmt(round(data.ipe, 2))))
+    top = top_tickets(data)
+    missing = []
+    if top.empty:
+        missing.append("no completed tickets yet: the top-tickets table is empty")
+    return Summary(settings, fixed, searched, headline(data), top, problem_trials(data), missing)

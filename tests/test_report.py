@@ -1,0 +1,294 @@
+"""The report (python -m nas_lth.report): figures, HTML page and Markdown summary from the Parquet tables,
+on synthetic experiments written in the real schema with nas_lth.store (see report_fixtures.py)."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import struct
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import report_fixtures as fx
+
+from nas_lth.report import FIGURE_KEYS, build_report, load
+from nas_lth.report.data import weight_levels
+
+ROOT = Path(__file__).resolve().parents[1]
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    assert data[:8] == PNG_MAGIC, "not a PNG"
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def assert_valid_png(path: Path) -> None:
+    data = path.read_bytes()
+    w, h = png_size(data)
+    assert w >= 600 and h >= 400, (path.name, w, h)
+    assert len(data) > 15_000, (path.name, len(data))  # a drawn figure, not an empty canvas
+    assert data.endswith(b"IEND\xaeB`\x82")  # complete file
+
+
+def data_uris(html: str) -> list[bytes]:
+    return [base64.b64decode(m) for m in re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)]
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nas_lth.report", *args], capture_output=True, text=True,
+                          cwd=cwd or ROOT, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def full(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    exp = fx.full_experiment(root)
+    return exp, build_report(exp, root / "out")
+
+
+# -- the full report -------------------------------------------------------------------------------------
+
+
+def test_every_figure_is_a_valid_png(full):
+    _, rep = full
+    assert [f.key for f in rep.figures] == FIGURE_KEYS
+    assert not [f.reason for f in rep.figures if f.figure is None]
+    for key in FIGURE_KEYS:
+        assert_valid_png(rep.out_dir / f"{key}.png")
+    assert sorted(p.name for p in rep.out_dir.glob("*.png")) == sorted(f"{k}.png" for k in FIGURE_KEYS)
+
+
+def test_html_is_self_contained_with_figures_and_top_tickets(full):
+    exp, rep = full
+    html = rep.html.read_text(encoding="utf-8")
+    images = data_uris(html)
+    assert len(images) == len(FIGURE_KEYS)
+    for img, key in zip(images, FIGURE_KEYS, strict=True):  # the embedded bytes are the PNG files
+        assert img == (rep.out_dir / f"{key}.png").read_bytes()
+    # no external resource, no script
+    assert not re.search(r'(src|href)="(?!data:|#)', html)
+    assert "<script" not in html and "http://" not in html and "https://" not in html
+    # settings: model, dataset, statuses, searched and fixed columns
+    for text in ("lenet300_100", "digits", "completed: 64", "stopped: 2", "diverged: 1", "failed: 1",
+                 "Searched (varying across trials)", "Fixed across trials", "prune_rate_fc"):
+        assert text in html, text
+    # the top-tickets table: ranked by validation accuracy, with the recipe parameters
+    top = rep.summary.top
+    assert len(top) == 10 and list(top["#"])[:2] == ["1", "2"]
+    assert {"criterion", "stop_at", "reinit", "rounds", "seed", "weights %", "val accuracy %",
+            "test accuracy %", "Δ test vs dense (pp)"} <= set(top.columns)
+    trials = pd.read_parquet(exp / "trials")
+    best = trials[trials.status == "completed"].sort_values("val_acc", ascending=False).iloc[0]
+    assert top.iloc[0]["trial"] == best.trial_id
+    assert '<table class="top">' in html and best.trial_id in html
+    for i in range(1, 8):
+        assert f"Figure {i}." in html
+    # failed and diverged trials are listed with their message
+    assert "Failed and diverged trials" in html and "CUDA out of memory" in html and "loss became nan" in html
+
+
+def test_markdown_links_the_pngs(full):
+    _, rep = full
+    md = rep.markdown.read_text(encoding="utf-8")
+    links = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", md)
+    assert links == [f"{k}.png" for k in FIGURE_KEYS]
+    for link in links:  # relative to the Markdown file
+        assert (rep.markdown.parent / link).is_file()
+    assert "| # | trial | criterion |" in md
+    assert "Dense network: test accuracy" in md and "Best ticket" in md
+
+
+def test_figure_content(full):
+    """Spot checks that the figures encode what they claim (not just that a PNG exists)."""
+    _, rep = full
+    figs = {f.key: f.figure for f in rep.figures}
+    ax_test, ax_val = figs["fig1_accuracy_vs_weights"].axes[:2]
+    assert ax_test.get_xscale() == "log"
+    lo, hi = ax_test.get_xlim()
+    assert lo > hi and lo >= 100  # 100 % on the left
+    assert "test accuracy (%)" in ax_test.get_ylabel() and "validation" in ax_val.get_ylabel()
+    labels = {line.get_label(): line for line in ax_test.get_lines()}
+    assert {"large_final", "snip", "random", "large_final (random_reinit)"} <= set(labels)
+    assert labels["large_final"].get_linestyle() == "-"
+    assert labels["large_final (random_reinit)"].get_linestyle() != "-"  # controls dashed
+    assert any(lab.startswith("dense network") for lab in labels)
+    assert ax_test.collections  # min-max bands (3 seeds per point)
+    # learning curves: top 3 tickets + the dense run
+    curve_labels = [ln.get_label() for ln in figs["fig5_learning_curves"].axes[0].get_lines()]
+    assert sum(lab.startswith("#") for lab in curve_labels) == 3 and "dense network" in curve_labels
+
+
+def test_rows_in_finishing_order(full):
+    exp, _ = full
+    data = load(exp)
+    assert list(data.trials.trial_id) == sorted(data.trials.trial_id)  # the fixture wrote them in id order
+    assert data.ipe == fx.IPE and data.metric.key == "acc"
+    # a copy that reset the file times is detected and said
+    now = time.time()
+    for f in (exp / "trials").iterdir():
+        os.utime(f, (now, now))
+    try:
+        assert any("finishing order shown is arbitrary" in n for n in load(exp).notes)
+    finally:  # restore increasing times for the other tests
+        for i, f in enumerate(sorted((exp / "trials").iterdir())):
+            os.utime(f, (now + i, now + i))
+
+
+def test_weight_levels():
+    w = pd.Series([1.0, 0.8, 0.799, 0.64, 0.641, None, 0.05, 0.0501])
+    lv = weight_levels(w)
+    assert lv.iloc[1] == lv.iloc[2] and lv.iloc[3] == lv.iloc[4] and lv.iloc[6] == lv.iloc[7]
+    assert lv.iloc[0] != lv.iloc[1] != lv.iloc[3]
+    assert pd.isna(lv.iloc[5])
+
+
+# -- variants and partial experiments --------------------------------------------------------------------
+
+
+def test_multilabel_uses_micro_f1(tmp_path):
+    exp = fx.full_experiment(tmp_path, "ml", multilabel=True)
+    rep = build_report(exp, tmp_path / "out")
+    assert all(f.figure is not None for f in rep.figures)
+    for key in FIGURE_KEYS:
+        assert_valid_png(rep.out_dir / f"{key}.png")
+    assert "micro-F1" in rep.figures[0].figure.axes[0].get_ylabel()
+    ylabels = [ax.get_ylabel() for ax in rep.figures[4].figure.axes]
+    assert any("micro-precision" in y for y in ylabels) and any("micro-recall" in y for y in ylabels)
+    assert "val micro-F1 %" in rep.summary.top.columns
+    html = rep.html.read_text(encoding="utf-8")
+    assert len(data_uris(html)) == len(FIGURE_KEYS) and "micro-F1" in html
+    # the search stores the dense *validation* micro-F1 (dense_objective) but no dense test micro-F1
+    assert any("dense reference for the test micro-F1" in m for m in rep.missing)
+    assert not any("validation micro-F1" in m and "dense" in m for m in rep.missing)
+
+
+def test_only_failed_trials(tmp_path):
+    exp = fx.only_failed_experiment(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "fig1_accuracy_vs_weights.png").write_bytes(b"stale")  # from an earlier run
+    proc = run_cli(str(exp), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    assert "missing:" in proc.stdout and "not drawn" in proc.stdout
+    assert not (out / "fig1_accuracy_vs_weights.png").exists()
+    assert_valid_png(out / "fig7_search_progress.png")  # the outcomes bar is still drawn
+    html = (out / "index.html").read_text(encoding="utf-8")
+    assert "What is missing" in html and "no completed (full-budget) trials yet" in html
+    assert html.count("not drawn") >= 6 and "failed: 3" in html
+    md = (out / "summary.md").read_text(encoding="utf-8")
+    assert "## What is missing" in md and "fig7_search_progress.png" in md and "fig1_" not in md
+
+
+def test_sparse_experiment_says_what_is_missing(tmp_path):
+    """One criterion, one seed, no dense reference, no curves."""
+    rep = build_report(fx.sparse_experiment(tmp_path), tmp_path / "out")
+    drawn = {f.key for f in rep.figures if f.figure is not None}
+    assert drawn == set(FIGURE_KEYS) - {"fig5_learning_curves"}
+    text = "\n".join(rep.missing)
+    for expected in ("no dense reference", "no spread", "single criterion", "curves", "single stopping point"):
+        assert expected in text, expected
+    html = rep.html.read_text(encoding="utf-8")
+    assert "no dense reference" in html and "not drawn" in html
+
+
+def test_no_curves(tmp_path):
+    rep = build_report(fx.full_experiment(tmp_path, "nocurves", curves=False), tmp_path / "out")
+    by_key = {f.key: f for f in rep.figures}
+    assert by_key["fig5_learning_curves"].figure is None and "curve" in by_key["fig5_learning_curves"].reason
+    assert all(f.figure is not None for k, f in by_key.items() if k != "fig5_learning_curves")
+    assert any("dense early-stop iteration" in m for m in rep.missing)
+
+
+def test_unreadable_file_is_skipped(tmp_path):
+    """A foreign or damaged file among the rows (e.g. a partial copy) costs that row, not the report."""
+    exp = fx.sparse_experiment(tmp_path)
+    (exp / "trials" / "zzzz.parquet").write_bytes(b"not parquet")
+    rep = build_report(exp, tmp_path / "out")
+    assert any("skipped unreadable trials/zzzz.parquet" in m for m in rep.missing)
+    assert rep.figures[0].figure is not None
+
+
+# -- CLI --------------------------------------------------------------------------------------------------
+
+
+def test_cli_default_out_dir_and_no_strategy_import(tmp_path):
+    exp = fx.sparse_experiment(tmp_path / "runs", name="exp_a")
+    code = ("import sys; from nas_lth.report.__main__ import main\n"
+            "try:\n    main([sys.argv[1]])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
+            "bad = sorted(m for m in sys.modules if m.startswith(('nas_lth.strategy', 'ray')))\n"
+            "assert not bad, bad\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(exp)], cwd=tmp_path, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert (tmp_path / "reports" / "exp_a" / "index.html").is_file()
+    assert proc.stdout.startswith("report: reports/exp_a/index.html")
+
+
+@pytest.mark.parametrize("case", ["nonexistent", "no_trials", "empty_trials"])
+def test_cli_errors_are_one_line(tmp_path, case):
+    target = tmp_path / "x"
+    if case != "nonexistent":
+        (target / "other").mkdir(parents=True)
+        (target / "other" / "file.txt").write_text("not an experiment")
+    if case == "empty_trials":
+        (target / "trials").mkdir()
+    proc = run_cli(str(target), "-o", str(tmp_path / "out"))
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and str(target) in lines[0], proc.stderr
+    assert not (tmp_path / "out" / "index.html").exists()
+
+
+# -- the page in a real browser ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    path, why = fx.find_chromium()
+    if path is None:
+        pytest.skip(f"headless Chromium unavailable: {why}")
+    return path
+
+
+BAD_PAGE = """<!DOCTYPE html><html><head><meta charset="utf-8"><title>bad</title></head><body><p>broken</p>
+<img src="missing.png" alt="missing"><script>notDefinedAnywhere();</script></body></html>"""
+
+
+def test_chromium_detects_page_errors(chromium, tmp_path):
+    """The checks below can fail: a page with a JS error and a missing image is caught by both methods."""
+    bad = tmp_path / "bad.html"
+    bad.write_text(BAD_PAGE)
+    _, log_problems = fx.dump_dom(chromium, bad.as_uri())
+    assert any("Uncaught" in line and "notDefinedAnywhere" in line for line in log_problems), log_problems
+    page = fx.inspect_page(chromium, bad.as_uri())
+    assert any("notDefinedAnywhere" in p for p in page.problems), page.problems
+    assert any("ERR_FILE_NOT_FOUND" in p for p in page.problems), page.problems  # the missing image
+
+
+def test_report_renders_in_chromium_without_errors(chromium, full):
+    _, rep = full
+    url = rep.html.resolve().as_uri()
+    dom, log_problems = fx.dump_dom(chromium, url)
+    assert not log_problems, log_problems
+    assert dom.count('<img src="data:image/png;base64,') == len(FIGURE_KEYS)
+    assert '<table class="top">' in dom
+    page = fx.inspect_page(chromium, url)
+    assert not page.problems, page.problems
+    assert all(u == url or u.startswith("data:") for u in page.requests), page.requests  # nothing external
+    assert len(page.images) == len(FIGURE_KEYS)
+    assert all(complete and w >= 600 and h >= 400 for complete, w, h in page.images), page.images  # decoded
+    assert page.title.startswith("synth")
+
+
+def test_report_package_has_no_strategy_import():
+    """Static half of the rule (the CLI test checks sys.modules): the report reads results only."""
+    pattern = re.compile(r"^\s*(from|import)\s+(nas_lth\.strategy|ray)\b", re.MULTILINE)
+    for path in (ROOT / "nas_lth" / "report").glob("*.py"):
+        assert not pattern.search(path.read_text()), path.name

@@ -1,0 +1,365 @@
+"""Integration tests for the search (``python -m nas_lth.search``): a real local Ray instance, Tune,
+Optuna and ASHA on a tiny LeNet-300-100/digits space; the Parquet tables it writes; refusing to
+overwrite an experiment; SIGINT then ``--resume``.
+
+Every search runs as a subprocess in its own session; a search that hangs is killed with its whole
+session (the driver, GCS, raylet and workers), so no Ray process outlives a test.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+import pytest
+import yaml
+
+from nas_lth.store import CURVE_COLUMNS, STATUSES, TRIAL_COLUMNS, read
+
+SEARCH_TIMEOUT_S = 240
+
+
+def tiny_space(name: str, num_samples: int, search: dict, **strategy) -> dict:
+    return {
+        "name": name,
+        "description": "integration test",
+        "fixed": {
+            "model": "lenet300_100",
+            "dataset": "digits",
+            "budget": 6,
+            "seed": 0,
+            "target_weights": 0.2,
+            "eval_rounds": "last",
+            "training": {"eval_every": 10},
+        },
+        "search": search,
+        "strategy": {"num_samples": num_samples, "searcher": "random", "seed": 0, "max_concurrent": 2,
+                     "checkpoint_every_s": 0, **strategy},
+    }
+
+
+def write_space(path: Path, data: dict) -> Path:
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def search_cmd(space: Path, storage: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "nas_lth.search", str(space), "--storage", str(storage), "--no-dashboard",
+            "--num-cpus", "2", "--progress-every", "5", *extra]
+
+
+def search_env() -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env.pop("RAY_ADDRESS", None)  # always a fresh local Ray instance
+    return env
+
+
+# ------------------------------------------------------------------ process hygiene
+
+
+def session_pids(sid: int) -> list[int]:
+    """Processes of session ``sid`` (the search subprocess and every Ray process it started)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state ppid pgrp session ...
+        if int(fields[3]) == sid and int(entry) != os.getpid():
+            pids.append(int(entry))
+    return pids
+
+
+def reap_session(proc: subprocess.Popen, grace_s: float = 20.0) -> list[int]:
+    """Kill what is left of ``proc``'s session; returns the pids that were still alive after
+    ``grace_s`` (a driver that exits normally takes its Ray processes with it)."""
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    deadline = time.monotonic() + grace_s
+    left = session_pids(proc.pid)
+    while left and time.monotonic() < deadline:
+        time.sleep(0.5)
+        left = session_pids(proc.pid)
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    return left
+
+
+def start(cmd: list[str], cwd: Path, log: str) -> subprocess.Popen:
+    return subprocess.Popen(cmd, cwd=cwd, env=search_env(), stdout=open(cwd / f"{log}.out", "w"),
+                            stderr=open(cwd / f"{log}.err", "w"), start_new_session=True)
+
+
+def run(cmd: list[str], cwd: Path, log: str, timeout: float = SEARCH_TIMEOUT_S) -> SimpleNamespace:
+    """Run a search to its end; on a timeout kill its session and fail."""
+    proc = start(cmd, cwd, log)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        reap_session(proc, grace_s=0)
+        pytest.fail(f"search did not finish in {timeout} s; stdout:\n{(cwd / f'{log}.out').read_text()[-3000:]}")
+    left = reap_session(proc)
+    out, err = (cwd / f"{log}.out").read_text(), (cwd / f"{log}.err").read_text()
+    assert not left, f"processes left behind by the search: {left}"
+    return SimpleNamespace(returncode=proc.returncode, stdout=out, stderr=err)
+
+
+def error_lines(stderr: str) -> list[str]:
+    """stderr lines that are not Ray's own start-up warnings."""
+    return [line for line in stderr.splitlines() if line.strip() and " WARNING " not in line]
+
+
+def digests(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+# ------------------------------------------------------------------ end to end
+
+E2E_SAMPLES = 8
+
+
+@pytest.fixture(scope="module")
+def e2e(tmp_path_factory):
+    work = tmp_path_factory.mktemp("e2e")
+    space = write_space(work / "tiny.yaml", tiny_space(
+        "tiny_e2e", E2E_SAMPLES,
+        {"criterion": {"choice": ["large_final", "random", "snip"]},
+         "stop_at": {"choice": [20, "end", "early_bird"]},
+         "rounds": {"int": [1, 2]}},
+        scheduler="asha", grace_period=1, reduction_factor=2))
+    storage = work / "runs"
+    t0 = time.monotonic()
+    proc = run(search_cmd(space, storage), work, "e2e")
+    return SimpleNamespace(proc=proc, space=space, storage=storage, work=work, exp=storage / "tiny_e2e",
+                           seconds=time.monotonic() - t0)
+
+
+@pytest.mark.integration
+def test_search_end_to_end(e2e):
+    proc = e2e.proc
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr, proc.stderr[-3000:]
+    for section in ("best tickets", "Pareto front", "Parquet:", "python -m nas_lth.report"):
+        assert section in proc.stdout, (section, proc.stdout[-3000:])
+    assert str(e2e.exp) in proc.stdout
+
+    res = read(str(e2e.exp))
+    trials, curves = res.trials, res.curves
+    assert len(trials) == E2E_SAMPLES
+    assert trials.trial_id.is_unique
+    assert [c for c in TRIAL_COLUMNS if c not in trials.columns] == []
+    assert set(trials.status) <= set(STATUSES), trials.status.tolist()
+    assert (trials.experiment == "tiny_e2e").all()
+    assert set(trials.criterion) <= {"large_final", "random", "snip"}
+    assert set(trials.stop_at) <= {"20", "end", "early_bird"}
+    assert set(trials.rounds) <= {1, 2}
+    assert (trials.budget == 6).all() and (trials.target_weights == 0.2).all()
+    assert (trials.model == "lenet300_100").all() and (trials.dataset == "digits").all()
+
+    status = trials.status.value_counts().to_dict()
+    assert status.get("stopped", 0) >= 1, f"ASHA stopped no trial: {status}"
+    done = trials[trials.status == "completed"]
+    assert len(done) >= 1, status
+    # target_weights 0.2 sets the fc rates; the output layer (1 % of the weights) keeps its 10 % per round
+    assert done.weights_remaining.between(0.19, 0.23).all(), done.weights_remaining.tolist()
+    assert ((done.val_acc > 0) & (done.val_acc <= 1)).all(), done.val_acc.tolist()
+    assert ((done.test_acc > 0) & (done.test_acc <= 1)).all(), done.test_acc.tolist()
+    assert (done.epochs_trained == 6).all()
+    stopped = trials[trials.status == "stopped"]
+    assert (stopped.epochs_trained < 6).all(), stopped.epochs_trained.tolist()
+
+    # the shared dense trajectory: computed once, reused by the others
+    assert (done.shared_iterations > 0).any(), done[["trial_id", "shared_iterations"]]
+    assert done.trajectory_key.notna().all()
+    pts = list((e2e.exp / "trajectories").glob("*.pt"))
+    assert pts, "no shared trajectory file"
+    assert {p.stem for p in pts} >= set(done.trajectory_key)
+
+    assert [c for c in CURVE_COLUMNS if c not in curves.columns] == []
+    assert set(curves.trial_id) == set(trials.trial_id)
+    assert (curves.groupby("trial_id").size() >= 2).all()
+    assert not curves.duplicated(["trial_id", "round", "run", "iteration"]).any()
+    last = curves[curves.trial_id.isin(done.trial_id)].groupby("trial_id").iteration.max()
+    assert (last == 6 * 20).all(), last  # 6 epochs of 20 iterations (1,150 digits at batch 60)
+
+    leftovers = [p for p in e2e.exp.rglob("*") if p.name.startswith(".") and p.name != ".validate_storage_marker"]
+    assert leftovers == [], leftovers
+    print(f"end-to-end search: {e2e.seconds:.0f} s")
+
+
+@pytest.mark.integration
+def test_search_trials_files_share_one_schema(e2e):
+    import pyarrow.parquet as pq
+
+    assert e2e.proc.returncode == 0
+    schemas = {p.name: pq.read_schema(p).remove_metadata() for p in (e2e.exp / "trials").glob("*.parquet")}
+    first = next(iter(schemas.values()))
+    differ = {name: str(s) for name, s in schemas.items() if not s.equals(first)}
+    assert not differ, f"{len(differ)} of {len(schemas)} files differ from {first}"
+    assert len(pd.read_parquet(e2e.exp / "trials")) == E2E_SAMPLES
+
+
+@pytest.mark.integration
+def test_search_refuses_to_overwrite_an_experiment(e2e):
+    assert e2e.proc.returncode == 0
+    before = {d: digests(e2e.exp / d) for d in ("trials", "curves")}
+    proc = run(search_cmd(e2e.space, e2e.storage), e2e.work, "again", timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = error_lines(proc.stderr)
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "--resume" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert {d: digests(e2e.exp / d) for d in ("trials", "curves")} == before
+
+
+@pytest.mark.integration
+def test_resume_of_a_missing_experiment_is_a_user_error(e2e):
+    proc = run(search_cmd(e2e.space, e2e.storage, "--resume", "--name", "never_ran"), e2e.work, "missing",
+               timeout=120)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    lines = error_lines(proc.stderr)
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "never_ran" in lines[0], proc.stderr
+    assert not (e2e.storage / "never_ran").exists()
+
+
+# ------------------------------------------------------------------ SIGINT, then --resume
+
+RESUME_SAMPLES = 10
+
+
+@pytest.mark.integration
+def test_sigint_then_resume_finishes_every_trial_exactly_once(tmp_path):
+    space = write_space(tmp_path / "resume.yaml", tiny_space(
+        "tiny_resume", RESUME_SAMPLES,
+        {"criterion": {"choice": ["large_final", "random", "snip", "magnitude_increase"]},
+         "stop_at": {"choice": [20, "end"]},
+         "rounds": {"int": [1, 3]}},
+        scheduler="fifo"))  # no scheduler stops: every trial must end "completed"
+    storage = tmp_path / "runs"
+    exp = storage / "tiny_resume"
+    cmd = search_cmd(space, storage)
+
+    proc = start(cmd, tmp_path, "first")
+    try:
+        deadline = time.monotonic() + SEARCH_TIMEOUT_S
+        while len(list((exp / "trials").glob("*.parquet"))) < 2:
+            assert proc.poll() is None, (
+                f"the search ended (exit {proc.returncode}) before 2 trials were written:\n"
+                + (tmp_path / "first.out").read_text()[-3000:] + (tmp_path / "first.err").read_text()[-3000:])
+            assert time.monotonic() < deadline, "no 2 trials written in time"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGINT)
+        proc.wait(120)
+    finally:
+        left = reap_session(proc)
+    out = (tmp_path / "first.out").read_text()
+    err = (tmp_path / "first.err").read_text()
+    assert not left, f"processes left behind after SIGINT: {left}"
+    assert proc.returncode == 130, out[-3000:] + err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    hint = [line for line in out.splitlines() if "--resume" in line]
+    assert hint and "python -m nas_lth.search" in hint[-1], out[-2000:]
+
+    finished = digests(exp / "trials")
+    finished_curves = digests(exp / "curves")
+    assert len(finished) >= 2
+    assert len(finished) < RESUME_SAMPLES, (
+        f"all {RESUME_SAMPLES} trials finished before SIGINT arrived: make the trials slower or more "
+        "numerous so that the test interrupts a running search")
+
+    proc2 = run([*cmd, "--resume"], tmp_path, "second")
+    assert proc2.returncode == 0, proc2.stdout[-3000:] + proc2.stderr[-3000:]
+    assert "Traceback" not in proc2.stderr
+
+    res = read(str(exp))
+    trials = res.trials
+    assert len(trials) == RESUME_SAMPLES, trials[["trial_id", "status"]]
+    assert trials.trial_id.is_unique
+    assert (trials.status == "completed").all(), trials[["trial_id", "status", "message"]]
+    after = digests(exp / "trials")
+    assert {k: after.get(k) for k in finished} == finished  # rows written before SIGINT: same bytes
+    after_curves = digests(exp / "curves")
+    assert {k: after_curves.get(k) for k in finished_curves} == finished_curves
+    assert set(res.curves.trial_id) == set(trials.trial_id)
+    assert (trials.weights_remaining.between(0.19, 0.23)).all()
+
+
+# ------------------------------------------------------------------ a trial restarted without a checkpoint
+
+
+class _WorkerDied(Exception):
+    pass
+
+
+class _FakeTune:
+    """What ``ticket_trainable`` uses of ``ray.tune`` inside a trial: one attempt of trial ``t1``."""
+
+    def __init__(self, die_after: int | None = None):
+        self.reports: list[dict] = []
+        self.die_after = die_after
+        self.Checkpoint = SimpleNamespace(from_directory=lambda d: ("checkpoint", d))
+
+    def get_context(self):
+        return SimpleNamespace(get_trial_id=lambda: "t1")
+
+    def get_checkpoint(self):
+        return None  # nothing was checkpointed yet: the attempt starts from scratch
+
+    def report(self, metrics, checkpoint=None):
+        self.reports.append(metrics)
+        if self.die_after is not None and len(self.reports) >= self.die_after:
+            raise _WorkerDied("the node went away")
+
+
+def test_retried_trial_without_checkpoint_has_each_evaluation_once(tmp_path, monkeypatch):
+    """Tune retries a trial whose worker died (max_failures). With ``checkpoint_every_s`` > 0 (the
+    default space uses 5 s) the first epochs of the measured run are reported without a checkpoint, so
+    a worker that dies then restarts the trial from scratch; the driver already holds those epochs.
+    The same happens after SIGINT + --resume when the trial's last checkpoint is older than its last
+    report (seen in test_sigint_then_resume... as duplicate (round, run, iteration) curve rows)."""
+    from nas_lth.space import SearchSpace
+    from nas_lth.store import locate
+    from nas_lth.strategy import trainable as tr
+    from nas_lth.strategy.callback import ResultsCallback
+
+    data = tiny_space("retry", 1, {"criterion": {"choice": ["large_final"]}})
+    data["fixed"]["budget"] = 3
+    space = SearchSpace.from_dict(data, "retry.yaml")
+    exp = locate(str(tmp_path / "retry"))
+    monkeypatch.setattr(tr.ray, "get_gpu_ids", lambda: [])
+    monkeypatch.setattr(tr.ray, "get_actor", lambda *a, **k: None)
+    monkeypatch.setattr(tr, "get_trajectory", lambda key, loc, tid, broker, compute: (compute(lambda: None), True))
+    callback = ResultsCallback(space, exp, "retry", "val_acc", quiet=True)
+    trial = SimpleNamespace(trial_id="t1", config={"criterion": "large_final"}, last_result=None, error_file=None)
+    kwargs = dict(space=space.to_dict(), name="retry", experiment=exp.uri, data_dir=None, device="cpu", threads=1,
+                  checkpoint_every_s=60.0)
+
+    for attempt in (_FakeTune(die_after=2), _FakeTune()):  # dies after 2 epochs of the final run, then again
+        monkeypatch.setattr(tr, "tune", attempt)
+        try:
+            tr.ticket_trainable({"criterion": "large_final"}, **kwargs)
+        except _WorkerDied:
+            pass
+        for result in attempt.reports:
+            callback.on_trial_result(0, [], trial, result)
+            trial.last_result = result
+    assert trial.last_result["final"] and trial.last_result["status"] == "completed"
+    callback.on_trial_complete(0, [], trial)
+
+    curve = read(exp.uri).curves
+    assert len(curve) > 0
+    dup = curve[curve.duplicated(["round", "run", "iteration"], keep=False)]
+    assert dup.empty, dup[["round", "run", "iteration", "val_acc"]]
