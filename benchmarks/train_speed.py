@@ -11,7 +11,7 @@ in interleaved order and the median is reported.
   dense (100 %) and at 7 % weights remaining; ``nas_lth+eval100`` adds the LTH protocol's
   validation pass every 100 iterations.
 
-    python -m benchmarks.train_speed [--data-dir D] [--epochs 1] [--repeats 3]
+    python -m benchmarks.train_speed [--data-dir D] [--epochs 1] [--repeats 3] [--threads N]
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def plain_slices(x, y, bs, epochs, seed):
         perm = torch.randperm(n, generator=g)
         for i in range(0, n, bs):
             idx = perm[i : i + bs]
-            loss = nn.functional.cross_entropy(model(x[idx]), y[idx])
+            loss = nn.functional.cross_entropy(model(x.index_select(0, idx)), y.index_select(0, idx))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -91,11 +91,14 @@ def nas_lth_loop(data, bs, epochs, seed, *, density=1.0, eval_every=None):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default=default_data_dir())
-    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--epochs", type=int, default=3, help="epochs per timed run (nas_lth evaluates at the start and end)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[60, 128])
+    p.add_argument("--threads", type=int, default=None, help="torch threads for every loop (default: torch's)")
     p.add_argument("--out")
     args = p.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     data = load_dataset("mnist", args.data_dir, seed=0)
     x, y = data.train.x, data.train.y

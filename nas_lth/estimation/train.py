@@ -86,7 +86,8 @@ class Trainer:
         self.iters_per_epoch = math.ceil(self.n_train / cfg.batch_size)
         self.iteration = 0
         self.result = TrainResult()
-        layers = [m for _, m in masked_layers(model)]
+        # masks are fixed for a run; a dense run (all ones) skips the per-step multiply
+        layers = [m for _, m in masked_layers(model) if not bool(m.mask.all())]
         self._mw = [m.weight for m in layers]
         self._mm = [m.mask for m in layers]
         self._post_step = getattr(model, "post_step", None)  # e.g. TextCNN's max-norm constraint
