@@ -363,3 +363,24 @@ def test_retried_trial_without_checkpoint_has_each_evaluation_once(tmp_path, mon
     assert len(curve) > 0
     dup = curve[curve.duplicated(["round", "run", "iteration"], keep=False)]
     assert dup.empty, dup[["round", "run", "iteration", "val_acc"]]
+
+
+# ------------------------------------------------------------------ the same recipe twice
+
+
+@pytest.mark.integration
+def test_a_repeated_recipe_reuses_the_first_result(tmp_path):
+    """Three trials of one recipe, one after another: the first trains, the others replay its result."""
+    space = write_space(tmp_path / "same.yaml", tiny_space(
+        "same_recipe", 3, {"criterion": {"choice": ["large_final"]}}, scheduler="fifo", max_concurrent=1))
+    proc = run(search_cmd(space, tmp_path / "runs"), tmp_path, "same")
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    trials = read(tmp_path / "runs" / "same_recipe").trials.sort_values("finished_at")
+    assert list(trials.status) == ["completed"] * 3
+    first, *again = trials.to_dict("records")
+    assert first["iterations_trained"] > 0 and "reused" not in (first["message"] or "")
+    for row in again:
+        assert row["iterations_trained"] == 0
+        assert f"same recipe as trial {first['trial_id']}" in row["message"]
+        assert row["val_acc"] == first["val_acc"] and row["mask_digest"] == first["mask_digest"]
+        assert row["shared_iterations"] >= first["iterations_trained"]

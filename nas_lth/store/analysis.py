@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import pandas as pd
 
+from nas_lth.store.schema import RECIPE_COLUMNS
+
 
 def full_fidelity(trials: pd.DataFrame) -> pd.DataFrame:
     if trials.empty or "status" not in trials:
@@ -29,6 +31,17 @@ def pareto_front(trials: pd.DataFrame, acc: str = "val_acc", cost: str = "weight
     return df.loc[keep]
 
 
+def unique_recipes(trials: pd.DataFrame) -> pd.DataFrame:
+    """One row per distinct recipe (a searcher may propose the same one again), with ``trials`` = how
+    many trials ran it."""
+    cols = [c for c in RECIPE_COLUMNS + ["model", "dataset"] if c in trials.columns]
+    if trials.empty or not cols:
+        return trials
+    key = trials[cols].astype(str).agg("|".join, axis=1)
+    counts = key.map(key.value_counts())
+    return trials.assign(trials=counts)[~key.duplicated()]
+
+
 def best_tickets(trials: pd.DataFrame, acc: str = "val_acc", n: int = 5) -> pd.DataFrame:
-    df = full_fidelity(trials).dropna(subset=[acc])
+    df = unique_recipes(full_fidelity(trials).dropna(subset=[acc]))
     return df.sort_values([acc, "weights_remaining"], ascending=[False, True]).head(n)

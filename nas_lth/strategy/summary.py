@@ -5,10 +5,10 @@ from __future__ import annotations
 import pandas as pd
 
 from nas_lth.store import read
-from nas_lth.store.analysis import best_tickets, pareto_front
+from nas_lth.store.analysis import best_tickets, pareto_front, unique_recipes
 
 SHOW = ["trial_id", "criterion", "stop_at", "rewind_to", "reinit", "rounds", "weights_remaining", "val_acc",
-        "test_acc", "early_stop_iter"]
+        "test_acc", "early_stop_iter", "trials"]
 
 
 def _table(df: pd.DataFrame) -> str:
@@ -18,6 +18,8 @@ def _table(df: pd.DataFrame) -> str:
     out = df[cols].copy()
     if "weights_remaining" in out:
         out["weights_remaining"] = (100 * out["weights_remaining"]).map(lambda v: f"{v:.2f}%")
+    if "early_stop_iter" in out:
+        out["early_stop_iter"] = out["early_stop_iter"].astype("Int64")
     for c in ("val_acc", "test_acc"):
         if c in out:
             out[c] = out[c].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
@@ -43,7 +45,7 @@ def print_summary(outcome) -> None:
     print("\nbest tickets (full budget):")
     print(_table(best_tickets(trials)))
     print("\nPareto front (val_acc vs weights remaining, full budget only):")
-    print(_table(pareto_front(trials)))
+    print(_table(pareto_front(unique_recipes(trials))))
     shared = trials.shared_iterations.fillna(0).sum()
     own = trials.iterations_trained.fillna(0).sum()
     if shared > 0:  # from the table, so a resumed search reports the whole experiment

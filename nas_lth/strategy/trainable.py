@@ -27,6 +27,7 @@ from nas_lth.pruning import density
 from nas_lth.space.schema import SearchSpace
 from nas_lth.store.fs import locate
 from nas_lth.strategy.broker import NAMESPACE, broker_name, get_trajectory
+from nas_lth.strategy.memo import Memo
 from nas_lth.strategy.plan import plan_key, snapshot_plan
 
 CHECKPOINT_EVERY_S = 30.0
@@ -101,6 +102,7 @@ def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, d
             last["val"] = rec[metric]
 
     def report(metrics: dict, state: dict | None) -> None:
+        memo.record(metrics)
         payload = {**base, **metrics, "evals": list(pending_evals), "evals_reset": reset[0]}
         if reset[0]:
             payload["evals"] = reported + payload["evals"]
@@ -114,6 +116,10 @@ def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, d
             torch.save({"ticket": state, "evals": list(reported)}, os.path.join(d, "state.pt"))
             tune.report(payload, checkpoint=tune.Checkpoint.from_directory(d))
         last["ckpt"] = time.monotonic()
+
+    memo = Memo(loc, recipe, dev, trial_id)
+    if resume is None and memo.replay(base, reset):
+        return  # the same recipe already ran to completion in this experiment: its result is reused
 
     run = TicketRun(recipe, data, device=dev, on_eval=on_eval, eval_at_epoch_end=True)
     target = run.budget_iters

@@ -1,0 +1,55 @@
+"""Reuse the result of a recipe that already ran to completion in the same experiment.
+
+A recipe with its seed is deterministic on a given device kind, and a searcher over categorical
+dimensions (TPE in particular) proposes the same configuration again and again. Training it again
+would only reproduce the same numbers, so the trial replays the stored per-epoch reports - the
+scheduler sees exactly what it saw the first time - and the final result, marked with its source.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+from ray import tune
+
+from nas_lth.estimation.recipe import Recipe
+from nas_lth.store.fs import Location
+
+_KEEP = ("fidelity", "objective", "weights_remaining", "round", "status")
+
+
+class Memo:
+    def __init__(self, experiment: Location, recipe: Recipe, device, trial_id: str):
+        self.trial_id = trial_id
+        blob = json.dumps([recipe.model_dump(mode="json"), str(getattr(device, "type", device))],
+                          sort_keys=True).encode()
+        self.key = hashlib.sha256(blob).hexdigest()[:24]
+        self.path = experiment.join("memo", f"{self.key}.json")
+        self.reports: list[dict] = []
+
+    def record(self, metrics: dict) -> None:
+        """Called with every report of the trial; stores the final one (with the epoch reports)."""
+        if metrics.get("final"):
+            if metrics.get("status") == "completed":
+                final = {k: v for k, v in metrics.items() if not isinstance(v, list | dict)}
+                self.path.write_bytes(json.dumps({"trial_id": self.trial_id, "reports": self.reports,
+                                                  "final": final}).encode())
+        elif metrics.get("fidelity", 0) > 0:
+            self.reports.append({k: metrics[k] for k in metrics if k in _KEEP or k.startswith("val_")})
+
+    def replay(self, base: dict, reset: list[bool]) -> bool:
+        if not self.path.exists():
+            return False
+        stored = json.loads(self.path.read_bytes())
+        for rep in stored["reports"]:
+            tune.report({**base, **rep, "evals": [], "evals_reset": reset[0]})
+            reset[0] = False
+        final = stored["final"]
+        source = stored["trial_id"]
+        tune.report({**base, **final, "evals": [], "evals_reset": reset[0], "iterations_trained": 0,
+                     "shared_iterations": (final.get("iterations_trained") or 0)
+                     + (final.get("shared_iterations") or 0),
+                     "message": f"same recipe as trial {source}: result reused, nothing trained",
+                     "cached_from": source})
+        return True
