@@ -91,7 +91,8 @@ def nas_lth_loop(data, bs, epochs, seed, *, density=1.0, eval_every=None):
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default=default_data_dir())
-    p.add_argument("--epochs", type=int, default=3, help="epochs per timed run (nas_lth evaluates at the start and end)")
+    p.add_argument("--epochs", type=int, default=3,
+                   help="epochs per timed run (nas_lth evaluates at the start and at the end)")
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--batch-sizes", type=int, nargs="+", default=[60, 128])
     p.add_argument("--threads", type=int, default=None, help="torch threads for every loop (default: torch's)")

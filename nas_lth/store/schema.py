@@ -36,6 +36,7 @@ TRIAL_SCHEMA = pa.schema([
     *[(c, pa.float64()) for c in METRIC_COLUMNS],
     ("early_stop_iter", pa.int64()), ("mask_iter", pa.int64()), ("early_bird_drawn", pa.bool_()),
     ("epochs_trained", pa.float64()), ("iterations_trained", pa.int64()), ("shared_iterations", pa.int64()),
+    ("trajectory_iterations_trained", pa.int64()),
     ("dense_val_acc", pa.float64()), ("dense_test_acc", pa.float64()), ("dense_val_micro_f1", pa.float64()),
     ("dense_test_micro_f1", pa.float64()), ("dense_objective", pa.float64()),
     ("dense_early_stop_iter", pa.int64()), ("objective", pa.float64()), ("status", pa.string()),

@@ -12,6 +12,7 @@ from nas_lth.space.schema import SearchSpace
 from nas_lth.store import write_curve, write_trial
 from nas_lth.store.fs import Location
 from nas_lth.store.schema import RECIPE_COLUMNS, TRIAL_COLUMNS
+from nas_lth.strategy.stopper import meets
 
 
 def recipe_columns(space: SearchSpace, config: dict) -> dict:
@@ -37,7 +38,8 @@ class ResultsCallback(Callback):
     """Writes ``trials/<id>.parquet`` and ``curves/<id>.parquet`` when a trial ends, and prints one
     progress line per finished trial (the periodic table comes from the progress reporter)."""
 
-    def __init__(self, space: SearchSpace, experiment: Location, name: str, metric: str, quiet: bool = False):
+    def __init__(self, space: SearchSpace, experiment: Location, name: str, metric: str, quiet: bool = False,
+                 target=None):
         self.space = space
         self.experiment = experiment
         self.name = name
@@ -45,6 +47,8 @@ class ResultsCallback(Callback):
         self.quiet = quiet
         self.curves: dict[str, list[dict]] = {}
         self.finished: dict[str, str] = {}  # trial id -> status, for the summary
+        self.target = target  # strategy.stop_when: the search ends once a ticket meets it
+        self.target_met_by: str | None = None
         self.t0 = time.monotonic()
 
     def setup(self, **info):
@@ -72,6 +76,19 @@ class ResultsCallback(Callback):
         else:
             status = "stopped"  # ended by the scheduler before its full budget
         self._write(trial, res, status, res.get("message", ""))
+        if self.target is not None and self.target_met_by is None and meets(res, self.target):
+            self.target_met_by = trial.trial_id
+
+    def on_experiment_end(self, trials, **info):
+        # Tune stops the other running trials without on_trial_complete when a stopper ends the
+        # experiment; record them (their work counts). After a SIGINT they stay unrecorded: --resume
+        # continues them.
+        if self.target_met_by is None:
+            return
+        for trial in trials:
+            if trial.trial_id not in self.finished and trial.last_result:
+                self._write(trial, trial.last_result, "stopped",
+                            f"search ended: trial {self.target_met_by} met strategy.stop_when")
 
     def on_trial_error(self, iteration, trials, trial, **info):
         res = trial.last_result or {}

@@ -140,7 +140,8 @@ def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, d
         report({metric: last["val"], "objective": last["val"], "fidelity": fidelity, "round": info.round,
                 "weights_remaining": density(state["masks"]), "status": "running",
                 "iterations_trained": state["cumulative"] + extra["computed"]
-                + (tr.iteration if tr is not None else 0)}, state if keep else None)
+                + (tr.iteration if tr is not None else 0),
+                "trajectory_iterations_trained": extra["computed"]}, state if keep else None)
 
     run.on_checkpoint = on_checkpoint
     shared_iters, traj_key = 0, None
@@ -179,6 +180,7 @@ def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, d
         **rec, metric: value, "objective": value, "fidelity": float(recipe.budget), "final": True,
         "status": row.status, "epochs_trained": row.iterations / run.ipe,
         "iterations_trained": run.cumulative + extra["computed"], "shared_iterations": shared_iters,
+        "trajectory_iterations_trained": extra["computed"],
         **{f"dense_{k}": dense_metrics.get(k) for k in ("val_acc", "test_acc", "val_micro_f1", "test_micro_f1")},
         "dense_objective": dense_metrics.get(metric), "dense_early_stop_iter": dense_early_stop,
         "trajectory_key": traj_key, "trial_wall_seconds": time.perf_counter() - t_start,
