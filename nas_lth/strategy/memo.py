@@ -28,13 +28,14 @@ class Memo:
         self.path = experiment.join("memo", f"{self.key}.json")
         self.reports: list[dict] = []
 
-    def record(self, metrics: dict) -> None:
-        """Called with every report of the trial; stores the final one (with the epoch reports)."""
+    def record(self, metrics: dict, evals: list[dict]) -> None:
+        """Called with every report of the trial (and all its evaluations so far); stores the final
+        one with the epoch reports and the curve."""
         if metrics.get("final"):
             if metrics.get("status") == "completed":
                 final = {k: v for k, v in metrics.items() if not isinstance(v, list | dict)}
                 self.path.write_bytes(json.dumps({"trial_id": self.trial_id, "reports": self.reports,
-                                                  "final": final}).encode())
+                                                  "final": final, "evals": evals}).encode())
         elif metrics.get("fidelity", 0) > 0:
             self.reports.append({k: metrics[k] for k in metrics if k in _KEEP or k.startswith("val_")})
 
@@ -42,12 +43,16 @@ class Memo:
         if not self.path.exists():
             return False
         stored = json.loads(self.path.read_bytes())
+        # The source trial's curve, so every trial has one; sent whole (replacing) with every report
+        # because Tune may fold results that arrive this fast into the last one.
+        evals = stored.get("evals", [])
         for rep in stored["reports"]:
-            tune.report({**base, **rep, "evals": [], "evals_reset": reset[0]})
-            reset[0] = False
+            tune.report({**base, **rep, "evals": evals, "evals_reset": True})
+        reset[0] = False
         final = stored["final"]
         source = stored["trial_id"]
-        tune.report({**base, **final, "evals": [], "evals_reset": reset[0], "iterations_trained": 0,
+        tune.report({**base, **final, "evals": evals, "evals_reset": True,
+                     "iterations_trained": 0, "trajectory_iterations_trained": 0,
                      "shared_iterations": (final.get("iterations_trained") or 0)
                      + (final.get("shared_iterations") or 0),
                      "message": f"same recipe as trial {source}: result reused, nothing trained",

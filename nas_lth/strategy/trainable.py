@@ -102,7 +102,7 @@ def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, d
             last["val"] = rec[metric]
 
     def report(metrics: dict, state: dict | None) -> None:
-        memo.record(metrics)
+        memo.record(metrics, reported + pending_evals)
         payload = {**base, **metrics, "evals": list(pending_evals), "evals_reset": reset[0]}
         if reset[0]:
             payload["evals"] = reported + payload["evals"]
