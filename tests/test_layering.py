@@ -1,0 +1,26 @@
+"""Imports point one way (DESIGN.md): substrate <- estimation <- strategy <- search; the space is plain
+data; store and report never import the strategy. Checked in a fresh interpreter per module."""
+
+import subprocess
+import sys
+
+import pytest
+
+FORBIDDEN = {
+    "nas_lth.data": ("ray", "optuna", "nas_lth.estimation", "nas_lth.strategy", "nas_lth.space"),
+    "nas_lth.models": ("ray", "optuna", "nas_lth.estimation", "nas_lth.strategy", "nas_lth.space"),
+    "nas_lth.pruning": ("ray", "optuna", "nas_lth.estimation", "nas_lth.strategy", "nas_lth.space"),
+    "nas_lth.estimation": ("ray", "optuna", "nas_lth.strategy", "nas_lth.space", "nas_lth.store"),
+    "nas_lth.space": ("ray", "nas_lth.strategy", "nas_lth.store"),
+    "nas_lth.store": ("ray", "optuna", "nas_lth.strategy", "nas_lth.space"),
+    "nas_lth.report": ("ray", "optuna", "nas_lth.strategy"),
+    "nas_lth.ticket": ("ray", "optuna", "nas_lth.strategy"),
+}
+
+
+@pytest.mark.parametrize("module", sorted(FORBIDDEN))
+def test_module_does_not_import_upstream_parts(module):
+    code = (f"import sys, {module}; bad = sorted({{m.split('.')[0] if m.split('.')[0] != 'nas_lth' else "
+            f"'.'.join(m.split('.')[:2]) for m in sys.modules}} & set({FORBIDDEN[module]!r})); print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == "[]", f"{module} imports {out}"
