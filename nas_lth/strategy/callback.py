@@ -15,7 +15,10 @@ from nas_lth.store.schema import RECIPE_COLUMNS, TRIAL_COLUMNS
 from nas_lth.strategy.stopper import meets
 
 
-def recipe_columns(space: SearchSpace, config: dict) -> dict:
+def recipe_columns(space: SearchSpace, config: dict, layer_kinds: str | None = None) -> dict:
+    """The recipe as table columns. Parameters that do not act are null: Early-Bird's eps/window
+    unless ``stop_at`` is early_bird, and the rate of a layer kind the model does not have
+    (``layer_kinds``: comma-separated kinds the trial reported)."""
     recipe = space.recipe_dict(config)
     out = {k: recipe.get(k) for k in RECIPE_COLUMNS if not k.startswith("prune_rate_")}
     from nas_lth.estimation.recipe import Recipe
@@ -28,9 +31,12 @@ def recipe_columns(space: SearchSpace, config: dict) -> dict:
     except Exception:  # a recipe that failed validation is still recorded, with what it had
         rates = recipe.get("prune_rate") or {}
         out["model"], out["dataset"] = recipe.get("model"), recipe.get("dataset")
+    present = set(layer_kinds.split(",")) if layer_kinds else None
     for kind in ("fc", "conv", "output", "embedding"):
-        out[f"prune_rate_{kind}"] = rates.get(kind)
+        out[f"prune_rate_{kind}"] = rates.get(kind) if present is None or kind in present else None
     out["stop_at"] = None if out.get("stop_at") is None else str(out["stop_at"])
+    if out["stop_at"] != "early_bird":
+        out["eb_eps"] = out["eb_window"] = None
     return out
 
 
@@ -104,7 +110,8 @@ class ResultsCallback(Callback):
     # -- rows ----------------------------------------------------------------------------------
     def _write(self, trial, res: dict, status: str, message: str) -> None:
         row = {k: res[k] for k in TRIAL_COLUMNS if k in res}
-        row.update(experiment=self.name, trial_id=trial.trial_id, **recipe_columns(self.space, trial.config))
+        row.update(experiment=self.name, trial_id=trial.trial_id,
+                   **recipe_columns(self.space, trial.config, res.get("layer_kinds")))
         if status == "stopped":
             row["epochs_trained"] = res.get("fidelity")
         row.update(status=status, message=message or res.get("message") or "",

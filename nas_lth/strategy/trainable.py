@@ -65,7 +65,7 @@ def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, d
     t_start = time.perf_counter()
     trial_id = tune.get_context().get_trial_id()
     torch.set_num_threads(max(1, threads))
-    base = {"trial_id": trial_id, "node": socket.gethostname(), "final": False}
+    base = {"trial_id": trial_id, "node": socket.gethostname(), "final": False, "layer_kinds": None}
     try:
         sp = SearchSpace.from_dict(space, "space")
         recipe = sp.recipe(config)
@@ -93,7 +93,8 @@ def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, d
     # that starts over (no checkpoint yet) replays evaluations the driver may already have
     reset = [True]
     last = {"ckpt": time.monotonic(), "val": 0.0}
-    extra = {"computed": 0}  # dense-trajectory iterations this trial trained for everyone
+    # dense-trajectory iterations this trial trained for everyone / reused from another trial
+    extra = {"computed": 0, "shared": 0}
 
     def on_eval(rnd: int, run_name: str, rec: dict) -> None:
         rec = {"round": rnd, "run": run_name, **{k: v for k, v in rec.items() if k != "eb_distance"}}
@@ -123,6 +124,7 @@ def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, d
 
     run = TicketRun(recipe, data, device=dev, on_eval=on_eval, eval_at_epoch_end=True)
     target = run.budget_iters
+    base["layer_kinds"] = ",".join(sorted(set(run.kinds.values())))
 
     def on_checkpoint(state: dict, info) -> None:
         tr = info.trainer
@@ -141,10 +143,11 @@ def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, d
                 "weights_remaining": density(state["masks"]), "status": "running",
                 "iterations_trained": state["cumulative"] + extra["computed"]
                 + (tr.iteration if tr is not None else 0),
-                "trajectory_iterations_trained": extra["computed"]}, state if keep else None)
+                "trajectory_iterations_trained": extra["computed"], "shared_iterations": extra["shared"]},
+               state if keep else None)
 
     run.on_checkpoint = on_checkpoint
-    shared_iters, traj_key = 0, None
+    traj_key = None
     if resume is None or resume["round"] == 0:
         iters, grid = snapshot_plan(sp, recipe, run.ipe)
         if _covered(run, iters, grid, recipe.training.eval_every):
@@ -160,7 +163,7 @@ def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, d
                 extra["computed"] = run.trajectory.iterations
                 pending_evals[:0] = [{"round": 0, "run": "dense", **rec} for rec in run.trajectory.curve]
             else:
-                shared_iters = run.trajectory.iterations
+                extra["shared"] = run.trajectory.iterations
     rows = run.run(resume=resume)
 
     final = [r for r in rows if r.round == recipe.rounds and r.variant in (recipe.reinit, "dense")]
@@ -179,9 +182,10 @@ def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, d
     report({
         **rec, metric: value, "objective": value, "fidelity": float(recipe.budget), "final": True,
         "status": row.status, "epochs_trained": row.iterations / run.ipe,
-        "iterations_trained": run.cumulative + extra["computed"], "shared_iterations": shared_iters,
+        "iterations_trained": run.cumulative + extra["computed"], "shared_iterations": extra["shared"],
         "trajectory_iterations_trained": extra["computed"],
         **{f"dense_{k}": dense_metrics.get(k) for k in ("val_acc", "test_acc", "val_micro_f1", "test_micro_f1")},
         "dense_objective": dense_metrics.get(metric), "dense_early_stop_iter": dense_early_stop,
         "trajectory_key": traj_key, "trial_wall_seconds": time.perf_counter() - t_start,
+        "layer_kinds": base["layer_kinds"],
     }, None)
