@@ -68,9 +68,13 @@ def _create(exp: Location, storage: str) -> None:
             raise UserError(f"--storage {storage}: cannot write there ({exc.strerror or exc})") from None
 
 
-def _init_ray(opts: SearchOptions) -> str | None:
+def _init_ray(opts: SearchOptions) -> tuple[str | None, bool]:
+    """(dashboard URL, whether this call started the Ray session). A caller that already holds a
+    Ray session (a notebook, a test) keeps it: the search joins it and leaves it running."""
     import ray
 
+    if ray.is_initialized():
+        return None, False
     kwargs = dict(namespace="nas_lth", logging_level=logging.WARNING, log_to_driver=False)
     if opts.address:
         try:
@@ -81,7 +85,7 @@ def _init_ray(opts: SearchOptions) -> str | None:
     else:
         ctx = ray.init(num_cpus=opts.num_cpus, include_dashboard=opts.dashboard, **kwargs)
     url = getattr(ctx, "dashboard_url", None)
-    return f"http://{url}" if url and not url.startswith("http") else url
+    return (f"http://{url}" if url and not url.startswith("http") else url), True
 
 
 def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
@@ -115,7 +119,7 @@ def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
     budgets = space.values_of("budget") or [space.recipe({}).budget]
     max_t = max(1, math.ceil(max(float(b) for b in budgets)))
 
-    dashboard_url = _init_ray(opts)
+    dashboard_url, owns_ray = _init_ray(opts)
     if on_start is not None:
         on_start(dashboard_url)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -172,8 +176,12 @@ def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
                 stop=TargetStopper(strat.stop_when) if strat.stop_when else None,
                 verbose=1),
         )
-    results = tuner.fit()
-    stats = ray.get(broker.get_stats.remote())
+    try:
+        results = tuner.fit()
+        stats = ray.get(broker.get_stats.remote())
+    finally:
+        if owns_ray:
+            ray.shutdown()  # the session this search started (local instance or cluster connection)
     # After a SIGINT Tune saves its state and returns early; the trials table tells what is done.
     del results
     wanted = opts.num_samples or space.num_samples()
