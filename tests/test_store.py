@@ -283,3 +283,17 @@ def test_best_tickets_order(table):
     assert list(best.trial_id) == ["F", "K", "B", "G", "D"]  # by val_acc, ties: fewer weights first
     assert list(best_tickets(table, n=2).trial_id) == ["F", "K"]
     assert set(best_tickets(table, n=100).trial_id) == {"A", "B", "C", "D", "F", "G", "K"}
+
+
+def test_best_tickets_lists_each_recipe_once_with_its_trial_count():
+    """A searcher may propose the same recipe again; null recipe fields (eb_eps of a non-Early-Bird
+    trial) must not break the grouping."""
+    rows = [
+        {"trial_id": t, "status": "completed", "criterion": c, "stop_at": "end", "eb_eps": None, "rounds": 3,
+         "weights_remaining": 0.07, "val_acc": v}
+        for t, c, v in [("a", "movement", 0.98), ("b", "movement", 0.98), ("c", "large_final", 0.97),
+                        ("d", "movement", 0.98)]
+    ]
+    best = best_tickets(pd.DataFrame(rows))
+    assert list(best.trial_id) == ["a", "c"]
+    assert list(best.trials) == [3, 1]

@@ -37,7 +37,7 @@ def unique_recipes(trials: pd.DataFrame) -> pd.DataFrame:
     cols = [c for c in RECIPE_COLUMNS + ["model", "dataset"] if c in trials.columns]
     if trials.empty or not cols:
         return trials
-    key = trials[cols].astype(str).agg("|".join, axis=1)
+    key = pd.util.hash_pandas_object(trials[cols], index=False)  # null-safe row hash
     counts = key.map(key.value_counts())
     return trials.assign(trials=counts)[~key.duplicated()]
 
