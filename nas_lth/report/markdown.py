@@ -36,7 +36,8 @@ def render(name: str, summary: Summary, figures: list[tuple[FigureResult, str | 
     if summary.fixed:
         out.append("- **fixed**: " + ", ".join(f"{k}={v}" for k, v in summary.fixed))
     out += ["", "## Top tickets", "",
-            "Completed (full-budget) trials ranked by the validation metric (pp = percentage points).", "",
+            "Completed (full-budget) trials ranked by the validation metric, one row per distinct recipe "
+            "(trials = how many trials ran it; pp = percentage points).", "",
             table(summary.top)]
     out += ["## Figures", ""]
     for i, (fr, png) in enumerate(figures, start=1):

@@ -10,6 +10,7 @@ import pandas as pd
 
 from nas_lth.report.data import RECIPE_ORDER, ReportData, dense_column
 from nas_lth.store import STATUSES
+from nas_lth.store.analysis import unique_recipes
 
 # columns always shown in the top-tickets table (the rest of the recipe only when it varies)
 _ALWAYS = ["criterion", "stop_at", "reinit", "rounds"]
@@ -85,7 +86,9 @@ def top_tickets(data: ReportData, n: int = 10) -> pd.DataFrame:
     comp = data.completed
     if val not in comp or comp.empty:
         return pd.DataFrame()
-    best = comp.dropna(subset=[val]).sort_values([val, "weights_remaining"], ascending=[False, True]).head(n)
+    # one row per distinct recipe: a searcher may run the same one many times (same numbers)
+    best = unique_recipes(comp.dropna(subset=[val]))
+    best = best.sort_values([val, "weights_remaining"], ascending=[False, True]).head(n)
     if best.empty:
         return pd.DataFrame()
     _, searched = recipe_split(data.trials)
@@ -108,6 +111,7 @@ def top_tickets(data: ReportData, n: int = 10) -> pd.DataFrame:
             row["Δ test vs dense (pp)"] = f"{100 * (r[test] - r[dense_test]):+.2f}"
         row["early-stop it"] = fmt(r.get("early_stop_iter"))
         row["mask it"] = fmt(r.get("mask_iter"))
+        row["trials"] = fmt(r.get("trials"))
         rows.append(row)
     return pd.DataFrame(rows).fillna("–")
 
