@@ -109,7 +109,7 @@ class TicketRun:
         self.on_round, self.on_eval, self.on_checkpoint = on_round, on_eval, on_checkpoint
         self.eval_at_epoch_end = eval_at_epoch_end
         self.model = build_model(rc.model, data.input_shape, data.num_classes, seed=rc.seed,
-                                 options=rc.model_options).to(self.device)
+                                 options=rc.model_options, meta=data.meta).to(self.device)
         self.kinds = {n: m.kind for n, m in masked_layers(self.model)}
         self.rates = pruning.layer_rates(self.kinds, rc.effective_prune_rate())
         self.criterion = pruning.get_criterion(rc.criterion)
@@ -214,7 +214,7 @@ class TicketRun:
         fresh = None
         if name == "random_reinit":
             fresh = clone_state(build_model(rc.model, self.data.input_shape, self.data.num_classes,
-                                            seed=rc.seed + 7919 * r, options=rc.model_options))
+                                            seed=rc.seed + 7919 * r, options=rc.model_options, meta=self.data.meta))
         # its own generator: asking for a control must not change the recipe's own masks
         gen = torch.Generator().manual_seed(rc.seed + 7919 * r + 1)
         return pruning.reset_state(name, self.masks, theta_k, init=self.theta0, fresh=fresh, generator=gen)

@@ -68,7 +68,7 @@ def compute_trajectory(recipe: Recipe, data: Dataset, *, snapshot_iters: set[int
     """Train the dense net for the recipe's budget, keeping weights at ``snapshot_iters`` (and at
     every ``eval_every`` iterations when ``early_bird_grid``)."""
     model = build_model(recipe.model, data.input_shape, data.num_classes, seed=recipe.seed,
-                        options=recipe.model_options).to(device)
+                        options=recipe.model_options, meta=data.meta).to(device)
     theta0 = clone_state(model)
     trainer = Trainer(model, data, recipe.training, seed=recipe.seed, track_best=True)
     budget = max(1, int(round(recipe.budget * trainer.iters_per_epoch)))

@@ -1,6 +1,6 @@
 """Model registry and prunable layers. Importing this package registers every model."""
 
-from nas_lth.models import conv, lenet, resnet, vgg  # noqa: F401  (registration side effect)
+from nas_lth.models import conv, lenet, resnet, text, vgg  # noqa: F401  (registration side effect)
 from nas_lth.models.layers import (
     LAYER_KINDS,
     MaskedConv1d,

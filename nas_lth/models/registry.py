@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -42,17 +43,25 @@ def build_model(
     *,
     seed: int = 0,
     options: dict | None = None,
+    meta: dict | None = None,
 ) -> nn.Module:
     """Build a model with a seeded initialisation.
 
     The model is created on the CPU inside a forked RNG seeded with ``seed``: the same seed gives the
-    same initial weights on every device and does not disturb the caller's global RNG.
+    same initial weights on every device and does not disturb the caller's global RNG. Builder
+    parameters that the dataset knows (``vocab_size``, ``vocab``) come from its ``meta`` unless given.
     """
     if name not in MODELS:
         raise UserError(f"unknown model {name!r}; allowed: {', '.join(model_names())}")
+    builder = MODELS[name].builder
+    kwargs = dict(options or {})
+    params = inspect.signature(builder).parameters
+    for key in ("vocab_size", "vocab"):
+        if key in params and key not in kwargs and meta and key in meta:
+            kwargs[key] = meta[key]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         try:
-            return MODELS[name].builder(tuple(input_shape), num_classes, **(options or {}))
+            return builder(tuple(input_shape), num_classes, **kwargs)
         except TypeError as exc:
-            raise UserError(f"model {name!r}: bad options {options}: {exc}") from None
+            raise UserError(f"model {name!r}: bad options {sorted(options or {})}: {exc}") from None

@@ -58,7 +58,10 @@ def synflow_grads(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, d
             p.abs_()
     layers = dict(masked_layers(net))
     device = next(net.parameters()).device
-    x = torch.ones(1, *input_shape, dtype=torch.float64, device=device)
     net.zero_grad(set_to_none=True)
-    net(x).sum().backward()
+    if hasattr(net, "synflow_forward"):  # models that read token ids define their all-ones input
+        out = net.synflow_forward(torch.float64)
+    else:
+        out = net(torch.ones(1, *input_shape, dtype=torch.float64, device=device))
+    out.sum().backward()
     return {n: {"synflow_grad": m.weight.grad.detach().float()} for n, m in layers.items()}
