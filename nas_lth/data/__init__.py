@@ -10,7 +10,7 @@ Adding a dataset = one module that decorates a loader with :func:`register` and 
 from __future__ import annotations
 
 # Importing the source modules registers their datasets.
-from . import cifar, digits, fashion_mnist, mnist  # noqa: F401
+from . import cifar, digits, fashion_mnist, mnist, reuters  # noqa: F401
 from .base import Dataset, Split
 from .fetch import resolve_data_dir
 from .load import load_dataset

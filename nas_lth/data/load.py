@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -10,7 +12,7 @@ import torch
 from ..errors import DataError, UserError
 from .base import Dataset, Split
 from .fetch import fetch_files, resolve_data_dir
-from .registry import DATASETS, DatasetSpec, RawData, dataset_names
+from .registry import DATASETS, DatasetSpec, LoadContext, RawData, dataset_names
 
 
 def get_spec(name: str) -> DatasetSpec:
@@ -28,32 +30,41 @@ def load_dataset(
     val_size: int | None = None,
     device: str | torch.device = "cpu",
     verify: bool = True,
+    options: Mapping[str, Any] | None = None,
 ) -> Dataset:
     """Load dataset ``name`` with its splits on ``device``.
 
     * Files: see :mod:`nas_lth.data.fetch` (``data_dir`` > ``$NAS_LTH_DATA`` > cache > download).
       ``verify=False`` skips the SHA-256 check of files found locally (downloads are always checked).
     * Validation: ``val_size`` training examples (default: the registry's, e.g. 5,000 for MNIST as in
-      the LTH paper) chosen by a ``seed``-ed permutation; same seed -> same split. Test set untouched.
+      the LTH paper, or a fraction such as 10 % of the training set for Reuters) chosen by a
+      ``seed``-ed permutation; same seed -> same split. Test set untouched.
+    * ``options``: dataset-specific settings (e.g. ``{"representation": "tokens"}`` for the Reuters
+      datasets); an unknown name is a :class:`UserError` listing the allowed ones. Datasets without
+      options accept only ``None`` or ``{}``.
     * Images become float32 in [0, 1], then are standardised per channel with the mean/std of the
-      remaining training split (recorded in ``meta["mean"]``/``meta["std"]``). Labels are int64.
+      remaining training split (recorded in ``meta["mean"]``/``meta["std"]``). Labels are int64 class
+      ids, or float32 multi-hot rows for multi-label datasets.
     """
     spec = get_spec(name)
     dev = _device(device)
-    val_size = spec.val_size if val_size is None else val_size
-    paths = fetch_files(spec, resolve_data_dir(data_dir), verify=verify) if spec.files else {}
-    raw = spec.loader(paths)
-    _check_shapes(spec, raw)
-
-    n = len(raw.x_train)
-    if isinstance(val_size, bool) or not isinstance(val_size, int | np.integer) or not 0 <= val_size < n:
-        raise UserError(f"val_size={val_size!r} for {name}: must be an integer in 0..{n - 1} (train has {n})")
+    opts = resolve_options(spec, options)
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise UserError(f"seed={seed!r}: must be an integer")
-    perm = np.random.default_rng(seed).permutation(n)
-    val_idx, train_idx = np.sort(perm[:val_size]), np.sort(perm[val_size:])  # sorted: keep file order
+    paths = fetch_files(spec, resolve_data_dir(data_dir), verify=verify) if spec.files else {}
 
-    x_train, x_val, x_test = raw.x_train[train_idx], raw.x_train[val_idx], raw.x_test
+    def holdout(n: int) -> tuple[np.ndarray, np.ndarray]:
+        return _holdout(spec, n, val_size, seed)
+
+    if spec.options:
+        ctx = LoadContext(name=name, options=opts, seed=int(seed), val_size=val_size, holdout=holdout)
+        raw = spec.loader(paths, ctx)
+    else:
+        raw = spec.loader(paths)
+    _check_shapes(spec, raw)
+
+    val_idx, train_idx = holdout(raw.x_train.shape[0])
+    x_train, x_val, x_test = (_dense(x) for x in (raw.x_train[train_idx], raw.x_train[val_idx], raw.x_test))
     meta = dict(raw.meta)
     if spec.standardize:
         x_train, x_val, x_test = (_unit_float(x) for x in (x_train, x_val, x_test))
@@ -62,7 +73,9 @@ def load_dataset(
             x -= mean  # in place: the arrays above are fresh copies
             x /= std
         meta.update(mean=mean.ravel().tolist(), std=std.ravel().tolist())
-    meta.update(seed=int(seed), val_size=int(val_size), files=[str(p) for p in paths.values()])
+    meta.update(seed=int(seed), val_size=len(val_idx), files=[str(p) for p in paths.values()])
+    if spec.options:
+        meta.setdefault("options", dict(opts))  # a loader may narrow it to the options that took effect
 
     def split(x: np.ndarray, y: np.ndarray) -> Split:
         return Split(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y)))
@@ -73,11 +86,62 @@ def load_dataset(
         val=split(x_val, raw.y_train[val_idx]),
         test=split(x_test, raw.y_test),
         num_classes=spec.num_classes,
-        input_shape=spec.input_shape,
+        input_shape=tuple(raw.input_shape) if raw.input_shape is not None else spec.input_shape,
         multilabel=spec.multilabel,
         meta=meta,
     )
     return ds if dev.type == "cpu" else ds.to(dev)
+
+
+def resolve_options(spec: DatasetSpec, options: Mapping[str, Any] | None) -> dict[str, Any]:
+    """``options`` checked against the names and value types the dataset declares, defaults filled in."""
+    if options is None:
+        options = {}
+    if not isinstance(options, Mapping):
+        raise UserError(f"options for {spec.name} must be a mapping of option name to value, got {options!r}")
+    if not spec.options:
+        if options:
+            raise UserError(f"dataset {spec.name} takes no options (got {', '.join(map(repr, options))})")
+        return {}
+    allowed = ", ".join(spec.options)
+    out = dict(spec.options)
+    for key, value in options.items():
+        if key not in spec.options:
+            raise UserError(f"unknown option {key!r} for dataset {spec.name}; allowed: {allowed}")
+        default = spec.options[key]
+        if not _same_kind(value, default):
+            raise UserError(
+                f"option {key}={value!r} for dataset {spec.name}: must be of type {type(default).__name__} "
+                f"(default {default!r})"
+            )
+        out[key] = int(value) if isinstance(value, np.integer) else value
+    return out
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, int):
+        return isinstance(value, int | np.integer)
+    if isinstance(default, float):
+        return isinstance(value, int | float | np.integer | np.floating)
+    return isinstance(value, type(default))
+
+
+def _holdout(spec: DatasetSpec, n: int, val_size: int | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(validation, training) row indices, each sorted (file order kept), from a seeded permutation."""
+    if val_size is None:
+        default = spec.val_size
+        val_size = int(default * n) if isinstance(default, float) else default
+    if isinstance(val_size, bool) or not isinstance(val_size, int | np.integer) or not 0 <= val_size < n:
+        raise UserError(f"val_size={val_size!r} for {spec.name}: must be an integer in 0..{n - 1} (train has {n})")
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[:val_size]), np.sort(perm[val_size:])
+
+
+def _dense(x):
+    """Sparse features (e.g. TF-IDF from a text loader) become a dense array, split by split."""
+    return x.toarray() if hasattr(x, "toarray") else x
 
 
 def _device(device: str | torch.device) -> torch.device:
@@ -96,8 +160,12 @@ def _check_shapes(spec: DatasetSpec, raw: RawData) -> None:
             raise DataError(
                 f"{spec.name} {part} inputs have shape {x.shape[1:]}, expected {spec.input_shape}"
             )
-        if len(x) != len(y):
-            raise DataError(f"{spec.name} {part} split has {len(x)} inputs but {len(y)} labels")
+        if x.shape[0] != len(y):
+            raise DataError(f"{spec.name} {part} split has {x.shape[0]} inputs but {len(y)} labels")
+        if spec.multilabel and tuple(y.shape[1:]) != (spec.num_classes,):
+            raise DataError(
+                f"{spec.name} {part} labels have shape {y.shape[1:]}, expected multi-hot ({spec.num_classes},)"
+            )
 
 
 def _unit_float(x: np.ndarray) -> np.ndarray:
