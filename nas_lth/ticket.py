@@ -56,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     recipe = load_recipe(args.recipe)
     device = pick_device(args.device)
     data = load_dataset(recipe.dataset, args.data_dir, seed=recipe.seed, val_size=recipe.val_size,
-                        device=device)
+                        device=device, options=recipe.dataset_options or None)
     if not args.json:
         print(f"# {recipe.model} on {recipe.dataset} ({device}): criterion={recipe.criterion} "
               f"stop_at={recipe.stop.label()} rounds={recipe.rounds} reinit={recipe.reinit}", flush=True)

@@ -88,7 +88,7 @@ def test_early_stop_state_is_the_best_checkpoint(digits):
     assert res.early_stop_iter == iters[val_losses.index(min(val_losses))]
     trainer.final_metrics()
     assert res.at_early_stop["val_loss"] == pytest.approx(res.best_val_loss, rel=1e-5)
-    assert set(res.final) == {"val_loss", "val_acc", "test_loss", "test_acc"}
+    assert {"val_loss", "val_acc", "test_loss", "test_acc", "val_micro_f1", "test_macro_f1"} <= set(res.final)
     assert res.final["val_loss"] == pytest.approx(res.curve[-1]["val_loss"], rel=1e-5)
 
 

@@ -92,6 +92,7 @@ class Recipe(BaseModel):
     model: str
     dataset: str
     model_options: dict = Field(default_factory=dict)
+    dataset_options: dict = Field(default_factory=dict, description="e.g. {representation: tokens, max_len: 256}")
     val_size: int | None = Field(None, ge=1)
     criterion: str = "large_final"
     stop_at: int | str = "end"

@@ -23,7 +23,7 @@ from nas_lth.estimation.recipe import Recipe
 from nas_lth.estimation.train import State, Trainer, clone_state
 from nas_lth.models import build_model
 
-KEY_FIELDS = ("model", "model_options", "dataset", "val_size", "seed", "training", "budget")
+KEY_FIELDS = ("model", "model_options", "dataset", "dataset_options", "val_size", "seed", "training", "budget")
 
 
 def trajectory_key(recipe: Recipe) -> str:

@@ -39,12 +39,13 @@ def objective_metric(multilabel: bool) -> str:
 
 
 def _dataset(recipe, data_dir, device):
-    key = (recipe.dataset, data_dir, recipe.seed, recipe.val_size, str(device))
+    opts = recipe.dataset_options or None
+    key = (recipe.dataset, repr(sorted((opts or {}).items())), data_dir, recipe.seed, recipe.val_size, str(device))
     if key not in _DATA:
         if len(_DATA) >= 4:
             _DATA.clear()
         _DATA[key] = load_dataset(recipe.dataset, data_dir, seed=recipe.seed, val_size=recipe.val_size,
-                                  device=device)
+                                  device=device, options=opts)
     return _DATA[key]
 
 

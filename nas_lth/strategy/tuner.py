@@ -207,8 +207,9 @@ def _check_data(space: SearchSpace, data_dir: str | None) -> bool:
     from nas_lth.data import load_dataset
 
     names = space.values_of("dataset") or []
+    options = space.spec.fixed.get("dataset_options") or None
     multilabel = False
     for name in names:
-        ds = load_dataset(name, data_dir, seed=0)
+        ds = load_dataset(name, data_dir, seed=0, options=options)
         multilabel |= ds.multilabel
     return multilabel
