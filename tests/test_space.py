@@ -405,3 +405,10 @@ def test_cli_missing_space_file_exits_2(tmp_path):
     lines = proc.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "nope.yaml" in lines[0], proc.stderr
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).resolve().parents[1] / "search_spaces").glob("*.yaml")),
+                         ids=lambda p: p.stem)
+def test_every_shipped_space_loads(path):
+    space = load_space(path)
+    assert space.name == path.stem and space.num_samples() >= 1
