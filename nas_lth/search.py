@@ -8,6 +8,7 @@ download) on a local Ray instance. Results go to ``<storage>/<name>/trials/*.par
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -65,6 +66,11 @@ def main(argv: list[str] | None = None) -> int:
         progress_every_s=args.progress_every,
     )
     print(f"nas_lth search '{name}': {space.source} -> {opts.storage}/{name}", flush=True)
+    if args.address and "://" not in args.storage:
+        print(f"note: --storage {args.storage} is a local path; with --address every node must reach it "
+              "(a shared filesystem), otherwise use s3:// or gs://", file=sys.stderr, flush=True)
+    # `ray job stop` and schedulers send SIGTERM: treat it like Ctrl-C, so Tune saves its state for --resume
+    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     outcome = run_search(opts, on_start=lambda url: print(
         f"Ray dashboard: {url}" if url else "Ray dashboard: not running", flush=True))
     print_summary(outcome)

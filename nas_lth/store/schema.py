@@ -40,7 +40,8 @@ TRIAL_SCHEMA = pa.schema([
     ("dense_val_acc", pa.float64()), ("dense_test_acc", pa.float64()), ("dense_val_micro_f1", pa.float64()),
     ("dense_test_micro_f1", pa.float64()), ("dense_objective", pa.float64()),
     ("dense_early_stop_iter", pa.int64()), ("objective", pa.float64()), ("status", pa.string()),
-    ("message", pa.string()), ("wall_seconds", pa.float64()), ("finished_at", pa.float64()),
+    ("message", pa.string()), ("restores", pa.int64()), ("wall_seconds", pa.float64()),
+    ("finished_at", pa.float64()),
     ("node", pa.string()), ("device", pa.string()), ("mask_digest", pa.string()),
     ("trajectory_key", pa.string()), ("schema_version", pa.int64()),
 ])

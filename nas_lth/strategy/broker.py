@@ -85,8 +85,14 @@ def broker_name(experiment: str) -> str:
 
 
 def start_broker(experiment: str):
-    return TrajectoryBroker.options(name=broker_name(experiment), namespace=NAMESPACE,
-                                    get_if_exists=True, lifetime=None).remote()
+    """The broker lives on the driver's node (soft affinity): worker nodes come and go on a cluster.
+    If it dies anyway it restarts empty, and trials fall back on the stored trajectory files."""
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    here = ray.get_runtime_context().get_node_id()
+    return TrajectoryBroker.options(
+        name=broker_name(experiment), namespace=NAMESPACE, get_if_exists=True, lifetime=None,
+        scheduling_strategy=NodeAffinitySchedulingStrategy(here, soft=True)).remote()
 
 
 def get_trajectory(

@@ -109,6 +109,12 @@ class ResultsCallback(Callback):
 
     # -- rows ----------------------------------------------------------------------------------
     def _write(self, trial, res: dict, status: str, message: str) -> None:
+        stored = self.experiment.join("trials", f"{trial.trial_id}.parquet")
+        if res.get("cached_from") == trial.trial_id and stored.exists():
+            # finished before an earlier driver died and replayed now: its row is already stored
+            self.curves.pop(trial.trial_id, None)
+            self.finished[trial.trial_id] = status
+            return
         row = {k: res[k] for k in TRIAL_COLUMNS if k in res}
         row.update(experiment=self.name, trial_id=trial.trial_id,
                    **recipe_columns(self.space, trial.config, res.get("layer_kinds")))

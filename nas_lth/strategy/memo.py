@@ -1,5 +1,8 @@
 """Reuse the result of a recipe that already ran to completion in the same experiment.
 
+This also covers a trial that finished while its driver was killed (SIGKILL, a lost head node): Tune's
+last experiment snapshot may not know it finished, so ``--resume`` starts it again, and it replays.
+
 A recipe with its seed is deterministic on a given device kind, and a searcher over categorical
 dimensions (TPE in particular) proposes the same configuration again and again. Training it again
 would only reproduce the same numbers, so the trial replays the stored per-epoch reports - the
@@ -55,6 +58,8 @@ class Memo:
                      "iterations_trained": 0, "trajectory_iterations_trained": 0,
                      "shared_iterations": (final.get("iterations_trained") or 0)
                      + (final.get("shared_iterations") or 0),
-                     "message": f"same recipe as trial {source}: result reused, nothing trained",
+                     "message": (f"same recipe as trial {source}: result reused, nothing trained"
+                                 if source != self.trial_id else
+                                 "finished before the driver stopped: stored result replayed, nothing trained"),
                      "cached_from": source})
         return True

@@ -22,6 +22,7 @@ from nas_lth.data import load_dataset
 from nas_lth.device import pick_device
 from nas_lth.errors import UserError
 from nas_lth.estimation import TicketRun
+from nas_lth.estimation.train import Diverged
 from nas_lth.estimation.trajectory import compute_trajectory
 from nas_lth.pruning import density
 from nas_lth.space.schema import SearchSpace
@@ -66,7 +67,7 @@ def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, d
     t_start = time.perf_counter()
     trial_id = tune.get_context().get_trial_id()
     torch.set_num_threads(max(1, threads))
-    base = {"trial_id": trial_id, "node": socket.gethostname(), "final": False, "layer_kinds": None}
+    base = {"trial_id": trial_id, "node": socket.gethostname(), "final": False, "layer_kinds": None, "restores": 0}
     try:
         sp = SearchSpace.from_dict(space, "space")
         recipe = sp.recipe(config)
@@ -83,10 +84,11 @@ def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, d
 
     resume, evals_done = None, []
     ckpt = tune.get_checkpoint()
-    if ckpt is not None:
+    if ckpt is not None:  # a retry after a fault, or a resumed experiment: continue where it stopped
         with ckpt.as_directory() as d:
             saved = torch.load(Path(d) / "state.pt", map_location="cpu", weights_only=True)
         resume, evals_done = saved["ticket"], saved["evals"]
+        base["restores"] = int(saved.get("restores", 0)) + 1
 
     pending_evals: list[dict] = []
     reported: list[dict] = list(evals_done)
@@ -115,13 +117,16 @@ def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, d
             tune.report(payload)
             return
         with tempfile.TemporaryDirectory() as d:
-            torch.save({"ticket": state, "evals": list(reported)}, os.path.join(d, "state.pt"))
+            torch.save({"ticket": state, "evals": list(reported), "restores": base["restores"]},
+                       os.path.join(d, "state.pt"))
             tune.report(payload, checkpoint=tune.Checkpoint.from_directory(d))
         last["ckpt"] = time.monotonic()
 
     memo = Memo(loc, recipe, dev, trial_id)
-    if resume is None and memo.replay(base, reset):
-        return  # the same recipe already ran to completion in this experiment: its result is reused
+    # The same recipe already ran to completion in this experiment (another trial, or this one before
+    # its driver died: Tune's last snapshot may still show it running): replay, never retrain.
+    if memo.replay(base, reset):
+        return
 
     run = TicketRun(recipe, data, device=dev, on_eval=on_eval, eval_at_epoch_end=True)
     target = run.budget_iters
@@ -159,7 +164,13 @@ def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, d
                 return compute_trajectory(recipe, data, snapshot_iters=iters, device=dev,
                                           early_bird_grid=grid, key=traj_key, on_eval=lambda _r: beat())
 
-            run.trajectory, computed_here = get_trajectory(traj_key, loc, trial_id, broker, compute)
+            try:
+                run.trajectory, computed_here = get_trajectory(traj_key, loc, trial_id, broker, compute)
+            except Diverged as exc:  # the dense net itself diverged: a result of the recipe, not a fault
+                report({metric: 0.0, "objective": 0.0, "fidelity": float(recipe.budget), "final": True,
+                        "status": "diverged", "message": f"dense network: {exc}", "round": 0,
+                        "weights_remaining": 1.0, "layer_kinds": base["layer_kinds"]}, None)
+                return
             if computed_here:  # this trial trained the dense net for everyone: its curve goes with it
                 extra["computed"] = run.trajectory.iterations
                 pending_evals[:0] = [{"round": 0, "run": "dense", **rec} for rec in run.trajectory.curve]

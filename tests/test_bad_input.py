@@ -1,0 +1,312 @@
+"""Bad input to every CLI: one ``error: ...`` line on stderr, exit code 2, existing results untouched.
+
+One table, one row per bad input. Each row writes its input files into ``tmp_path``, next to a storage
+folder that already holds an experiment (``runs/existing/{trials,curves}/...``), and runs a real CLI
+command (``python -m nas_lth.search | ticket | report | data``) as a subprocess. The row passes when the
+command exits with code 2 and prints exactly one line (Ray's own start-up WARNING lines aside) that
+starts with ``error:``, names the file/key/value at fault and carries no traceback, and when nothing
+under ``tmp_path`` changed: the existing experiment byte for byte, no new experiment folder, no report,
+no download cache.
+
+No row should start Ray: every bad input is meant to be caught before the search starts trials. A
+search that does run goes on for seconds to minutes, so each command gets ``TIMEOUT_S`` and is killed
+with its whole session after that. Rows that show a library bug are strict xfails (see their reason).
+"""
+
+from __future__ import annotations
+
+import copy
+import gzip
+import hashlib
+import os
+import random
+import signal
+import struct
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+TIMEOUT_S = 60
+
+# A valid search space: one trial of one epoch on the bundled digits, no retries. Rows change one thing.
+BASE_SPACE = {
+    "name": "fresh",
+    "fixed": {"model": "lenet300_100", "dataset": "digits", "budget": 1, "eval_rounds": "last",
+              "training": {"eval_every": 10}},
+    "search": {"criterion": {"choice": ["large_final", "random"]}},
+    "strategy": {"num_samples": 1, "searcher": "random", "max_failures": 0},
+}
+BASE_RECIPE = {"model": "lenet300_100", "dataset": "digits", "budget": 1}
+
+
+def space(fixed: dict | None = None, search: dict | None = None, **top) -> dict:
+    """BASE_SPACE with ``fixed`` keys merged in, ``search`` replaced, top-level keys set."""
+    out = copy.deepcopy(BASE_SPACE)
+    out["fixed"].update(fixed or {})
+    if search is not None:
+        out["search"] = search
+    out.update(top)
+    return out
+
+
+def recipe(**changes) -> dict:
+    return {**BASE_RECIPE, **changes}
+
+
+def idx_gz(dims: list[int], data_bytes: int) -> bytes:
+    """A gzip-compressed uint8 IDX file whose header says ``dims`` and that holds ``data_bytes`` bytes."""
+    header = bytes([0, 0, 0x08, len(dims)]) + b"".join(struct.pack(">I", d) for d in dims)
+    return gzip.compress(header + bytes(data_bytes), mtime=0)
+
+
+# The four MNIST files, consistent except that train-images claims 100 images and holds 10.
+TRUNCATED_MNIST = {
+    "data/mnist/train-images-idx3-ubyte.gz": idx_gz([100, 28, 28], 10 * 28 * 28),
+    "data/mnist/train-labels-idx1-ubyte.gz": idx_gz([100], 100),
+    "data/mnist/t10k-images-idx3-ubyte.gz": idx_gz([10, 28, 28], 10 * 28 * 28),
+    "data/mnist/t10k-labels-idx1-ubyte.gz": idx_gz([10], 10),
+}
+CORRUPT_REUTERS = {"data/reuters21578/reuters21578.tar.gz": random.Random(0).randbytes(4096)}
+# a valid space saved as Latin-1 (an editor's legacy encoding), not UTF-8
+LATIN1_SPACE = yaml.safe_dump(space(description="DESC")).replace("DESC", "caf\xe9").encode("latin-1")
+FOREIGN_DIR = {"foreign/notes.txt": "my notes\n", "foreign/data/table.csv": "a,b\n1,2\n"}
+
+
+@dataclass(frozen=True)
+class Case:
+    """``argv`` (after ``python``) and ``expect`` may use ``{tmp}`` for the test's tmp_path. ``files``
+    maps paths relative to tmp_path to their content: bytes, text, or anything else as YAML."""
+
+    argv: tuple[str, ...]
+    expect: str
+    files: dict = field(default_factory=dict)
+
+
+def search(expect: str, body=None, *extra: str, files: dict | None = None, storage: str = "{tmp}/runs") -> Case:
+    argv = ("-m", "nas_lth.search", "{tmp}/space.yaml", "--storage", storage, "--no-dashboard", "--num-cpus", "1",
+            *extra)
+    return Case(argv, expect, {"space.yaml": BASE_SPACE if body is None else body, **(files or {})})
+
+
+def ticket(expect: str, body=None, *extra: str, files: dict | None = None) -> Case:
+    return Case(("-m", "nas_lth.ticket", "{tmp}/recipe.yaml", *extra), expect,
+                {**({} if body is None else {"recipe.yaml": body}), **(files or {})})
+
+
+def report(expect: str, target: str, files: dict | None = None) -> Case:
+    return Case(("-m", "nas_lth.report", target, "-o", "{tmp}/report"), expect, files or {})
+
+
+def data_info(expect: str, *args: str, files: dict | None = None) -> Case:
+    return Case(("-m", "nas_lth.data", "info", *args), expect, files or {})
+
+
+def bug(reason: str):
+    return pytest.mark.xfail(strict=True, reason=f"bug: {reason}")
+
+
+CASES = [
+    # -- the search-space file
+    pytest.param(search("space.yaml: malformed YAML at line 3", "name: x\nfixed: {model: [lenet300_100\n"),
+                 id="space-malformed-yaml"),
+    pytest.param(search("space.yaml: expected a mapping", "- name\n- fixed\n"), id="space-top-level-list"),
+    pytest.param(search("space.yaml: trials: unknown key", space(trials=3)), id="space-unknown-top-level-key"),
+    pytest.param(search("fixed.learning_rate: unknown key", space({"learning_rate": 0.1})),
+                 id="space-unknown-key-in-fixed"),
+    pytest.param(search("unknown criterion 'magic'", space(search={"criterion": {"choice": ["large_final", "magic"]}})),
+                 id="space-unknown-criterion"),
+    pytest.param(search("unknown model 'lenet5'", space({"model": "lenet5"})), id="space-unknown-model"),
+    pytest.param(search("unknown dataset 'imagenet'", space({"dataset": "imagenet"})), id="space-unknown-dataset"),
+    pytest.param(search("rate for 'fc' is 1.0", space({"prune_rate": {"fc": 1.0}})), id="space-fixed-rate-1.0"),
+    pytest.param(search("rate for 'fc' is -0.1", space({"prune_rate": {"fc": -0.1}})), id="space-fixed-rate-negative"),
+    pytest.param(search("search.prune_rate.fc: ", space(search={"prune_rate.fc": {"float": [0.1, 1.0]}})),
+                 id="space-searched-rate-up-to-1.0"),
+    pytest.param(search("search.prune_rate.fc: ", space(search={"prune_rate.fc": {"float": [-0.1, 0.5]}})),
+                 id="space-searched-rate-from-negative"),
+    pytest.param(search("search: the search space is empty", space(search={})), id="space-empty-search"),
+    pytest.param(search("stop_at 'halfway'", space(search={"stop_at": {"choice": [0, "halfway"]}})),
+                 id="space-bad-stop-at"),
+    pytest.param(search("search.lr: not a recipe key", space(search={"lr": {"float": [1e-4, 1e-2]}})),
+                 id="space-search-key-not-a-recipe-key"),
+    pytest.param(search("stop_at", space(search={"stop_at": {"choice": ["5ep", "end"]}})),  # budget: 1 epoch
+                 id="space-stop-at-beyond-budget",
+                 marks=bug("a searched stop_at beyond the budget ('5ep' with budget 1) passes load_space; "
+                           "every trial then fails in TicketRun with a traceback, exit 0")),
+    pytest.param(search("budget", space({"budget": float("inf")})), id="space-infinite-budget",
+                 marks=bug("budget .inf passes Recipe validation; run_search overflows in math.ceil after "
+                           "_create made the experiment folder (traceback, exit 1, folder left behind)")),
+    pytest.param(search("space.yaml", LATIN1_SPACE), id="space-not-utf8",
+                 marks=bug("read_yaml lets UnicodeDecodeError through (traceback, exit 1)")),
+    # -- search options and storage
+    pytest.param(search("--num-samples must be >= 1, got 0", None, "--num-samples", "0"), id="search-num-samples-0"),
+    pytest.param(search("--cpus-per-trial must be > 0", None, "--cpus-per-trial", "0"), id="search-cpus-per-trial-0"),
+    pytest.param(search("--data-dir {tmp}/nodata: no such directory", None, "--data-dir", "{tmp}/nodata"),
+                 id="search-missing-data-dir"),
+    pytest.param(search("mnist/train-images-idx3-ubyte.gz", space({"dataset": "mnist"}), "--data-dir", "{tmp}/data",
+                        files=TRUNCATED_MNIST), id="search-truncated-mnist"),
+    pytest.param(search("--storage {tmp}/blocker/runs", None, files={"blocker": "a regular file\n"},
+                        storage="{tmp}/blocker/runs"), id="search-storage-under-a-file"),
+    pytest.param(search("--storage foo://bar", None, storage="foo://bar"), id="search-storage-unknown-scheme"),
+    pytest.param(search("'existing' already exists", None, "--name", "existing"), id="search-existing-without-resume"),
+    pytest.param(search("--resume: no experiment 'ghost'", None, "--resume", "--name", "ghost"),
+                 id="search-resume-missing-experiment"),
+    pytest.param(search("--device 'bogus'", None, "--device", "bogus"), id="search-unknown-device",
+                 marks=bug("--device is only checked inside each trial: Ray starts, every trial fails, exit 0")),
+    pytest.param(search("--seed", None, "--seed", "-1"), id="search-negative-seed",
+                 marks=bug("a negative searcher seed reaches optuna's TPESampler after Ray started and the "
+                           "experiment folder was made (numpy ValueError traceback, exit 1)")),
+    pytest.param(search("--name", None, "--name", "../escape"), id="search-name-outside-storage",
+                 marks=bug("--name is not validated like the space's name: '../escape' runs a whole search "
+                           "into a folder outside --storage, exit 0")),
+    pytest.param(search("--num-samples", None, "--num-samples", "many"), id="search-num-samples-not-an-int",
+                 marks=bug("argparse errors print a multi-line usage block instead of one 'error:' line")),
+    # -- the ticket CLI (a single recipe)
+    pytest.param(ticket("recipe.yaml: cannot read recipe"), id="ticket-missing-recipe"),
+    pytest.param(ticket("recipe.yaml: malformed YAML", "model: lenet300_100\n  dataset: digits\n"),
+                 id="ticket-malformed-yaml"),
+    pytest.param(ticket("stop_at 100000 is iteration 100000, beyond the budget", recipe(stop_at=100000),
+                        "--device", "cpu"), id="ticket-stop-at-beyond-budget"),
+    pytest.param(ticket("--device 'bogus'", recipe(), "--device", "bogus"), id="ticket-unknown-device"),
+    pytest.param(ticket("reuters21578/reuters21578.tar.gz", recipe(model="bow_mlp", dataset="reuters-r8"),
+                        "--device", "cpu", "--data-dir", "{tmp}/data", files=CORRUPT_REUTERS),
+                 id="ticket-corrupt-reuters-tarball"),
+    pytest.param(ticket("seed", recipe(seed=-1), "--device", "cpu"), id="ticket-negative-seed",
+                 marks=bug("Recipe.seed accepts negative ints; numpy's default_rng(-1) in the validation "
+                           "hold-out raises ValueError (traceback, exit 1)")),
+    # -- the data CLI
+    pytest.param(data_info("unknown dataset 'imagenet'", "imagenet"), id="data-unknown-dataset"),
+    pytest.param(data_info("data directory {tmp}/nodata does not exist", "mnist", "--data-dir", "{tmp}/nodata"),
+                 id="data-missing-data-dir"),
+    pytest.param(data_info("mnist/train-images-idx3-ubyte.gz: truncated IDX file", "mnist", "--data-dir",
+                           "{tmp}/data", "--no-verify", files=TRUNCATED_MNIST), id="data-truncated-mnist-idx"),
+    pytest.param(data_info("reuters21578/reuters21578.tar.gz: corrupt or not a gzip tarball", "reuters-r8",
+                           "--data-dir", "{tmp}/data", "--no-verify", files=CORRUPT_REUTERS),
+                 id="data-corrupt-reuters-tarball"),
+    # -- the report CLI
+    pytest.param(report("{tmp}/empty: not a nas_lth experiment", "{tmp}/empty", {"empty/": None}),
+                 id="report-empty-dir"),
+    pytest.param(report("{tmp}/foreign: not a nas_lth experiment", "{tmp}/foreign", FOREIGN_DIR),
+                 id="report-foreign-dir"),
+    pytest.param(report("{tmp}/nowhere: no such experiment directory", "{tmp}/nowhere"), id="report-missing-dir"),
+    pytest.param(report("{tmp}/runs/existing: no trial rows yet", "{tmp}/runs/existing"),
+                 id="report-unreadable-trial-files"),
+]
+
+
+# ------------------------------------------------------------------ helpers
+
+
+def write_files(root: Path, files: dict) -> None:
+    for rel, content in files.items():
+        path = root / rel
+        if rel.endswith("/"):  # an empty folder
+            path.mkdir(parents=True, exist_ok=True)
+            continue
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        elif isinstance(content, str):
+            path.write_text(content)
+        else:
+            path.write_text(yaml.safe_dump(content, sort_keys=False))
+
+
+def tree(root: Path) -> dict[str, str]:
+    """Every folder and file under ``root``: relative path -> 'dir' or the file's SHA-256."""
+    out = {}
+    for dirpath, dirnames, filenames in os.walk(root):
+        base = Path(dirpath)
+        for d in dirnames:
+            out[str((base / d).relative_to(root)) + "/"] = "dir"
+        for f in filenames:
+            p = base / f
+            out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
+    return out
+
+
+def session_pids(sid: int) -> list[int]:
+    """Processes still alive in session ``sid`` (the command and whatever it started, e.g. Ray)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            stat = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state ppid pgrp session ...
+        if int(fields[3]) == sid and fields[0] != "Z":
+            pids.append(int(entry))
+    return pids
+
+
+def run_cli(argv: list[str], cwd: Path, env: dict) -> tuple[subprocess.CompletedProcess, float]:
+    """Run ``python *argv`` in its own session; kill the session after TIMEOUT_S or if anything of it
+    outlives the command (a Ray instance it started)."""
+    t0 = time.monotonic()
+    proc = subprocess.Popen([sys.executable, *argv], cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        out, err = proc.communicate(timeout=TIMEOUT_S)
+        timed_out = False
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        out, err = proc.communicate()
+        timed_out = True
+    seconds = time.monotonic() - t0
+    deadline = time.monotonic() + 10
+    while (left := session_pids(proc.pid)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    for pid in left:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    assert not timed_out, f"{argv} still running after {TIMEOUT_S} s (it started trials?); stdout:\n{out[-2000:]}"
+    return subprocess.CompletedProcess(argv, proc.returncode, out, err), seconds
+
+
+# ------------------------------------------------------------------ the table
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_bad_input_is_one_error_line_exit_2_and_changes_nothing(tmp_path, case: Case):
+    # an experiment that must survive every bad command untouched
+    write_files(tmp_path, {
+        "runs/existing/trials/abc.parquet": b"PAR1 rows of an earlier search PAR1",
+        "runs/existing/curves/abc.parquet": b"PAR1 curves of an earlier search PAR1",
+        "runs/existing/tuner.pkl": b"tune state",
+        "cwd/": None,  # the command's working directory: no runs/ or reports/ may appear in it
+    })
+    write_files(tmp_path, case.files)
+    before = tree(tmp_path)
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(REPO),
+           "NAS_LTH_CACHE": str(tmp_path / "cache"),  # a download attempt would show up as a new folder
+           "RAY_ADDRESS": "local"}  # never join a Ray instance someone else started on this machine
+    env.pop("NAS_LTH_DATA", None)
+    argv = [a.format(tmp=tmp_path) for a in case.argv]
+    proc, seconds = run_cli(argv, tmp_path / "cwd", env)
+
+    shown = (f"exit {proc.returncode} after {seconds:.1f} s\nstdout:\n{proc.stdout[-2000:]}\n"
+             f"stderr:\n{proc.stderr[-3000:]}")
+    assert proc.returncode == 2, shown
+    assert "Traceback" not in proc.stderr, shown
+    lines = [line for line in proc.stderr.splitlines() if line.strip() and " WARNING " not in line]
+    assert len(lines) == 1, shown
+    assert lines[0].startswith("error: "), shown
+    expect = case.expect.format(tmp=tmp_path)
+    assert expect in lines[0], f"{expect!r} not in {lines[0]!r}"
+
+    after = tree(tmp_path)
+    assert after == before, {
+        "new": sorted(set(after) - set(before)),
+        "gone": sorted(set(before) - set(after)),
+        "changed": sorted(k for k in before.keys() & after.keys() if before[k] != after[k]),
+    }
