@@ -258,7 +258,7 @@ def test_rules_ray_writes_keep_dashboard_and_client_closed():
     for rule in rules:
         groups = {pair["GroupId"] for pair in rule.get("UserIdGroupPairs", [])}
         assert groups <= {cluster_sg}, rule
-    # Ray 2.60 adds SSH from anywhere by itself; cluster.yaml and docs/cluster.md explain how to remove it.
+    # Ray 2.60 adds SSH from anywhere by itself; cluster.yaml and the README explain how to remove it.
     world_ssh = [r for r in rules if WORLD & set(_outside_sources(r))]
     assert world_ssh, "Ray no longer opens SSH to 0.0.0.0/0: update the comments in cluster.yaml and the docs"
 
@@ -374,7 +374,7 @@ def test_docs_use_only_real_search_options():
     from nas_lth.search import build_parser
 
     known = {opt for action in build_parser()._actions for opt in action.option_strings}
-    docs = (ROOT / "docs" / "cluster.md").read_text().replace("\\\n", " ")  # join continued lines
+    docs = (ROOT / "README.md").read_text().replace("\\\n", " ")  # join continued lines
     commands = [line for line in docs.splitlines() if "python -m nas_lth.search" in line]
     assert commands
     for line in commands:
