@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
 import sys
 from collections.abc import Callable
@@ -39,3 +40,12 @@ def cli_entry(fn: F) -> F:
             raise SystemExit(0) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with the house error format: one ``error: ...`` line on stderr and exit code 2
+    (argparse's own prints a usage block first)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        print(f"error: {' '.join(message.split())} (see {self.prog} --help)", file=sys.stderr)
+        raise SystemExit(EXIT_USAGE)

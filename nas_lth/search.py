@@ -12,14 +12,18 @@ import signal
 import sys
 from pathlib import Path
 
-from nas_lth.errors import UserError, cli_entry
+import torch
+
+from nas_lth.device import pick_device
+from nas_lth.errors import ArgumentParser, UserError, cli_entry
 from nas_lth.space import load_space
+from nas_lth.space.schema import valid_name
 
 DEFAULT_SPACE = Path(__file__).resolve().parent.parent / "search_spaces" / "digits_quick.yaml"
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nas_lth.search", description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="python -m nas_lth.search", description=__doc__.splitlines()[0])
     p.add_argument("space", nargs="?", help=f"search-space YAML (default: {DEFAULT_SPACE.name})")
     p.add_argument("--num-samples", type=int, help="number of trials (default: the space's)")
     p.add_argument("--max-concurrent", type=int, help="trials at once (default: as many as resources allow)")
@@ -47,6 +51,19 @@ def _check_args(args) -> None:
             raise UserError(f"--{flag.replace('_', '-')} must be >= 1, got {v}")
     if args.data_dir and not Path(args.data_dir).is_dir():
         raise UserError(f"--data-dir {args.data_dir}: no such directory")
+    if args.seed is not None and not 0 <= args.seed < 2**32:
+        raise UserError(f"--seed {args.seed}: allowed 0 <= seed < 2**32")
+    if args.name is not None and not valid_name(args.name):
+        raise UserError(f"--name {args.name!r}: an experiment name is a folder name: letters, digits, '_', '-', '.' "
+                        "(not '.' or '..')")
+    if args.device != "auto":
+        if args.address:  # the driver's machine says nothing about the cluster's devices
+            try:
+                torch.device(args.device)
+            except RuntimeError:
+                raise UserError(f"--device {args.device!r}: allowed auto, cpu, cuda, cuda:N") from None
+        else:
+            pick_device(args.device)
 
 
 @cli_entry

@@ -13,7 +13,7 @@ import sys
 
 from nas_lth.data import load_dataset
 from nas_lth.device import pick_device
-from nas_lth.errors import cli_entry
+from nas_lth.errors import ArgumentParser, cli_entry
 from nas_lth.estimation import RoundResult, TicketRun, load_recipe
 from nas_lth.pruning import REINIT_VARIANTS
 
@@ -40,7 +40,7 @@ def _print_row(row: RoundResult, as_json: bool) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m nas_lth.ticket", description=__doc__.splitlines()[0])
+    p = ArgumentParser(prog="python -m nas_lth.ticket", description=__doc__.splitlines()[0])
     p.add_argument("recipe", help="recipe YAML file (keys: see README, 'Recipes')")
     p.add_argument("--data-dir", help="folder with the dataset files (default: $NAS_LTH_DATA, else download)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")

@@ -15,9 +15,11 @@ def read_yaml(path: str | Path, what: str) -> Any:
     the file (and the line and column of the syntax error)."""
     p = Path(path)
     try:
-        text = p.read_text()
+        text = p.read_text(encoding="utf-8")
     except OSError as exc:
         raise UserError(f"{p}: cannot read {what} ({exc.strerror or exc})") from None
+    except UnicodeDecodeError as exc:
+        raise UserError(f"{p}: not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at position {exc.start})") from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:

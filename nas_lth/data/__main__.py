@@ -7,12 +7,12 @@ import argparse
 import json
 import sys
 
-from ..errors import UserError, cli_entry
+from ..errors import ArgumentParser, UserError, cli_entry
 from . import DATASETS, dataset_names, load_dataset
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m nas_lth.data", description=__doc__)
+    parser = ArgumentParser(prog="python -m nas_lth.data", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
     ls = sub.add_parser("list", help="list registered datasets")
     ls.add_argument("--json", action="store_true", help="print one JSON object")

@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nas_lth.errors import UserError
 from nas_lth.pruning.criteria import CRITERIA
@@ -27,7 +27,7 @@ DEFAULT_PRUNE_RATE = {"fc": 0.2, "conv": 0.15, "output": 0.1, "embedding": 0.1}
 class Training(BaseModel):
     """How every training run of the recipe is done (dense net and each ticket)."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     optimizer: Literal["adam", "sgd"] = "adam"
     lr: float = Field(1.2e-3, gt=0)
@@ -87,7 +87,7 @@ def parse_stop_at(value) -> StopAt:
 
 
 class Recipe(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     model: str
     dataset: str
@@ -110,7 +110,7 @@ class Recipe(BaseModel):
     rounds: int = Field(1, ge=0, le=100, description="0 = dense only, 1 = one-shot, >1 iterative")
     scope: Literal["layerwise", "global"] = "layerwise"
     budget: float = Field(1.0, gt=0, description="epochs of each training run")
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32, description="fixes init, data order, tie-breaks")
     training: Training = Field(default_factory=Training)
     score_batches: int = Field(1, ge=1, description="mini-batches for SNIP/GraSP gradients")
     synflow_iterations: int = Field(100, ge=1)
@@ -175,6 +175,25 @@ class Recipe(BaseModel):
 
             rates.update({k: per_round for k in LAYER_KINDS if k != "output"})
         return rates
+
+    @model_validator(mode="after")
+    def _stop_within_budget(self) -> Recipe:
+        stop = parse_stop_at(self.stop_at)
+        if stop.kind == "epochs" and stop.value > self.budget:
+            raise ValueError(f"stop_at {self.stop_at!r} is beyond the budget of {self.budget:g} epochs")
+        return self
+
+    def check_budget(self, n_train: int) -> None:
+        """Stopping and rewind iterations must lie within the budget (needs the training-set size)."""
+        ipe = self.iterations_per_epoch(n_train)
+        budget = max(1, int(round(self.budget * ipe)))
+        stop = self.stop.iteration(ipe, budget)
+        if stop is not None and stop > budget:
+            raise UserError(f"stop_at {self.stop_at!r} is iteration {stop}, beyond the budget of {budget} "
+                            f"iterations ({self.budget:g} epochs of {ipe})")
+        if self.rewind_to > budget:
+            raise UserError(f"rewind_to {self.rewind_to} is beyond the budget of {budget} iterations "
+                            f"({self.budget:g} epochs of {ipe})")
 
     @property
     def stop(self) -> StopAt:

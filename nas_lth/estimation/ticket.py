@@ -25,7 +25,6 @@ from torch import nn
 
 from nas_lth import pruning
 from nas_lth.data.base import Dataset
-from nas_lth.errors import UserError
 from nas_lth.estimation.recipe import Recipe
 from nas_lth.estimation.train import Diverged, State, Trainer, clone_state, epoch_permutation
 from nas_lth.estimation.trajectory import DenseTrajectory
@@ -116,12 +115,7 @@ class TicketRun:
         self.ipe = rc.iterations_per_epoch(len(data.train))
         self.budget_iters = max(1, int(round(rc.budget * self.ipe)))
         self.stop_iter = rc.stop.iteration(self.ipe, self.budget_iters)
-        if self.stop_iter is not None and self.stop_iter > self.budget_iters:
-            raise UserError(f"stop_at {rc.stop_at!r} is iteration {self.stop_iter}, beyond the budget of "
-                            f"{self.budget_iters} iterations ({rc.budget:g} epochs)")
-        if rc.rewind_to > self.budget_iters:
-            raise UserError(f"rewind_to {rc.rewind_to} is beyond the budget of {self.budget_iters} "
-                            "iterations")
+        rc.check_budget(len(data.train))
         # progress (everything a checkpoint holds)
         self.generator = torch.Generator().manual_seed(rc.seed)
         self.theta0: State = clone_state(self.model)

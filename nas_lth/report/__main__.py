@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nas_lth.errors import cli_entry
+from nas_lth.errors import ArgumentParser, cli_entry
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="python -m nas_lth.report",
         description="Figures, an HTML page and a Markdown summary of a lottery-ticket search, from its Parquet "
                     "tables (trials/, curves/). Works on a copy and while the search is still running.")

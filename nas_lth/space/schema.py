@@ -24,16 +24,23 @@ unknown criterion or a rate outside [0, 1) is reported with the file and the key
 from __future__ import annotations
 
 import copy
+import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nas_lth.errors import UserError
 from nas_lth.estimation.recipe import Recipe, format_validation_error
 from nas_lth.yamlfile import read_yaml
 
 Scalar = str | int | float | bool | None
+# an experiment name is a folder name inside the storage: no separators, not "." or ".."
+NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
+
+
+def valid_name(name: str) -> bool:
+    return re.fullmatch(NAME_PATTERN, name) is not None and name not in (".", "..")
 
 
 class Dimension(BaseModel):
@@ -90,19 +97,19 @@ class Dimension(BaseModel):
 class StopWhen(BaseModel):
     """End the whole search once a full-budget ticket meets both conditions."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     max_weights_remaining: float = Field(gt=0, le=1)
     within_dense: float = Field(0.0, ge=0, description="objective >= dense objective - this")
 
 
 class Strategy(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     num_samples: int | None = Field(None, ge=1, description="default 20, or the grid size for searcher: grid")
     max_concurrent: int | None = Field(None, ge=1)
     searcher: Literal["tpe", "random", "grid"] = "tpe"
-    seed: int = 0
+    seed: int = Field(0, ge=0, lt=2**32)
     scheduler: Literal["asha", "fifo"] = "asha"
     grace_period: int = Field(1, ge=1, description="epochs before ASHA may stop a trial")
     reduction_factor: float = Field(3, gt=1)
@@ -116,7 +123,7 @@ class Strategy(BaseModel):
 
 
 class Resources(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     cpus_per_trial: float = Field(1, gt=0)
     gpus_per_trial: float = Field(0, ge=0)
@@ -125,7 +132,14 @@ class Resources(BaseModel):
 class SpaceFile(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not valid_name(v):
+            raise ValueError(f"{v!r} is not a folder name: use letters, digits, '_', '-', '.' (not '.' or '..')")
+        return v
     description: str = ""
     fixed: dict[str, Any]
     search: dict[str, Dimension]

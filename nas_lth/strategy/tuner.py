@@ -7,6 +7,7 @@ import math
 import os
 import warnings
 from dataclasses import dataclass
+from pathlib import Path
 
 from nas_lth.errors import UserError
 from nas_lth.space import SearchSpace, define_by_run
@@ -54,6 +55,14 @@ def _check_storage(opts: SearchOptions) -> Location:
                         "continue it or --name to start a new one")
     if opts.resume and not exists:
         raise UserError(f"--resume: no experiment {opts.name!r} in {root.uri}")
+    if not exists and "://" not in root.uri:  # a local path: find out now, before Ray starts, if it can be made
+        probe = Path(root.path)
+        while not probe.exists() and probe != probe.parent:
+            probe = probe.parent
+        if not probe.is_dir():
+            raise UserError(f"--storage {opts.storage}: cannot be created ({probe} is not a directory)")
+        if not os.access(probe, os.W_OK | os.X_OK):
+            raise UserError(f"--storage {opts.storage}: cannot write in {probe}")
     return exp
 
 
@@ -82,8 +91,8 @@ def _init_ray(opts: SearchOptions) -> tuple[str | None, bool]:
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise UserError(f"--address {opts.address}: cannot connect to a Ray cluster "
                             f"({str(exc).splitlines()[0]})") from None
-    else:
-        ctx = ray.init(num_cpus=opts.num_cpus, include_dashboard=opts.dashboard, **kwargs)
+    else:  # address="local": a new instance, never a cluster some other program left running here
+        ctx = ray.init(address="local", num_cpus=opts.num_cpus, include_dashboard=opts.dashboard, **kwargs)
     url = getattr(ctx, "dashboard_url", None)
     return (f"http://{url}" if url and not url.startswith("http") else url), True
 
@@ -114,12 +123,18 @@ def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
     if cpus <= 0 or gpus < 0:
         raise UserError(f"--cpus-per-trial must be > 0 and --gpus-per-trial >= 0 (got {cpus}, {gpus})")
     multilabel = _check_data(space, opts.data_dir)
-    _create(exp, opts.storage)  # only now: a bad input must leave no half-made experiment behind
     metric = strat.metric or objective_metric(multilabel)
     budgets = space.values_of("budget") or [space.recipe({}).budget]
     max_t = max(1, math.ceil(max(float(b) for b in budgets)))
 
     dashboard_url, owns_ray = _init_ray(opts)
+    try:
+        _check_resources(opts, cpus, gpus)
+        _create(exp, opts.storage)  # only now: a bad input must leave no half-made experiment behind
+    except BaseException:
+        if owns_ray:
+            ray.shutdown()
+        raise
     if on_start is not None:
         on_start(dashboard_url)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -203,7 +218,8 @@ def _restored_num_samples(tuner, default: int) -> int:
 
 def _check_data(space: SearchSpace, data_dir: str | None) -> bool:
     """Load each dataset the space uses once on the driver, so a missing or corrupt file is one clear
-    error before any trial starts (not the same failure in every trial). Returns: multi-label?"""
+    error before any trial starts (not the same failure in every trial), and check that every
+    stopping and rewind point the space can ask for lies within the budget. Returns: multi-label?"""
     from nas_lth.data import load_dataset
 
     names = space.values_of("dataset") or []
@@ -212,4 +228,29 @@ def _check_data(space: SearchSpace, data_dir: str | None) -> bool:
     for name in names:
         ds = load_dataset(name, data_dir, seed=0, options=options)
         multilabel |= ds.multilabel
+        base = {k: d.extremes()[0] for k, d in space.dims.items()}
+        for key in ("stop_at", "rewind_to", "budget"):
+            for value in space.dims[key].extremes() if key in space.dims else [None]:
+                sampled = {**base, "dataset": name} if "dataset" in space.dims else dict(base)
+                if value is not None:
+                    sampled[key] = value
+                try:
+                    space.recipe(sampled).check_budget(len(ds.train))
+                except UserError as exc:
+                    where = f"search.{key}" if key in space.dims else "fixed"
+                    raise UserError(f"{space.source}: {where}: {exc}") from None
     return multilabel
+
+
+def _check_resources(opts: SearchOptions, cpus: float, gpus: float) -> None:
+    """A local instance cannot grow: a trial asking for more than it has would wait forever."""
+    import ray
+
+    if opts.address:
+        return  # an autoscaling cluster may add the nodes later
+    have = ray.cluster_resources()
+    for name, want in (("CPU", cpus), ("GPU", gpus)):
+        if want > have.get(name, 0):
+            flag = "--cpus-per-trial" if name == "CPU" else "--gpus-per-trial"
+            raise UserError(f"{flag} {want:g}: this machine's Ray instance has {have.get(name, 0):g} {name}s; "
+                            f"lower it (or join a cluster with --address)")
