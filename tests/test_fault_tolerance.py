@@ -17,7 +17,7 @@ from test_search import digests, reap_session, search_env, session_pids, tiny_sp
 from nas_lth.store import read
 
 pytestmark = pytest.mark.integration
-TIMEOUT_S = 300
+TIMEOUT_S = 600
 
 
 def start(cmd: list[str], cwd: Path, log: str) -> subprocess.Popen:
@@ -68,7 +68,7 @@ def test_worker_node_lost_mid_trial(tmp_path):
         def checkpoints():  # Tune keeps each trial's checkpoints in its folder of the experiment
             return sorted({p.parent.name for p in (storage / "node_loss").glob("*/checkpoint_*")})
 
-        wait_for(lambda: len(checkpoints()) >= 2, 180, "two running trials to checkpoint", proc)
+        wait_for(lambda: len(checkpoints()) >= 2, 420, "two running trials to checkpoint", proc)
         cluster.remove_node(workers[0])
         proc.wait(TIMEOUT_S)
         assert proc.returncode == 0, logs(tmp_path, "node")
