@@ -53,3 +53,21 @@ def _has_tabulate() -> bool:
     except ImportError:
         return False
     return True
+
+
+def round_collector(rows: list[dict], curves: list[dict], seed: int):
+    """An ``on_round`` hook for TicketRun that prints one line per round and collects the rows and
+    the evaluation curves (tagged with the seed) for the benchmark's Parquet tables."""
+    import time
+
+    t0 = time.perf_counter()
+
+    def on_round(row) -> None:
+        rec = row.record()
+        print(f"seed {seed} round {rec['round']:>2} {rec['variant']:<14} {100 * rec['weights_remaining']:6.2f}% "
+              f"test@es {rec.get('test_acc_at_early_stop', float('nan')):.4f} es {rec['early_stop_iter']:>6} "
+              f"[{time.perf_counter() - t0:7.0f}s]", flush=True)
+        rows.append({"seed": seed, **rec})
+        curves.extend({"seed": seed, "round": rec["round"], "variant": rec["variant"], **c} for c in row.curve)
+
+    return on_round

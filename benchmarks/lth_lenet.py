@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.common import REPO, default_data_dir, emit, environment  # noqa: E402
+from benchmarks.common import REPO, default_data_dir, emit, environment, round_collector  # noqa: E402
 from nas_lth.data import load_dataset  # noqa: E402
 from nas_lth.estimation import TicketRun, recipe_from_dict  # noqa: E402
 
@@ -42,17 +42,7 @@ def run(args) -> tuple[pd.DataFrame, pd.DataFrame]:
             "rounds": args.rounds, "budget": args.epochs, "seed": seed,
             "training": {"optimizer": "adam", "lr": 1.2e-3, "batch_size": 60, "eval_every": 100},
         }, "lth_lenet")
-        t0 = time.perf_counter()
-
-        def on_round(row, seed=seed, t0=t0):
-            rec = row.record()
-            print(f"seed {seed} round {rec['round']:>2} {rec['variant']:<14} {100 * rec['weights_remaining']:6.2f}% "
-                  f"test@es {rec.get('test_acc_at_early_stop', float('nan')):.4f} es {rec['early_stop_iter']:>6} "
-                  f"[{time.perf_counter() - t0:7.0f}s]", flush=True)
-            rows.append({"seed": seed, **rec})
-            curves.extend({"seed": seed, "round": rec["round"], "variant": rec["variant"], **c} for c in row.curve)
-
-        TicketRun(recipe, data, controls=("random_reinit",), on_round=on_round).run()
+        TicketRun(recipe, data, controls=("random_reinit",), on_round=round_collector(rows, curves, seed)).run()
     env = environment()
     return pd.DataFrame(rows).assign(**env), pd.DataFrame(curves)
 

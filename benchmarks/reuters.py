@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.common import REPO, default_data_dir, emit, environment  # noqa: E402
+from benchmarks.common import REPO, default_data_dir, emit, environment, round_collector  # noqa: E402
 from nas_lth.data import load_dataset  # noqa: E402
 from nas_lth.estimation import TicketRun, recipe_from_dict  # noqa: E402
 
@@ -83,17 +83,7 @@ def tickets(data_dir, seeds, epochs: float, rounds: int) -> tuple[pd.DataFrame, 
             "model": "bow_mlp", "dataset": "reuters-r8", "criterion": "large_final", "stop_at": "end",
             "prune_rate": {"fc": 0.36, "output": 0.1}, "rounds": rounds, "budget": epochs, "seed": seed,
             "training": TRAINING}, "reuters tickets")
-        t0 = time.perf_counter()
-
-        def on_round(row, seed=seed, t0=t0):
-            rec = row.record()
-            print(f"seed {seed} round {rec['round']:>2} {rec['variant']:<14} {100 * rec['weights_remaining']:6.2f}% "
-                  f"test@es {rec['test_acc_at_early_stop']:.4f} es {rec['early_stop_iter']:>5} "
-                  f"[{time.perf_counter() - t0:5.0f}s]", flush=True)
-            rows.append({"seed": seed, **rec})
-            curves.extend({"seed": seed, "round": rec["round"], "variant": rec["variant"], **c} for c in row.curve)
-
-        TicketRun(recipe, data, controls=("random_reinit",), on_round=on_round).run()
+        TicketRun(recipe, data, controls=("random_reinit",), on_round=round_collector(rows, curves, seed)).run()
     return pd.DataFrame(rows), pd.DataFrame(curves)
 
 

@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from test_search import session_pids
 
 REPO = Path(__file__).resolve().parents[1]
 TIMEOUT_S = 60
@@ -215,22 +216,6 @@ def tree(root: Path) -> dict[str, str]:
             p = base / f
             out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
     return out
-
-
-def session_pids(sid: int) -> list[int]:
-    """Processes still alive in session ``sid`` (the command and whatever it started, e.g. Ray)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            stat = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state ppid pgrp session ...
-        if int(fields[3]) == sid and fields[0] != "Z":
-            pids.append(int(entry))
-    return pids
 
 
 def run_cli(argv: list[str], cwd: Path, env: dict) -> tuple[subprocess.CompletedProcess, float]:

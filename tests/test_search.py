@@ -75,7 +75,7 @@ def session_pids(sid: int) -> list[int]:
         except OSError:
             continue
         fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": state ppid pgrp session ...
-        if int(fields[3]) == sid and int(entry) != os.getpid():
+        if int(fields[3]) == sid and int(entry) != os.getpid() and fields[0] != "Z":  # zombies are gone
             pids.append(int(entry))
     return pids
 
