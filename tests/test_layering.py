@@ -15,6 +15,7 @@ FORBIDDEN = {
     "nas_lth.store": ("ray", "optuna", "nas_lth.strategy", "nas_lth.space"),
     "nas_lth.report": ("ray", "optuna", "nas_lth.strategy"),
     "nas_lth.ticket": ("ray", "optuna", "nas_lth.strategy"),
+    "nas_lth.export": ("ray", "optuna", "nas_lth.strategy", "nas_lth.space"),
 }
 
 

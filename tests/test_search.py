@@ -9,6 +9,7 @@ session (the driver, GCS, raylet and workers), so no Ray process outlives a test
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import signal
 import subprocess
@@ -202,6 +203,64 @@ def test_search_end_to_end(e2e):
 
 
 @pytest.mark.integration
+def test_every_completed_trial_stores_its_trained_ticket(e2e):
+    from nas_lth import export
+
+    trials = read(str(e2e.exp)).trials
+    stored = {p.stem for p in (e2e.exp / "tickets").glob("*.pt")}
+    assert stored == set(trials[trials.status == "completed"].trial_id)
+    for row in trials[trials.status == "completed"].itertuples():
+        t = export.read(e2e.exp / "tickets" / f"{row.trial_id}.pt")
+        prov = t["provenance"]
+        assert prov["trial_id"] == row.trial_id and prov["experiment"] == "tiny_e2e"
+        assert prov["mask_digest"] == row.mask_digest and prov["criterion"] == row.criterion
+        assert prov["seed"] == row.seed and prov["round"] == row.rounds
+        assert math.isclose(prov["weights_remaining"], row.weights_remaining)
+        assert prov["metrics"]["end"]["test_acc"] == row.test_acc
+        assert set(t["weights"]) == {"end", "early_stop"}
+
+
+@pytest.mark.integration
+def test_export_cli_writes_a_ticket_that_reproduces_the_recorded_accuracy(e2e):
+    from nas_lth import export
+    from nas_lth.data import load_dataset
+    from nas_lth.estimation.metrics import evaluate
+
+    out = e2e.work / "best.ticket.pt"
+    cmd = [sys.executable, "-m", "nas_lth.export", str(e2e.exp), "--best", "-o", str(out), "--verify"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "verified" in proc.stdout, proc.stdout
+
+    trials = read(str(e2e.exp)).trials
+    done = trials[trials.status == "completed"]
+    best = done.sort_values(["objective", "weights_remaining"], ascending=[False, True]).iloc[0]
+    ticket = export.read(out)
+    assert ticket["provenance"]["trial_id"] == best.trial_id and list(ticket["weights"]) == ["end"]
+    model = export.load(out)
+    data = load_dataset("digits", None, seed=int(best.seed))
+    assert evaluate(model, data.test)["acc"] == best.test_acc
+    assert evaluate(export.load(out, sparse=True), data.test)["acc"] == best.test_acc
+    # the exported file holds one weight set: smaller than the stored one
+    assert out.stat().st_size < (e2e.exp / "tickets" / f"{best.trial_id}.pt").stat().st_size
+
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 2 and "--force" in again.stderr, again.stderr
+
+    stopped = trials[trials.status == "stopped"]
+    if not stopped.empty:
+        proc = subprocess.run([sys.executable, "-m", "nas_lth.export", str(e2e.exp), "--trial",
+                               stopped.trial_id.iloc[0], "-o", str(e2e.work / "x.pt")],
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2 and "not completed" in proc.stderr, proc.stderr
+        assert not (e2e.work / "x.pt").exists()
+
+    listing = subprocess.run([sys.executable, "-m", "nas_lth.export", str(e2e.exp), "--list"],
+                             capture_output=True, text=True, timeout=120)
+    assert listing.returncode == 0 and best.trial_id in listing.stdout, listing.stdout + listing.stderr
+
+
+@pytest.mark.integration
 def test_search_trials_files_share_one_schema(e2e):
     import pyarrow.parquet as pq
 
@@ -384,3 +443,11 @@ def test_a_repeated_recipe_reuses_the_first_result(tmp_path):
         assert f"same recipe as trial {first['trial_id']}" in row["message"]
         assert row["val_acc"] == first["val_acc"] and row["mask_digest"] == first["mask_digest"]
         assert row["shared_iterations"] >= first["iterations_trained"]
+    # a replayed trial gets the ticket its recipe trained, with provenance naming the source
+    from nas_lth import export
+
+    for row in again:
+        ticket = export.read(tmp_path / "runs" / "same_recipe" / "tickets" / f"{row['trial_id']}.pt")
+        assert ticket["provenance"]["trial_id"] == row["trial_id"]
+        assert ticket["provenance"]["trained_in_trial"] == first["trial_id"]
+        assert ticket["provenance"]["mask_digest"] == first["mask_digest"]

@@ -129,6 +129,9 @@ class TicketRun:
         self.cumulative = 0
         self.rows: list[RoundResult] = []
         self._pending: dict | None = None  # a run interrupted mid-way (resume)
+        # the recipe's own ticket after its evaluated last run (what an export writes): weights at the
+        # end of training and at the early-stop iteration, on the CPU; None until that run completes
+        self.final_weights: dict[str, State] | None = None
 
     # -- checkpoint ----------------------------------------------------------------------------
     def state_dict(self, pending: dict | None = None) -> dict:
@@ -138,6 +141,7 @@ class TicketRun:
             "next_stop": asdict(self.next_stop), "cumulative": self.cumulative,
             "rows": [asdict(r) for r in self.rows], "theta_k": self.theta_k,
             "generator": self.generator.get_state(), "pending": pending,
+            "final_weights": self.final_weights,
         }
 
     def load_state_dict(self, st: dict) -> None:
@@ -152,6 +156,7 @@ class TicketRun:
         self.theta_k = st["theta_k"]
         self.generator.set_state(st["generator"])
         self._pending = st["pending"]
+        self.final_weights = st.get("final_weights")
 
     def _checkpoint(self, info: CheckpointInfo, pending: dict | None = None) -> None:
         if self.on_checkpoint is not None:
@@ -386,6 +391,10 @@ class TicketRun:
         if evaluate or status != "completed":
             if status == "completed":
                 trainer.final_metrics()
+                if final or (r == 0 and rc.rounds == 0):
+                    sets = {"end": clone_state(self.model), "early_stop": res.best_state}
+                    self.final_weights = {k: _to_device(v, torch.device("cpu")) for k, v in sets.items()
+                                          if v is not None}
             metrics = {**res.final, **{f"{k}_at_early_stop": v for k, v in res.at_early_stop.items()}}
             variant = "dense" if r == 0 else ("original" if name == "traj" else name)
             self._emit(RoundResult(

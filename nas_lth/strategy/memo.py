@@ -42,7 +42,9 @@ class Memo:
         elif metrics.get("fidelity", 0) > 0:
             self.reports.append({k: metrics[k] for k in metrics if k in _KEEP or k.startswith("val_")})
 
-    def replay(self, base: dict, reset: list[bool]) -> bool:
+    def replay(self, base: dict, reset: list[bool], before_final=None) -> bool:
+        """Replay the stored reports; ``before_final(source_trial_id)`` runs before the final one (the
+        trial's stored files must exist when its row appears)."""
         if not self.path.exists():
             return False
         stored = json.loads(self.path.read_bytes())
@@ -54,6 +56,8 @@ class Memo:
         reset[0] = False
         final = stored["final"]
         source = stored["trial_id"]
+        if before_final is not None:
+            before_final(source)
         tune.report({**base, **final, "evals": evals, "evals_reset": True,
                      "iterations_trained": 0, "trajectory_iterations_trained": 0,
                      "shared_iterations": (final.get("iterations_trained") or 0)

@@ -18,6 +18,8 @@ import ray
 import torch
 from ray import tune
 
+import nas_lth
+from nas_lth import export
 from nas_lth.data import load_dataset
 from nas_lth.device import pick_device
 from nas_lth.errors import UserError
@@ -125,7 +127,7 @@ def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, d
     memo = Memo(loc, recipe, dev, trial_id)
     # The same recipe already ran to completion in this experiment (another trial, or this one before
     # its driver died: Tune's last snapshot may still show it running): replay, never retrain.
-    if memo.replay(base, reset):
+    if memo.replay(base, reset, before_final=lambda source: _copy_ticket(loc, source, trial_id)):
         return
 
     run = TicketRun(recipe, data, device=dev, on_eval=on_eval, eval_at_epoch_end=True)
@@ -191,6 +193,8 @@ def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, d
         dense_metrics, dense_early_stop = dense.metrics, dense.early_stop_iter
     else:
         dense_metrics, dense_early_stop = {}, None
+    if row.status == "completed" and run.final_weights:
+        _store_ticket(loc, run, data, row, trial_id, experiment_name=name)
     report({
         **rec, metric: value, "objective": value, "fidelity": float(recipe.budget), "final": True,
         "status": row.status, "epochs_trained": row.iterations / run.ipe,
@@ -201,3 +205,33 @@ def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, d
         "trajectory_key": traj_key, "trial_wall_seconds": time.perf_counter() - t_start,
         "layer_kinds": base["layer_kinds"],
     }, None)
+
+
+def _store_ticket(loc, run: TicketRun, data, row, trial_id: str, experiment_name: str) -> None:
+    """``<experiment>/tickets/<trial_id>.pt``: the trained ticket, exportable later without retraining."""
+    rc, rec = run.recipe, row.record()
+    metrics = {
+        "end": {k: rec[k] for k in rec if k.startswith(("val_", "test_")) and not k.endswith("_at_early_stop")},
+        "early_stop": {k.removesuffix("_at_early_stop"): rec[k] for k in rec if k.endswith("_at_early_stop")},
+    }
+    provenance = {
+        "experiment": experiment_name, "trial_id": trial_id, "round": row.round, "rewind_to": rc.rewind_to,
+        "criterion": rc.criterion, "stop_at": rc.stop.label(), "reinit": rc.reinit, "model": rc.model,
+        "dataset": rc.dataset, "dataset_options": rc.dataset_options, "val_size": rc.val_size, "seed": rc.seed,
+        "mask_iter": row.mask_iter, "early_stop_iter": row.early_stop_iter, "iterations": row.iterations,
+        "metrics": metrics, "nas_lth_version": nas_lth.__version__,
+    }
+    spec = export.model_spec(rc.model, data.input_shape, data.num_classes, rc.model_options, data.meta)
+    masks = {n: m.detach().cpu() for n, m in run.masks.items()}
+    ticket = export.pack(spec, masks, run.final_weights, provenance, rc.model_dump(mode="json"))
+    export.ticket_path(loc.uri, trial_id).write_bytes(export.to_bytes(ticket))
+
+
+def _copy_ticket(loc, source: str, trial_id: str) -> None:
+    """A replayed trial gets the ticket of the trial that trained its recipe (provenance says which)."""
+    src = export.ticket_path(loc.uri, source)
+    if source == trial_id or not src.exists():
+        return
+    ticket = export.from_bytes(src.read_bytes(), src.uri)
+    ticket["provenance"] = {**ticket["provenance"], "trial_id": trial_id, "trained_in_trial": source}
+    export.ticket_path(loc.uri, trial_id).write_bytes(export.to_bytes(ticket))

@@ -1,0 +1,143 @@
+"""Trained tickets as files: written by the search for every completed trial, exported and loaded.
+
+    python -m nas_lth.export runs/<experiment> --best -o ticket.pt
+    model = nas_lth.export.load("ticket.pt")              # a torch.nn.Module, eval mode
+    model = nas_lth.export.load("ticket.pt", sparse=True)  # CSR execution of the pruned layers
+
+The search stores ``<experiment>/tickets/<trial_id>.pt`` (see :mod:`nas_lth.export.format`) next to
+the Parquet tables, on whatever storage holds them, so a ticket found on a cluster is exported on a
+laptop without retraining. This package reads results; it never imports the strategy (Ray Tune).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import pandas as pd
+import torch
+from torch import nn
+
+from nas_lth.errors import UserError
+from nas_lth.export.format import (
+    FORMAT,
+    VERSION,
+    WEIGHT_SETS,
+    ModelSpec,
+    from_bytes,
+    masks_of,
+    model_spec,
+    pack,
+    rebuild,
+    select,
+    to_bytes,
+)
+from nas_lth.export.sparse import to_sparse
+from nas_lth.store import locate
+from nas_lth.store import read as read_results
+
+__all__ = [
+    "FORMAT", "VERSION", "WEIGHT_SETS", "ModelSpec", "evaluate_ticket", "export_trial", "from_bytes", "load",
+    "masks_of", "model_spec", "pack", "read", "recorded", "save", "stored_ticket", "ticket_path", "to_bytes",
+    "to_sparse",
+]
+
+TICKETS_DIR = "tickets"
+
+
+def ticket_path(experiment_uri: str, trial_id: str):
+    return locate(experiment_uri).join(TICKETS_DIR, f"{trial_id}.pt")
+
+
+def save(ticket: dict, path: str | os.PathLike) -> int:
+    """Write a ticket (atomically: never a partial file); returns its size in bytes."""
+    data = to_bytes(ticket)
+    locate(str(path)).write_bytes(data)
+    return len(data)
+
+
+def read(path: str | os.PathLike) -> dict:
+    """The checked ticket dictionary of a file (local path or URI)."""
+    loc = locate(str(path))
+    if not loc.exists():
+        raise UserError(f"{path}: no such ticket file")
+    return from_bytes(loc.read_bytes(), str(path))
+
+
+def _only_set(ticket: dict, weights: str | None, source: str) -> str:
+    if weights is not None:
+        return weights
+    sets = list(ticket["weights"])
+    return "end" if "end" in sets else sets[0]
+
+
+def load(path: str | os.PathLike, *, weights: str | None = None, device: str | torch.device = "cpu",
+         sparse: bool = False) -> nn.Module:
+    """Rebuild the ticket as a module in eval mode. ``weights``: "end" or "early_stop" (default: "end"
+    when present); ``sparse``: run pruned layers as CSR products (see :func:`to_sparse`)."""
+    ticket = read(path)
+    model = rebuild(ticket, _only_set(ticket, weights, str(path)), str(path))
+    if sparse:
+        model = to_sparse(model)
+    return model.to(device)
+
+
+def stored_ticket(experiment_dir: str, trial_id: str | None = None, *, best: bool = False,
+                  trials: pd.DataFrame | None = None) -> tuple[dict, pd.Series]:
+    """The ticket the search stored for a trial (or the best completed one) with its trials-table row."""
+    res = read_results(experiment_dir) if trials is None else None
+    table = trials if trials is not None else res.trials
+    if table.empty:
+        raise UserError(f"{experiment_dir}: no trials recorded yet")
+    if best:
+        done = table[(table.status == "completed") & table.objective.notna()]
+        if done.empty:
+            raise UserError(f"{experiment_dir}: no completed trial yet; --best needs one")
+        row = done.sort_values(["objective", "weights_remaining", "trial_id"], ascending=[False, True, True]).iloc[0]
+    else:
+        rows = table[table.trial_id == trial_id]
+        if rows.empty:
+            known = ", ".join(sorted(table.trial_id.astype(str))[:8])
+            raise UserError(f"{experiment_dir}: no trial {trial_id!r}; trials include: {known}")
+        row = rows.iloc[-1]
+        if row.status != "completed":
+            raise UserError(f"trial {trial_id} is {row.status!r}, not completed: only a completed trial has a "
+                            f"trained ticket (a scheduler-stopped trial trained only part of its budget)")
+    path = ticket_path(locate(experiment_dir).uri, str(row.trial_id))
+    if not path.exists():
+        raise UserError(f"{path.uri}: no stored ticket for trial {row.trial_id} (searches before nas_lth "
+                        f"stored tickets, or a dense-only recipe whose round 0 came from a shared trajectory)")
+    return from_bytes(path.read_bytes(), path.uri), row
+
+
+def export_trial(experiment_dir: str, trial_id: str | None = None, *, best: bool = False,
+                 weights: str = "end") -> tuple[dict, pd.Series]:
+    """The exportable ticket of one trial: one weight set, provenance naming the experiment."""
+    if weights not in WEIGHT_SETS:
+        raise UserError(f"--weights {weights!r}: allowed: {', '.join(WEIGHT_SETS)}")
+    ticket, row = stored_ticket(experiment_dir, trial_id, best=best)
+    out = select(ticket, weights)
+    out["provenance"] = {**out["provenance"], "experiment_uri": locate(experiment_dir).uri,
+                         "weights": weights}
+    return out, row
+
+
+def evaluate_ticket(model: nn.Module, ticket: dict, data_dir: str | None, *, weights: str,
+                    device: str | torch.device = "cpu") -> dict[str, float]:
+    """Test (and validation) metrics of ``model`` on the split the ticket's trial used."""
+    from nas_lth.data import load_dataset
+    from nas_lth.estimation.metrics import evaluate
+
+    prov = ticket["provenance"]
+    data = load_dataset(prov["dataset"], data_dir, seed=int(prov["seed"]), val_size=prov.get("val_size"),
+                        device=device, options=prov.get("dataset_options") or None)
+    model = model.to(device).eval()
+    out = {f"test_{k}": v for k, v in evaluate(model, data.test, data.multilabel).items()}
+    out.update({f"val_{k}": v for k, v in evaluate(model, data.val, data.multilabel).items()})
+    return out
+
+
+def recorded(ticket: dict, weights: str) -> dict[str, float]:
+    """The metrics the trial recorded for this weight set (finite values only)."""
+    rec = (ticket["provenance"].get("metrics") or {}).get(weights) or {}
+    return {k: v for k, v in rec.items() if isinstance(v, int | float) and math.isfinite(v)}

@@ -1,0 +1,93 @@
+"""``python -m nas_lth.export EXPERIMENT_DIR (--trial ID | --best) [-o ticket.pt]``
+
+Writes a trial's trained ticket (packed mask bits, surviving weights, recipe and provenance) to one
+file that ``nas_lth.export.load(path)`` turns back into a ``torch.nn.Module``. ``--verify`` reloads
+the written file, evaluates it on the trial's test split and compares with the recorded metrics.
+``--list`` shows the trials whose tickets are stored.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+
+from nas_lth.device import pick_device
+from nas_lth.errors import ArgumentParser, UserError, cli_entry
+from nas_lth.export import WEIGHT_SETS, evaluate_ticket, export_trial, load, recorded, save, ticket_path
+from nas_lth.store import locate
+from nas_lth.store import read as read_results
+
+# a reloaded ticket must reproduce the recorded accuracy / micro-F1 exactly (same weights, same data);
+# the tolerance only absorbs float rounding of the stored numbers
+TOLERANCE = 1e-9
+
+
+def build_parser():
+    p = ArgumentParser(prog="python -m nas_lth.export", description=__doc__.splitlines()[0].strip("`"))
+    p.add_argument("experiment", help="experiment directory (local path or s3://, gs:// URI)")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--trial", help="trial id (see --list or the trials table)")
+    which.add_argument("--best", action="store_true", help="the completed trial with the highest objective")
+    which.add_argument("--list", action="store_true", help="list the trials with a stored ticket")
+    p.add_argument("-o", "--output", help="output file (default: <experiment>-<trial>.ticket.pt here)")
+    p.add_argument("--weights", default="end", choices=[w.replace("_", "-") for w in WEIGHT_SETS],
+                   help="end: after the full budget, what the search measured (default); early-stop: at the "
+                        "minimum validation loss")
+    p.add_argument("--force", action="store_true", help="overwrite an existing output file")
+    p.add_argument("--verify", action="store_true", help="reload the file and check its test metrics")
+    p.add_argument("--data-dir", help="dataset folder for --verify (default: $NAS_LTH_DATA, else download)")
+    p.add_argument("--device", default="cpu", help="device for --verify: cpu, cuda, cuda:N, auto")
+    return p
+
+
+def _list(experiment: str) -> int:
+    trials = read_results(experiment).trials
+    if trials.empty:
+        print("no trials yet")
+        return 0
+    uri = locate(experiment).uri
+    print(f"{'trial':<14} {'status':<10} {'objective':>9} {'weights':>8}  ticket")
+    for _, row in trials.sort_values("objective", ascending=False, na_position="last").iterrows():
+        has = row.status == "completed" and ticket_path(uri, row.trial_id).exists()
+        obj = "-" if row.objective is None or math.isnan(row.objective) else f"{row.objective:.4f}"
+        w = "-" if math.isnan(row.weights_remaining) else f"{100 * row.weights_remaining:.2f}%"
+        print(f"{row.trial_id:<14} {row.status:<10} {obj:>9} {w:>8}  {'yes' if has else 'no'}")
+    return 0
+
+
+@cli_entry
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.list:
+        return _list(args.experiment)
+    weights = args.weights.replace("-", "_")
+    device = pick_device(args.device) if args.verify else None
+    ticket, row = export_trial(args.experiment, args.trial, best=args.best, weights=weights)
+    prov = ticket["provenance"]
+    out = args.output or f"{prov['experiment']}-{row.trial_id}.ticket.pt"
+    if locate(out).exists() and not args.force:
+        raise UserError(f"{out}: exists; pass --force to overwrite it or -o to write elsewhere")
+    if "://" not in out and os.path.isdir(out):
+        raise UserError(f"{out}: is a directory; -o takes a file name")
+    size = save(ticket, out)
+    print(f"wrote {out} ({size / 1024:.1f} KiB): trial {row.trial_id}, {prov['model']} on {prov['dataset']}, "
+          f"{100 * prov['weights_remaining']:.2f}% weights, criterion {prov['criterion']}, round {prov['round']}, "
+          f"mask {prov['mask_digest']}, {weights} weights")
+    if not args.verify:
+        return 0
+    model = load(out, weights=weights)  # the file as written, read back
+    measured = evaluate_ticket(model, ticket, args.data_dir, weights=weights, device=device)
+    want = recorded(ticket, weights)
+    ok = True
+    for key in sorted(k for k in want if k in measured and k.split("_", 1)[1] in ("acc", "micro_f1", "loss")):
+        diff = abs(measured[key] - want[key])
+        ok &= key.endswith("loss") or diff <= TOLERANCE  # a loss is a float sum: shown, not compared
+        print(f"  {key:<16} recorded {want[key]:.6f}  measured {measured[key]:.6f}  diff {diff:.2e}")
+    print("verified: the exported ticket reproduces the recorded metrics" if ok else
+          "MISMATCH: the exported ticket does not reproduce the recorded metrics")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
