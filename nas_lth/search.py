@@ -2,7 +2,9 @@
 
 Without arguments it runs ``search_spaces/digits_quick.yaml`` (scikit-learn's bundled digits: no
 download) on a local Ray instance. Results go to ``<storage>/<name>/trials/*.parquet`` and
-``curves/*.parquet``; ``python -m nas_lth.report <storage>/<name>`` draws the figures.
+``curves/*.parquet``, the trained tickets of completed trials to ``tickets/``;
+``python -m nas_lth.report <storage>/<name>`` draws the figures and ``python -m nas_lth.export`` writes a
+ticket file.
 """
 
 from __future__ import annotations

@@ -93,6 +93,18 @@ def test_csr_execution_matches_dense(name, density):
         torch.testing.assert_close(sparse(x), model(x), rtol=1e-4, atol=1e-5)
 
 
+def test_to_sparse_can_keep_convolutions_dense():
+    model, _, shape, *_ = pruned("conv2", 0.05)
+    mixed = export.to_sparse(model, layers=("linear",))
+    kinds = [type(m).__name__ for m in mixed.modules()]
+    assert "CSRConv" not in kinds and kinds.count("CSRLinear") == 3, kinds
+    x = sample_input(shape, n=3)
+    with torch.no_grad():
+        torch.testing.assert_close(mixed(x), model(x), rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="layer types"):
+        export.to_sparse(model, layers=("embedding",))
+
+
 def test_to_sparse_respects_max_density_and_leaves_the_original():
     model, *_ = pruned("lenet300_100", 0.5)
     half = export.to_sparse(model, max_density=0.01)

@@ -56,3 +56,35 @@ def test_textcnn_prunes_embedding_conv_and_output(tmp_path):
                                  "training": {**TRAINING, "batch_size": 50}})
     assert rows[1]["weights_remaining"] == pytest.approx(0.5, abs=0.01)
     assert rows[1]["status"] == "completed"
+
+
+def test_multilabel_search_optimises_micro_f1_and_exports_its_ticket(tmp_path):
+    """The shipped ApteMod-90 space, shrunk (2 trials, 2 epochs): a real local Ray search whose objective
+    is validation micro-F1, and the best trial's ticket exported and verified against it."""
+    if not TARBALL.exists():
+        pytest.skip(f"Reuters-21578 not found at {TARBALL} (set NAS_LTH_DATA)")
+    from test_search import run, search_cmd
+
+    from nas_lth.store import read
+
+    space = yaml.safe_load((REPO / "search_spaces" / "reuters_apte90_bow.yaml").read_text())
+    space["name"] = "apte90_tiny"
+    space["fixed"].update(budget=2, training={**space["fixed"]["training"], "eval_every": 100})
+    space["search"] = {"criterion": {"choice": ["large_final", "movement"]}, "rounds": {"int": [1, 2]}}
+    space["strategy"] = {"num_samples": 2, "searcher": "random", "seed": 0, "scheduler": "fifo",
+                         "max_concurrent": 2, "checkpoint_every_s": 0}
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(space))
+    proc = run(search_cmd(path, tmp_path / "runs", "--data-dir", str(DATA)), tmp_path, "apte90", timeout=420)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    trials = read(str(tmp_path / "runs" / "apte90_tiny")).trials
+    assert list(trials.status) == ["completed"] * 2, trials[["status", "message"]]
+    assert (trials.objective == trials.val_micro_f1).all()
+    assert ((trials.test_micro_f1 > 0.3) & (trials.test_micro_f1 <= 1)).all(), trials.test_micro_f1.tolist()
+
+    out = tmp_path / "best.pt"
+    proc = subprocess.run([sys.executable, "-m", "nas_lth.export", str(tmp_path / "runs" / "apte90_tiny"), "--best",
+                           "-o", str(out), "--verify", "--data-dir", str(DATA)], capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0 and "verified" in proc.stdout, proc.stdout + proc.stderr
+    assert "test_micro_f1" in proc.stdout

@@ -84,12 +84,21 @@ def _convertible(layer: nn.Module) -> bool:
     return False
 
 
-def to_sparse(model: nn.Module, max_density: float = 1.0) -> nn.Module:
-    """A copy of ``model`` whose prunable linear/convolution layers (at most ``max_density`` of their
-    weights kept) compute with CSR weights. For inference: the copy has no gradients or masks."""
+LAYER_TYPES = ("linear", "conv")
+
+
+def to_sparse(model: nn.Module, max_density: float = 1.0, layers: tuple[str, ...] = LAYER_TYPES) -> nn.Module:
+    """A copy of ``model`` whose prunable layers of the given types ("linear", "conv") with at most
+    ``max_density`` of their weights kept compute with CSR weights; the others stay dense (a batched
+    convolution pays for its unfold, so linear-only is often the faster mix). For inference: the copy
+    has no gradients or masks."""
+    unknown = set(layers) - set(LAYER_TYPES)
+    if unknown:
+        raise ValueError(f"layer types {sorted(unknown)}; allowed: {LAYER_TYPES}")
     out = copy.deepcopy(model).eval()
     for name, layer in list(masked_layers(out)):
-        if not _convertible(layer) or float(layer.mask.mean()) > max_density:
+        kind = "linear" if isinstance(layer, nn.Linear) else "conv"
+        if kind not in layers or not _convertible(layer) or float(layer.mask.mean()) > max_density:
             continue
         sparse = CSRLinear(layer) if isinstance(layer, nn.Linear) else CSRConv(layer)
         parent_name, _, child = name.rpartition(".")

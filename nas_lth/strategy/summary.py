@@ -56,3 +56,5 @@ def print_summary(outcome) -> None:
               f"({100 * shared / max(shared + own, 1):.0f}% saved)")
     print(f"\nParquet: {exp.uri}/trials  and  {exp.uri}/curves")
     print(f"report:  python -m nas_lth.report {exp.uri}")
+    if (trials.status == "completed").any():
+        print(f"ticket:  python -m nas_lth.export {exp.uri} --best -o ticket.pt  (all: {exp.uri}/tickets)")
