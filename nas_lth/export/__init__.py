@@ -64,7 +64,7 @@ def read(path: str | os.PathLike) -> dict:
     return from_bytes(loc.read_bytes(), str(path))
 
 
-def _only_set(ticket: dict, weights: str | None, source: str) -> str:
+def _default_set(ticket: dict, weights: str | None) -> str:
     if weights is not None:
         return weights
     sets = list(ticket["weights"])
@@ -76,17 +76,15 @@ def load(path: str | os.PathLike, *, weights: str | None = None, device: str | t
     """Rebuild the ticket as a module in eval mode. ``weights``: "end" or "early_stop" (default: "end"
     when present); ``sparse``: run pruned layers as CSR products (see :func:`to_sparse`)."""
     ticket = read(path)
-    model = rebuild(ticket, _only_set(ticket, weights, str(path)), str(path))
+    model = rebuild(ticket, _default_set(ticket, weights), str(path))
     if sparse:
         model = to_sparse(model)
     return model.to(device)
 
 
-def stored_ticket(experiment_dir: str, trial_id: str | None = None, *, best: bool = False,
-                  trials: pd.DataFrame | None = None) -> tuple[dict, pd.Series]:
+def stored_ticket(experiment_dir: str, trial_id: str | None = None, *, best: bool = False) -> tuple[dict, pd.Series]:
     """The ticket the search stored for a trial (or the best completed one) with its trials-table row."""
-    res = read_results(experiment_dir) if trials is None else None
-    table = trials if trials is not None else res.trials
+    table = read_results(experiment_dir).trials
     if table.empty:
         raise UserError(f"{experiment_dir}: no trials recorded yet")
     if best:
@@ -122,7 +120,7 @@ def export_trial(experiment_dir: str, trial_id: str | None = None, *, best: bool
     return out, row
 
 
-def evaluate_ticket(model: nn.Module, ticket: dict, data_dir: str | None, *, weights: str,
+def evaluate_ticket(model: nn.Module, ticket: dict, data_dir: str | None, *,
                     device: str | torch.device = "cpu") -> dict[str, float]:
     """Test (and validation) metrics of ``model`` on the split the ticket's trial used."""
     from nas_lth.data import load_dataset

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.verify:
         return 0
     model = load(out, weights=weights)  # the file as written, read back
-    measured = evaluate_ticket(model, ticket, args.data_dir, weights=weights, device=device)
+    measured = evaluate_ticket(model, ticket, args.data_dir, device=device)
     want = recorded(ticket, weights)
     ok = True
     for key in sorted(k for k in want if k in measured and k.split("_", 1)[1] in ("acc", "micro_f1", "loss")):

@@ -62,7 +62,7 @@ def model_spec(name: str, input_shape, num_classes: int, options: dict | None, m
 
 def encode_mask(mask: torch.Tensor) -> torch.Tensor:
     bits = np.packbits(mask.detach().flatten().cpu().numpy().astype(bool)).tobytes()
-    return torch.frombuffer(bytearray(lzma.compress(bits, preset=9)), dtype=torch.uint8)
+    return torch.frombuffer(bytearray(lzma.compress(bits)), dtype=torch.uint8)
 
 
 def decode_mask(blob: torch.Tensor, shape: list[int]) -> torch.Tensor:
@@ -74,7 +74,7 @@ def decode_mask(blob: torch.Tensor, shape: list[int]) -> torch.Tensor:
 def encode_values(values: torch.Tensor) -> torch.Tensor:
     arr = values.detach().cpu().float().contiguous().numpy()
     shuffled = arr.view(np.uint8).reshape(-1, 4).T.tobytes()
-    return torch.frombuffer(bytearray(lzma.compress(shuffled, preset=9)), dtype=torch.uint8)
+    return torch.frombuffer(bytearray(lzma.compress(shuffled)), dtype=torch.uint8)
 
 
 def decode_values(blob: torch.Tensor, count: int) -> torch.Tensor:
