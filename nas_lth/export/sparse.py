@@ -1,7 +1,7 @@
 """Sparse execution of a ticket: prunable linear and convolution layers as CSR matrix products.
 
 PyTorch has no sparse convolution, so a convolution runs as im2col (``F.unfold``) followed by a
-CSR x dense product (``torch.sparse.mm``, MKL on x86 CPUs, cuSPARSE on CUDA) - the same lowering
+CSR x dense product (``torch.sparse.mm``) - the same lowering
 dense convolution libraries use, with the weight matrix in CSR. Embeddings stay dense: a lookup
 reads one row per token, so sparsity saves memory there but no time. Whether this beats dense
 kernels depends on the density and the batch size; ``benchmarks/inference.py`` measures it.

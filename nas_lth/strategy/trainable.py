@@ -194,7 +194,10 @@ def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, d
     else:
         dense_metrics, dense_early_stop = {}, None
     if row.status == "completed" and run.final_weights:
-        _store_ticket(loc, run, data, row, trial_id, experiment_name=name)
+        try:
+            _store_ticket(loc, run, data, row, trial_id, experiment_name=name)
+        except OSError as exc:  # storage trouble costs the ticket file, not the trial's measured result
+            rec["message"] = f"ticket not stored: {exc}"
     report({
         **rec, metric: value, "objective": value, "fidelity": float(recipe.budget), "final": True,
         "status": row.status, "epochs_trained": row.iterations / run.ipe,
