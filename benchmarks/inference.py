@@ -247,6 +247,15 @@ def _percent_axis(ax) -> None:
     ax.set_xlabel("weights remaining (%)")
 
 
+def _finish_axes(ax, ylabel: str, title: str) -> None:
+    _percent_axis(ax)
+    ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+
+
 def plot(df: pd.DataFrame, out_dir: Path) -> Path:
     """One row per model: latency against weights remaining per batch size, then file compression."""
     models, batches = sorted(df.model.unique()), sorted(df.batch.unique())
@@ -262,23 +271,13 @@ def plot(df: pd.DataFrame, out_dir: Path) -> Path:
                 color, ls = styles[mode]
                 ax.plot(100 * s.weights_remaining, 1e3 * s.latency_median_s, ls, color=color, marker="o", ms=3,
                         label=mode)
-            _percent_axis(ax)
-            ax.set_yscale("log")
-            ax.set_ylabel("latency, median (ms, log)")
-            ax.set_title(f"{model}, batch {batch}")
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
+            _finish_axes(ax, "latency, median (ms, log)", f"{model}, batch {batch}")
         ax = axes[i][-1]
         s = df[df.model == model].drop_duplicates("level").sort_values("weights_remaining")
         ax.plot(100 * s.weights_remaining, s.file_dense_bytes / s.file_ticket_bytes, marker="o", label="ticket file")
         ax.plot(100 * s.weights_remaining, s.file_dense_bytes / s.file_csr_bytes, "--", marker="s", ms=3,
                 label="torch.save of CSR")
-        _percent_axis(ax)
-        ax.set_yscale("log")
-        ax.set_ylabel("dense file / file (x, log)")
-        ax.set_title(f"{model}: file size")
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
+        _finish_axes(ax, "dense file / file (x, log)", f"{model}: file size")
     fig.tight_layout()
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "inference.png"
