@@ -47,6 +47,14 @@ def emit(df: pd.DataFrame, name: str, out: str | None = None, show: list[str] | 
     return path
 
 
+def weights_axis(ax, ticks) -> None:
+    """The benchmarks' weights-remaining axis: log scale, 100 % on the left, labelled at ``ticks`` (%)."""
+    ax.set_xscale("log")
+    ax.invert_xaxis()
+    ax.set_xlabel("weights remaining (%)")
+    ax.set_xticks(list(ticks), [f"{t:g}" for t in ticks])
+
+
 def _has_tabulate() -> bool:
     try:
         import tabulate  # noqa: F401

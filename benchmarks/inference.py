@@ -43,7 +43,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from torch.nn.utils import prune  # noqa: E402
 
-from benchmarks.common import REPO, default_data_dir, emit, environment  # noqa: E402
+from benchmarks.common import REPO, default_data_dir, emit, environment, weights_axis  # noqa: E402
 from nas_lth import export  # noqa: E402
 from nas_lth.data import load_dataset  # noqa: E402
 from nas_lth.estimation import TicketRun, recipe_from_dict  # noqa: E402
@@ -239,16 +239,9 @@ def break_even(df: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def _percent_axis(ax) -> None:
-    ax.set_xscale("log")
-    ax.set_xticks([100 * v for v in LEVELS], [f"{100 * v:g}" for v in LEVELS])
-    ax.minorticks_off()
-    ax.invert_xaxis()
-    ax.set_xlabel("weights remaining (%)")
-
-
 def _finish_axes(ax, ylabel: str, title: str) -> None:
-    _percent_axis(ax)
+    weights_axis(ax, [100 * v for v in LEVELS])
+    ax.minorticks_off()
     ax.set_yscale("log")
     ax.set_ylabel(ylabel)
     ax.set_title(title)

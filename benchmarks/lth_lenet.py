@@ -25,7 +25,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.common import REPO, default_data_dir, emit, environment, round_collector  # noqa: E402
+from benchmarks.common import REPO, default_data_dir, emit, environment, round_collector, weights_axis  # noqa: E402
 from nas_lth.data import load_dataset  # noqa: E402
 from nas_lth.estimation import TicketRun, recipe_from_dict  # noqa: E402
 
@@ -75,13 +75,9 @@ def plot(summary: pd.DataFrame, out_dir: Path, epochs: float) -> list[Path]:
     dense = summary[summary["round"] == 0].iloc[0]
     axes[0].axhline(100 * dense.test_acc_es, color="gray", lw=0.8, ls=":", label="dense")
     for ax, ylabel in zip(axes, ("test accuracy at early stop (%)", "early-stop iteration"), strict=True):
-        ax.set_xscale("log")
-        ax.invert_xaxis()
-        ax.set_xlabel("weights remaining (%)")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, which="both")
-        ticks = [100, 51.3, 21.1, 7.0, 3.6, 1.9]
-        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        weights_axis(ax, [100, 51.3, 21.1, 7.0, 3.6, 1.9])
     axes[0].legend(fontsize=8)
     fig.suptitle(f"LeNet-300-100 / MNIST, iterative magnitude pruning, {epochs:g} epochs per round "
                  f"(mean and range over {int(summary.seeds.max())} seeds)", fontsize=10)

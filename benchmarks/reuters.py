@@ -26,7 +26,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.common import REPO, default_data_dir, emit, environment, round_collector  # noqa: E402
+from benchmarks.common import REPO, default_data_dir, emit, environment, round_collector, weights_axis  # noqa: E402
 from nas_lth.data import load_dataset  # noqa: E402
 from nas_lth.estimation import TicketRun, recipe_from_dict  # noqa: E402
 
@@ -102,13 +102,9 @@ def plot_tickets(df: pd.DataFrame, out: Path, epochs: float) -> Path:
     dense = g[g["round"] == 0].iloc[0]
     axes[0].axhline(100 * dense.acc, color="gray", ls=":", lw=0.8, label="dense")
     for ax, ylabel in zip(axes, ("test accuracy at early stop (%)", "early-stop iteration"), strict=True):
-        ax.set_xscale("log")
-        ax.invert_xaxis()
-        ax.set_xlabel("weights remaining (%)")
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, which="both")
-        ticks = sorted({round(100 * w, 1) for w in g.w})[::-2]
-        ax.set_xticks(ticks, [f"{t:g}" for t in ticks])
+        weights_axis(ax, sorted({round(100 * w, 1) for w in g.w})[::-2])
     axes[0].legend(fontsize=8)
     fig.suptitle(f"bag-of-words MLP on Reuters-21578 R8, iterative magnitude pruning, {epochs:g} epochs per round "
                  f"(mean and range over {df.seed.nunique()} seeds)", fontsize=10)
