@@ -47,12 +47,11 @@ class ModelSpec:
     options: dict = field(default_factory=dict)
 
     def build(self) -> nn.Module:
-        # word vectors only initialise the embedding, which the ticket's weights replace
-        opts = {k: v for k, v in self.options.items() if k not in ("word_vectors", "vocab")}
-        return build_model(self.name, tuple(self.input_shape), self.num_classes, options=opts)
+        return build_model(self.name, tuple(self.input_shape), self.num_classes, options=self.options)
 
 
 def model_spec(name: str, input_shape, num_classes: int, options: dict | None, meta: dict | None) -> ModelSpec:
+    # word vectors only initialise the embedding, which the ticket's weights replace
     opts = {k: v for k, v in (options or {}).items() if k not in ("word_vectors", "vocab")}
     if meta and "vocab_size" in meta and name in MODELS \
             and "vocab_size" in inspect.signature(MODELS[name].builder).parameters:
@@ -92,9 +91,9 @@ def pack(model_spec_: ModelSpec, masks: State, weight_sets: dict[str, State], pr
     masks = {n: m.detach().cpu() for n, m in masks.items()}
     layers = {n: {"shape": list(m.shape), "mask": encode_mask(m)} for n, m in masks.items()}
     prunable = {f"{n}.weight" for n in masks} | {f"{n}.mask" for n in masks}
+    keep = {n: m.bool() for n, m in masks.items()}
     sets = {}
     for which, state in weight_sets.items():
-        keep = {n: masks[n].bool() for n in masks}
         values = {n: encode_values(state[f"{n}.weight"].detach().cpu().float()[keep[n]]) for n in masks}
         others = {k: v.detach().cpu().clone() for k, v in state.items() if k not in prunable}
         sets[which] = {"values": values, "params": others}
