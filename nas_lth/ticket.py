@@ -11,9 +11,11 @@ import json
 import math
 import sys
 
+import torch
+
 from nas_lth.data import load_dataset
 from nas_lth.device import pick_device
-from nas_lth.errors import ArgumentParser, cli_entry
+from nas_lth.errors import ArgumentParser, UserError, cli_entry
 from nas_lth.estimation import RoundResult, TicketRun, load_recipe
 from nas_lth.pruning import REINIT_VARIANTS
 
@@ -28,7 +30,8 @@ def _print_row(row: RoundResult, as_json: bool) -> None:
     rec = row.record()
     if as_json:
         head = {k: rec.get(k) for k in JSON_KEYS}
-        print(json.dumps({**head, **{k: v for k, v in rec.items() if k not in head}}), flush=True)
+        env = {"torch_threads": torch.get_num_threads(), "torch_version": torch.__version__}
+        print(json.dumps({**head, **{k: v for k, v in rec.items() if k not in head}, **env}), flush=True)
         return
     print(
         f"{rec['round']:>5}  {rec['variant']:<15} {100 * rec['weights_remaining']:>7.2f}%  "
@@ -47,19 +50,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--controls", nargs="*", default=[], choices=REINIT_VARIANTS,
                    help="also train these reinit variants on the same masks each round")
     p.add_argument("--json", action="store_true", help="one JSON record per round on stdout")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch intra-op threads (default: torch's); results depend on it, so it is printed")
     return p
 
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads: {args.threads} is not allowed; give a thread count >= 1")
+        torch.set_num_threads(args.threads)
     recipe = load_recipe(args.recipe)
     device = pick_device(args.device)
     data = load_dataset(recipe.dataset, args.data_dir, seed=recipe.seed, val_size=recipe.val_size,
                         device=device, options=recipe.dataset_options or None)
     if not args.json:
         print(f"# {recipe.model} on {recipe.dataset} ({device}): criterion={recipe.criterion} "
-              f"stop_at={recipe.stop.label()} rounds={recipe.rounds} reinit={recipe.reinit}", flush=True)
+              f"stop_at={recipe.stop.label()} rounds={recipe.rounds} reinit={recipe.reinit}; "
+              f"torch {torch.__version__}, {torch.get_num_threads()} thread(s)", flush=True)
         print(f"{'round':>5}  {'variant':<15} {'weights':>8}  {'val_acc':>7}  {'test_acc':>8}  "
               f"{'test@es':>8}  {'early_stop':>10}  {'mask_digest':<16}  status", flush=True)
     run = TicketRun(recipe, data, device=device, controls=tuple(args.controls),

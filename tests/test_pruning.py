@@ -403,50 +403,84 @@ def test_mask_distance_normalised_hamming():
         distance(a, {"x": a["x"]})
 
 
+def test_mask_distance_among_alive_weights_ignores_weights_pruned_before():
+    # 10 weights, 4 alive before the round; the candidates keep 2 of those 4 and differ in 2 bits
+    alive = {"l": torch.tensor([1.0, 1, 1, 1, 0, 0, 0, 0, 0, 0])}
+    a = {"l": torch.tensor([1.0, 1, 0, 0, 0, 0, 0, 0, 0, 0])}
+    b = {"l": torch.tensor([1.0, 0, 1, 0, 0, 0, 0, 0, 0, 0])}
+    assert distance(a, b) == pytest.approx(2 / 10)  # over all weights: diluted by the pruned ones
+    assert distance(a, b, among=alive) == pytest.approx(2 / 4)
+    with pytest.raises(ValueError):
+        distance(a, b, among={"other": alive["l"]})
+
+
 def eb_masks(bits):
     return {"l": torch.tensor(bits, dtype=torch.float32)}
 
 
-def test_early_bird_fires_after_window_of_close_masks():
-    eb = EarlyBird(eps=0.2, window=3)
+def test_early_bird_fifo_of_five_compares_the_newest_with_the_four_before():
+    # You et al.'s code: a FIFO of 5 masks; nothing fires before it is full
+    eb = EarlyBird(eps=0.1, window=5)
     base = [1, 1, 1, 1, 1, 0, 0, 0, 0, 0]
-    # The window must be full before anything can fire, even with identical masks.
-    assert [eb.update(eb_masks(base)) for _ in range(3)] == [False, False, False]
-    assert eb.update(eb_masks(base)) is True
+    assert [eb.update(eb_masks(base)) for _ in range(4)] == [False] * 4
+    assert eb.last_distance is None
+    assert eb.update(eb_masks(base)) is True  # the 5th identical mask
     assert eb.last_distance == 0.0
 
 
-def test_early_bird_window_of_one_and_eps_boundary():
-    eb = EarlyBird(eps=0.1, window=1)
+def test_early_bird_fires_on_distance_equal_to_eps():
+    eb = EarlyBird(eps=0.1, window=2)
     assert eb.update(eb_masks([1, 1, 1, 1, 1, 0, 0, 0, 0, 0])) is False
-    # one bit of ten differs: distance 0.1 is not below eps 0.1
-    assert eb.update(eb_masks([1, 1, 1, 1, 0, 0, 0, 0, 0, 0])) is False
-    assert eb.last_distance == pytest.approx(0.1)
-    assert eb.update(eb_masks([1, 1, 1, 1, 0, 0, 0, 0, 0, 0])) is True
+    assert eb.update(eb_masks([1, 1, 1, 1, 0, 1, 0, 0, 0, 0])) is False  # 2 bits of 10 differ: 0.2
+    assert eb.last_distance == pytest.approx(0.2)
+    # one bit of ten differs from the previous mask: 0.1 <= eps fires (the reference tests `> 0.1` to refuse)
+    assert eb.update(eb_masks([1, 1, 1, 1, 0, 0, 0, 0, 0, 1])) is False  # vs previous: 2 bits
+    assert eb.update(eb_masks([1, 1, 1, 1, 0, 0, 0, 0, 1, 0])) is False  # 2 bits again
+    eb2 = EarlyBird(eps=0.1, window=2)
+    eb2.update(eb_masks([1, 1, 1, 1, 1, 0, 0, 0, 0, 0]))
+    assert eb2.update(eb_masks([1, 1, 1, 1, 1, 1, 0, 0, 0, 0])) is True
+    assert eb2.last_distance == pytest.approx(0.1)
 
 
-def test_early_bird_does_not_fire_while_masks_keep_changing():
-    eb = EarlyBird(eps=0.15, window=2)
-    g = torch.Generator().manual_seed(0)
-    fired = []
-    for _ in range(20):
-        fired.append(eb.update({"l": (torch.rand(200, generator=g) < 0.5).float()}))
+def _random_candidates(alive: dict, rate: float, n: int, seed: int):
+    """Masks a criterion with fresh random scores at every check would pick: keep (1 - rate) of
+    the alive weights."""
+    g = torch.Generator().manual_seed(seed)
+    for _ in range(n):
+        scores = {k: torch.rand(v.shape, generator=g) for k, v in alive.items()}
+        yield select_masks(scores, alive, {k: rate for k in alive})
+
+
+@pytest.mark.parametrize("density", [0.01, 0.05, 0.2, 1.0])
+def test_early_bird_never_fires_on_independent_random_masks_at_any_density(density):
+    g = torch.Generator().manual_seed(1)
+    n = 20_000
+    alive = {"l": torch.zeros(n)}
+    alive["l"][torch.randperm(n, generator=g)[: int(density * n)]] = 1.0
+    eb = EarlyBird(eps=0.1, window=5, alive=alive)
+    fired = [eb.update(m) for m in _random_candidates(alive, 0.2, 30, seed=2)]
     assert not any(fired)
-    assert eb.last_distance > 0.3
+    # two independent draws keeping 80 % differ in ~2 * 0.8 * 0.2 = 32 % of the alive weights
+    assert eb.last_distance == pytest.approx(0.32, abs=0.05)
+    # measured over all weights instead (the old definition) the same masks look settled when sparse
+    diluted = EarlyBird(eps=0.1, window=5)
+    old = [diluted.update(m) for m in _random_candidates(alive, 0.2, 30, seed=2)]
+    assert any(old) == (density <= 0.25)
 
 
-def test_early_bird_needs_all_of_the_window_close():
-    eb = EarlyBird(eps=0.15, window=3)
-    a = [1] * 5 + [0] * 5
-    far = [0] * 5 + [1] * 5
-    for bits in (far, a, a):
-        assert eb.update(eb_masks(bits)) is False
-    assert eb.update(eb_masks(a)) is False  # 'far' is still in the window
-    assert eb.update(eb_masks(a)) is True
+def test_early_bird_fires_at_the_expected_check_once_masks_settle():
+    g = torch.Generator().manual_seed(0)
+    alive = {"l": (torch.rand(5_000, generator=g) < 0.3).float()}
+    settled = next(_random_candidates(alive, 0.2, 1, seed=9))
+    seq = list(_random_candidates(alive, 0.2, 3, seed=4)) + [settled] * 6
+    eb = EarlyBird(eps=0.1, window=5, alive=alive)
+    fired = [eb.update(m) for m in seq]
+    # checks 0-2 random, 3.. the settled mask: the FIFO holds 5 settled masks at check 7
+    assert fired.index(True) == 7
 
 
 def test_early_bird_rejects_bad_parameters():
-    for kw in ({"eps": 0.0}, {"eps": 1.0}, {"window": 0}):
+    for kw in ({"eps": 0.0}, {"eps": 1.0}, {"window": 1}, {"window": 0}):
         with pytest.raises(ValueError):
             EarlyBird(**kw)
 
@@ -515,38 +549,60 @@ def test_snip_grads_match_manual_autograd():
         assert got[n]["grad"].abs().sum() > 0
 
 
-def test_grasp_hess_grads_match_finite_difference_hvp():
-    model = masked_tiny_model().double()
-    batches = tiny_batches(dtype=torch.float64)
-    got = ctx.grasp_hess_grads(model, batches)
-
+def _grasp_reference_hg(model, x, y, temperature: float):
+    """Hg by central finite differences of the (tempered) gradient along g, in float64."""
     ref = copy.deepcopy(model)
     names = [n for n, _ in masked_layers(ref)]
     weights = [m.weight for _, m in masked_layers(ref)]
 
-    def full_grad():
-        total = [torch.zeros_like(w) for w in weights]
-        for x, y in batches:
-            gs = torch.autograd.grad(F.cross_entropy(ref(x), y), weights)
-            total = [a + b for a, b in zip(total, gs, strict=True)]
-        return total
+    def grad():
+        return torch.autograd.grad(F.cross_entropy(ref(x) / temperature, y), weights)
 
-    g = full_grad()
-    eps = 1e-6
+    g = [t.clone() for t in grad()]
+    h = 1e-6 / max(float(t.abs().max()) for t in g)  # moves no weight by more than 1e-6 (ReLU kinks)
     with torch.no_grad():
         for w, d in zip(weights, g, strict=True):
-            w.add_(eps * d)
-    plus = full_grad()
+            w.add_(h * d)
+    plus = grad()
     with torch.no_grad():
         for w, d in zip(weights, g, strict=True):
-            w.sub_(2 * eps * d)
-    minus = full_grad()
-    for n, p, m in zip(names, plus, minus, strict=True):
-        fd = (p - m) / (2 * eps)
+            w.sub_(2 * h * d)
+    minus = grad()
+    return {n: (p - m) / (2 * h) for n, p, m in zip(names, plus, minus, strict=True)}
+
+
+@pytest.mark.parametrize("temperature", [200.0, 1.0])
+def test_grasp_hess_grads_match_finite_difference_hvp(temperature):
+    model = masked_tiny_model().double()
+    x, y = map(torch.cat, zip(*tiny_batches(dtype=torch.float64), strict=True))
+    ref = _grasp_reference_hg(model, x, y, temperature)
+    got = ctx.grasp_hess_grads(model, x, y, temperature=temperature)  # one chunk: the batch mean
+    for n, fd in ref.items():
         hg = got[n]["hess_grad"]
-        assert hg.shape == fd.shape
-        assert fd.abs().max() > 1e-4  # a non-trivial check
-        assert torch.allclose(hg, fd, rtol=1e-4, atol=1e-7), (n, (hg - fd).abs().max())
+        assert hg.shape == fd.shape and fd.abs().max() > 0
+        assert torch.allclose(hg, fd, rtol=1e-4, atol=1e-6 * float(fd.abs().max())), (n, (hg - fd).abs().max())
+
+
+def test_grasp_temperature_changes_the_ranking_not_just_the_scale():
+    model = masked_tiny_model().double()
+    x, y = map(torch.cat, zip(*tiny_batches(dtype=torch.float64), strict=True))
+    hot = ctx.grasp_hess_grads(model, x, y, temperature=200.0)
+    cold = ctx.grasp_hess_grads(model, x, y, temperature=1.0)
+    a = torch.cat([hot[n]["hess_grad"].flatten() for n in hot])
+    b = torch.cat([cold[n]["hess_grad"].flatten() for n in cold])
+    cos = float(F.cosine_similarity(a, b, dim=0))
+    assert cos < 0.999  # not proportional: T = 200 is a different score, not a rescaling
+
+
+def test_class_balanced_indices_take_the_first_per_class_in_order():
+    y = torch.tensor([0, 1, 1, 2, 0, 1, 0, 0, 2])
+    order = torch.tensor([8, 7, 6, 5, 4, 3, 2, 1, 0])
+    idx = ctx.class_balanced_indices(y, 2, order)
+    assert idx.tolist() == [8, 7, 6, 5, 3, 2]  # class 0: 7, 6; class 1: 5, 2; class 2: 8, 3
+    # a class with fewer examples than asked gives all it has
+    assert sorted(ctx.class_balanced_indices(y, 5, order).tolist()) == list(range(9))
+    multi = torch.tensor([[1.0, 0], [1, 1], [0, 1], [1, 0]])
+    assert ctx.class_balanced_indices(multi, 1, torch.arange(4)).tolist() == [0, 1]
 
 
 def test_synflow_grads_match_the_path_formula_and_prune_to_zero():

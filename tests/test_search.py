@@ -170,6 +170,11 @@ def test_search_end_to_end(e2e):
     assert set(trials.rounds) <= {1, 2}
     assert (trials.budget == 6).all() and (trials.target_weights == 0.2).all()
     assert (trials.model == "lenet300_100").all() and (trials.dataset == "digits").all()
+    # what reproducibility depends on, in every row
+    import torch
+
+    assert (trials.torch_threads == 1).all() and (trials.torch_version == torch.__version__).all()
+    assert (trials.rewind_mode == "continue").all() and (trials.device == "cpu").all()
 
     status = trials.status.value_counts().to_dict()
     assert status.get("stopped", 0) >= 1, f"ASHA stopped no trial: {status}"

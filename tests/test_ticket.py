@@ -140,30 +140,92 @@ def test_stop_at_changes_the_mask(digits):
     assert early[1].mask_digest != late[1].mask_digest
 
 
-def test_early_bird_draws_the_mask_once_it_settles(digits):
-    rows = run_ticket(recipe(stop_at="early_bird", eb_window=2, eb_eps=0.5), digits)
+def test_early_bird_checks_once_per_epoch_by_default(digits):
+    # window 2: the FIFO is full at the second check; eps 0.99 always passes. Checks at 0, 20, 40
+    # (epoch starts), not at every evaluation (every 5 iterations here).
+    rows = run_ticket(recipe(stop_at="early_bird", eb_window=2, eb_eps=0.99, budget=2), digits)
     assert rows[0].early_bird_drawn is None and rows[0].mask_iter is None
-    for r in rows[1:]:
-        assert r.early_bird_drawn is True
-        # checks at 5, 10, 15: the window of 2 earlier masks is full at the third check
-        assert r.mask_iter == 15
-    dists = [rec for rec in rows[0].curve if rec.get("eb_distance") is not None]
-    assert dists and dists[-1]["iteration"] == 15 and dists[-1]["eb_distance"] < 0.5
+    assert [(r.mask_iter, r.early_bird_drawn) for r in rows[1:]] == [(IPE, True), (IPE, True)]
+
+
+def test_early_bird_cadence_is_a_recipe_key(digits):
+    rows = run_ticket(recipe(stop_at="early_bird", eb_window=3, eb_eps=0.99, eb_every=5), digits)
+    # checks at 0, 5, 10: the FIFO of 3 is full at iteration 10
+    assert [r.mask_iter for r in rows[1:]] == [10, 10]
 
 
 def test_early_bird_that_never_settles_uses_the_last_weights(digits):
-    rows = run_ticket(recipe(stop_at="early_bird", eb_window=50, eb_eps=0.5), digits)
+    rows = run_ticket(recipe(stop_at="early_bird", eb_eps=1e-4, eb_every=5), digits)
     for r in rows[1:]:
         assert r.early_bird_drawn is False
         assert r.mask_iter == IPE
 
 
+def test_early_bird_measures_distance_among_the_weights_alive_before_the_round(digits, monkeypatch):
+    from nas_lth.estimation import ticket as ticket_mod
+    from nas_lth.pruning import EarlyBird
+
+    seen = []
+
+    class Recording(EarlyBird):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, **kw)
+            seen.append(None if self.alive is None else sum(int(m.sum()) for m in self.alive.values()))
+
+    monkeypatch.setattr(ticket_mod.pruning, "EarlyBird", Recording)
+    rows = run_ticket(recipe(stop_at="early_bird", eb_every=5, rounds=3, prune_rate={"fc": 0.5, "output": 0.5}),
+                      digits)
+    kept = [round(r.weights_remaining * TOTAL) for r in by_round(rows).values()]
+    # one detector per trajectory run (rounds 0, 1, 2), each over the weights alive at its start
+    assert seen == [TOTAL, kept[0], kept[1]]
+
+
 def test_early_bird_with_eval_rounds_last_stops_the_trajectory_early(digits):
-    rows = run_ticket(recipe(stop_at="early_bird", eb_window=2, eb_eps=0.5, eval_rounds="last"), digits)
+    rows = run_ticket(recipe(stop_at="early_bird", eb_window=2, eb_eps=0.99, eb_every=5, eval_rounds="last"),
+                      digits)
     assert [(r.round, r.variant) for r in rows] == [(2, "original")]
-    assert rows[0].early_bird_drawn is True and rows[0].mask_iter == 15
-    # dense and round 1 stop at the Early-Bird point (15), round 2 trains the whole budget
-    assert rows[0].cumulative_iterations == 15 + 15 + IPE
+    assert rows[0].early_bird_drawn is True and rows[0].mask_iter == 5
+    # dense and round 1 stop at the Early-Bird point (5), round 2 trains the whole budget
+    assert rows[0].cumulative_iterations == 5 + 5 + IPE
+
+
+def test_early_bird_replayed_from_a_shared_trajectory_matches_training_it(digits):
+    from nas_lth.estimation.trajectory import compute_trajectory
+
+    rc = recipe(stop_at="early_bird", eb_window=3, eb_eps=0.3, budget=4, rounds=1, rewind_to=20)
+    own = run_ticket(rc, digits)
+    traj = compute_trajectory(rc, digits, snapshot_iters={0, 20}, grids={IPE})
+    assert traj.grid(IPE) == [0, 20, 40, 60, 80] and traj.grid(7) == []
+    shared = TicketRun(rc, digits, trajectory=traj).run()
+    assert [(r.mask_iter, r.early_bird_drawn, r.mask_digest) for r in shared if r.round == 1] == \
+        [(r.mask_iter, r.early_bird_drawn, r.mask_digest) for r in own if r.round == 1]
+    (a, a_curve), (b, b_curve) = comparable(shared[-1]), comparable(own[-1])
+    assert a.pop("cumulative_iterations") == 4 * IPE - 20  # the dense run was paid for by the trajectory
+    assert b.pop("cumulative_iterations") == 4 * IPE + 4 * IPE - 20
+    assert (a, a_curve) == (b, b_curve)
+
+
+# ------------------------------------------------------------------ late resetting
+
+
+def test_rewound_ticket_continues_the_dense_clock_from_k(digits):
+    rows = run_ticket(recipe(rewind_to=7, rounds=1, budget=2), digits)
+    dense, ticket = by_round(rows, "dense")[0], by_round(rows)[1]
+    assert dense.iterations == 2 * IPE and dense.curve[0]["iteration"] == 0
+    # trained from k = 7 to the budget (T - k steps); evaluations on the dense run's clock
+    assert ticket.iterations == 2 * IPE - 7
+    its = [c["iteration"] for c in ticket.curve]
+    assert its[0] == 7 and its[1] == 10 and its[-1] == 2 * IPE
+    assert 7 <= ticket.early_stop_iter <= 2 * IPE
+    assert ticket.cumulative_iterations == 2 * IPE + 2 * IPE - 7
+
+
+def test_stop_before_the_rewind_point_selects_at_the_rewind_point_in_later_rounds(digits):
+    rows = run_ticket(recipe(stop_at=3, rewind_to=7, rounds=3, eval_rounds="last"), digits)
+    # round 0 (dense, from 0) stops at 3; the rounds that start at 7 cannot: their masks come from 7
+    assert rows[-1].mask_iter == 7
+    first = run_ticket(recipe(stop_at=3, rewind_to=7, rounds=1), digits)
+    assert first[-1].mask_iter == 3
 
 
 def test_stop_at_beyond_the_budget_is_a_user_error(digits):
@@ -213,12 +275,26 @@ def test_rewind_to_starts_the_ticket_at_the_rewind_point(digits):
     dense, ticket = rows
     assert ticket.status == "completed"
     dense_loss = {rec["iteration"]: rec["val_loss"] for rec in dense.curve}
-    assert ticket.curve[0]["iteration"] == 0
+    assert ticket.curve[0]["iteration"] == 10  # on the dense run's clock
     assert ticket.curve[0]["val_loss"] == dense_loss[10]
     assert ticket.curve[0]["val_loss"] != dense_loss[0]
 
     rows0 = run_ticket(recipe(rounds=1, rewind_to=0, prune_rate=NO_PRUNING), digits)
     assert rows0[1].curve[0]["val_loss"] == dense_loss[0]
+
+
+def test_rewound_run_sees_the_dense_runs_batches_and_schedule_from_k(digits):
+    # Plain SGD has no optimizer state, and nothing is pruned: a ticket rewound to k that continues
+    # the dense run's data order and learning-rate schedule from k must retrace it bit for bit.
+    sgd = {"optimizer": "sgd", "lr": 0.05, "eval_every": 5, "lr_milestones": [1.0], "lr_gamma": 0.5}
+    rows = run_ticket(recipe(rounds=1, rewind_to=13, budget=2, prune_rate=NO_PRUNING, training=sgd), digits)
+    dense, ticket = rows
+    assert ticket.iterations == 2 * IPE - 13
+    after_k = [c for c in dense.curve if c["iteration"] > 13]
+    assert ticket.curve[0]["iteration"] == 13  # the ticket's first evaluation: its starting point
+    assert [c["iteration"] for c in ticket.curve[1:]] == [c["iteration"] for c in after_k]
+    assert [c["val_loss"] for c in ticket.curve[1:]] == [c["val_loss"] for c in after_k]
+    assert ticket.metrics["test_loss"] == dense.metrics["test_loss"]
 
 
 def test_rewind_with_pruning_completes(digits):

@@ -163,3 +163,63 @@ def test_eval_hook_can_stop_training(digits):
     assert res.stopped_by_hook
     assert trainer.iteration == 8
     assert [r["iteration"] for r in res.curve] == [0, 4, 8]
+
+
+# ------------------------------------------------------------------ a run that starts at iteration k
+
+
+def _batches_seen(model) -> list:
+    """Record (a fingerprint of) every training batch the model sees, in order."""
+    seen: list = []
+
+    def hook(module, args):
+        if module.training:
+            seen.append(round(float(args[0].double().sum()), 6))
+
+    model.register_forward_pre_hook(hook)
+    return seen
+
+
+def test_a_run_started_at_k_sees_the_dense_runs_batches_and_lr_from_k(digits):
+    cfg = Training(optimizer="adam", lr=1e-3, batch_size=60, eval_every=7, lr_milestones=[1.0], lr_gamma=0.1)
+    dense_model = make_model(digits, masked=False)
+    seen_dense = _batches_seen(dense_model)
+    dense = Trainer(dense_model, digits, cfg, seed=3, track_best=False)
+    k, total = 13, 50  # k mid-epoch 0 (20 iterations per epoch), total crosses the milestone at 20
+    res = dense.run(total, snapshot_at={k})
+    theta_k = res.snapshots[k]
+
+    model = make_model(digits, masked=False)
+    model.load_state_dict(theta_k)
+    seen = _batches_seen(model)
+    rewound = Trainer(model, digits, cfg, seed=3, track_best=False, start=k)
+    out = rewound.run(total)
+    assert rewound.iteration == total and out.iterations == total
+    assert seen == seen_dense[k:]  # the same batches in the same order from step k on
+    assert rewound.optimizer.param_groups[0]["lr"] == pytest.approx(1e-4)  # the schedule's clock, too
+    assert [c["iteration"] for c in out.curve] == [13, 14, 21, 28, 35, 42, 49, 50]
+    # the old behaviour - a new run from iteration 0 - sees the first epoch's batches again
+    restart_model = make_model(digits, masked=False)
+    restart_model.load_state_dict(theta_k)
+    seen_restart = _batches_seen(restart_model)
+    Trainer(restart_model, digits, cfg, seed=3, track_best=False).run(total - k)
+    assert seen_restart != seen_dense[k:]
+
+
+def test_dropout_draws_are_seeded_and_leave_the_global_rng_alone():
+    data = load_dataset("digits")
+    torch.manual_seed(123)
+    marker = torch.rand(3)
+    results = []
+    for _ in range(2):
+        torch.manual_seed(0)  # the same init both times
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 50), torch.nn.ReLU(),
+                                    torch.nn.Dropout(0.5), torch.nn.Linear(50, 10))
+        torch.manual_seed(999 if not results else 555)  # a different global state before each run
+        state = torch.get_rng_state()
+        Trainer(model, data, Training(eval_every=1000), seed=0, track_best=False).run(30)
+        assert torch.equal(torch.get_rng_state(), state)  # forked: the caller's RNG is untouched
+        results.append(clone_state(model))
+    assert all(torch.equal(results[0][k], results[1][k]) for k in results[0])
+    torch.manual_seed(123)
+    assert torch.equal(torch.rand(3), marker)

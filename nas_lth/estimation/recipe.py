@@ -96,9 +96,12 @@ class Recipe(BaseModel):
     val_size: int | None = Field(None, ge=1)
     criterion: str = "large_final"
     stop_at: int | str = "end"
-    eb_eps: float = Field(0.1, gt=0, lt=1, description="early-bird: max mask distance")
-    eb_window: int = Field(5, ge=1, description="early-bird: masks compared")
-    rewind_to: int = Field(0, ge=0, description="iteration the kept weights are reset to")
+    eb_eps: float = Field(0.1, gt=0, lt=1, description="early-bird: max mask distance (drawn when all <= eps)")
+    eb_window: int = Field(5, ge=2, description="early-bird: masks in the FIFO, the newest compared with the rest")
+    eb_every: int | None = Field(None, ge=1, description="early-bird: iterations between checks (default: one "
+                                 "epoch, as in You et al. 2020)")
+    rewind_to: int = Field(0, ge=0, description="iteration the kept weights are reset to; the ticket then "
+                           "trains from k to the budget on the dense run's clock (late resetting)")
     reinit: str = "original"
     prune_rate: dict[str, float] = Field(
         default_factory=lambda: dict(DEFAULT_PRUNE_RATE),
@@ -112,7 +115,10 @@ class Recipe(BaseModel):
     budget: float = Field(1.0, gt=0, description="epochs of each training run")
     seed: int = Field(0, ge=0, lt=2**32, description="fixes init, data order, tie-breaks")
     training: Training = Field(default_factory=Training)
-    score_batches: int = Field(1, ge=1, description="mini-batches for SNIP/GraSP gradients")
+    score_batches: int = Field(1, ge=1, description="mini-batches for SNIP gradients")
+    grasp_temperature: float = Field(200.0, gt=0, description="GraSP: logits / T before g and Hg (reference: 200)")
+    samples_per_class: int = Field(10, ge=1, description="GraSP: class-balanced sample size per class "
+                                   "(reference: 10)")
     synflow_iterations: int = Field(100, ge=1)
     eval_rounds: Literal["all", "last"] = "all"
 
@@ -194,6 +200,10 @@ class Recipe(BaseModel):
         if self.rewind_to > budget:
             raise UserError(f"rewind_to {self.rewind_to} is beyond the budget of {budget} iterations "
                             f"({self.budget:g} epochs of {ipe})")
+
+    def eb_check_every(self, n_train: int) -> int:
+        """Iterations between Early-Bird checks (``eb_every``, else one epoch)."""
+        return self.eb_every or self.iterations_per_epoch(n_train)
 
     @property
     def stop(self) -> StopAt:

@@ -3,7 +3,12 @@
     round 0: train the dense net from theta_0; keep theta_k (rewind point) and the weights at the
              stopping point (an iteration, an epoch fraction, the end, or the Early-Bird point).
     round r: score the surviving weights (criterion), prune ``prune_rate`` of them, reset the kept
-             weights (rewind to theta_k; reinit variant for the evaluated ticket), train again.
+             weights (rewind to theta_k; reinit variant for the evaluated ticket), train again - from
+             iteration k to the budget on the dense run's clock, data order and learning-rate
+             schedule resumed at k (late resetting as in Frankle et al. 2019/2020 and OpenLTH).
+
+A round that starts at k cannot stop before k: with ``stop_at`` earlier than ``rewind_to`` the
+next mask is chosen at k, the round's first weights, and ``mask_iter`` says so.
 
 A round's training serves twice: its metrics rate the round's ticket and its weights at the stopping
 point select the next mask. Rounds that are not evaluated (``eval_rounds: last``) train only up to
@@ -115,6 +120,7 @@ class TicketRun:
         self.ipe = rc.iterations_per_epoch(len(data.train))
         self.budget_iters = max(1, int(round(rc.budget * self.ipe)))
         self.stop_iter = rc.stop.iteration(self.ipe, self.budget_iters)
+        self.eb_every = rc.eb_check_every(len(data.train))
         rc.check_budget(len(data.train))
         # progress (everything a checkpoint holds)
         self.generator = torch.Generator().manual_seed(rc.seed)
@@ -218,6 +224,10 @@ class TicketRun:
         gen = torch.Generator().manual_seed(rc.seed + 7919 * r + 1)
         return pruning.reset_state(name, self.masks, theta_k, init=self.theta0, fresh=fresh, generator=gen)
 
+    def _first_iter(self, r: int) -> int:
+        """Where round ``r``'s training starts on the dense run's clock: 0, or k after a rewind to k."""
+        return self.recipe.rewind_to if r > 0 else 0
+
     def _next_masks(self) -> Masks:
         rc = self.recipe
         start = self._start_state(self.round - 1, "traj")
@@ -245,12 +255,19 @@ class TicketRun:
                 idx = perm[i * bs : (i + 1) * bs]
                 yield data.train.x[idx], data.train.y[idx]
 
+        def grasp_sample():
+            perm = epoch_permutation(len(data.train), rc.seed + 1, 0).to(data.train.x.device)
+            idx = ctx.class_balanced_indices(data.train.y, rc.samples_per_class, perm)
+            return data.train.x[idx], data.train.y[idx]
+
         def fn(current: Masks):
             set_masks(net, current)
             if "grad" in self.criterion.needs:
                 return ctx.snip_grads(net, batches(), multilabel=data.multilabel)
             if "hess_grad" in self.criterion.needs:
-                return ctx.grasp_hess_grads(net, batches(), multilabel=data.multilabel)
+                x, y = grasp_sample()
+                return ctx.grasp_hess_grads(net, x, y, multilabel=data.multilabel,
+                                            temperature=rc.grasp_temperature)
             return ctx.synflow_grads(net, data.input_shape)
 
         return fn
@@ -275,12 +292,13 @@ class TicketRun:
         if trajectory:
             if self.stop_iter is not None:
                 self.next_stop = _Stop(self._snapshot(self.stop_iter), self.stop_iter, None)
-            else:  # replay Early-Bird over the stored evaluation grid
-                detector = pruning.EarlyBird(rc.eb_eps, rc.eb_window)
+            else:  # replay Early-Bird over the stored check grid
+                detector = pruning.EarlyBird(rc.eb_eps, rc.eb_window, alive=self.masks)
                 w_init = {n: self.theta0[f"{n}.weight"] for n in self.masks}
-                grid = traj.eval_grid()
+                grid = traj.grid(self.eb_every)
                 if not grid:
-                    raise ValueError(f"trajectory {traj.key} has no evaluation-grid snapshots for early_bird")
+                    raise ValueError(f"trajectory {traj.key} has no snapshots every {self.eb_every} iterations "
+                                     "for early_bird")
                 for it in grid:
                     snap = self._snapshot(it)
                     cand = self._candidate_masks(w_init, {n: snap[f"{n}.weight"] for n in self.masks},
@@ -324,10 +342,11 @@ class TicketRun:
         if start is not None:
             self.model.load_state_dict(start)
         set_masks(self.model, self.masks)
+        first = self._first_iter(r)
         trainer = Trainer(self.model, self.data, rc.training, seed=rc.seed, track_best=evaluate,
-                          eval_at_epoch_end=self.eval_at_epoch_end)
+                          eval_at_epoch_end=self.eval_at_epoch_end, start=first)
         early_bird = trajectory and self.stop_iter is None
-        detector = pruning.EarlyBird(rc.eb_eps, rc.eb_window) if early_bird else None
+        detector = pruning.EarlyBird(rc.eb_eps, rc.eb_window, alive=self.masks) if early_bird else None
         stop = _Stop()
         if pending:
             trainer.load_state_dict(pending["trainer"])
@@ -339,27 +358,27 @@ class TicketRun:
             w_init_state = {f"{n}.weight": start[f"{n}.weight"] for n in self.masks}
         w_init = {n: w_init_state[f"{n}.weight"] for n in self.masks}
         snapshots = {rc.rewind_to} if r == 0 and rc.rounds > 0 and rc.rewind_to > 0 else set()
-        if trajectory and self.stop_iter is not None:
-            snapshots.add(self.stop_iter)
+        stop_iter = None if self.stop_iter is None else max(self.stop_iter, first)
+        if trajectory and stop_iter is not None:
+            snapshots.add(stop_iter)
         # a trajectory-only run stops at the stopping point, but round 0 must also reach rewind_to
         must_reach = rc.rewind_to if r == 0 and rc.rounds > 0 else 0
-        stop_target = self.stop_iter if self.stop_iter is not None else self.budget_iters
+        stop_target = stop_iter if stop_iter is not None else self.budget_iters
         target = self.budget_iters if evaluate else max(must_reach, stop_target)
         final = evaluate and r == rc.rounds and name == rc.reinit
 
         def on_eval(rec: dict, model: nn.Module) -> bool:
             if self.on_eval is not None:
                 self.on_eval(r, name, rec)
-            it = rec["iteration"]
-            if stop.eb_drawn:  # drawn earlier; still training only to reach rewind_to
+            # drawn earlier; a trajectory-only run still trains to reach rewind_to
+            return bool(stop.eb_drawn) and not evaluate and rec["iteration"] >= must_reach
+
+        def on_check(it: int, model: nn.Module) -> bool:
+            if stop.eb_drawn:
                 return not evaluate and it >= must_reach
-            if detector is None or it == 0 or it % rc.training.eval_every:
-                return False
             cand = self._candidate_masks(w_init, {n: m.weight.detach() for n, m in masked_layers(model)},
                                          lambda: clone_state(model))
-            drawn = detector.update(cand)
-            rec["eb_distance"] = detector.last_distance
-            if drawn:
+            if detector.update(cand):
                 stop.state, stop.iteration, stop.eb_drawn = clone_state(model), it, True
                 return not evaluate and it >= must_reach
             return False
@@ -375,7 +394,8 @@ class TicketRun:
         status, message = "completed", ""
         before = trainer.iteration
         try:
-            res = trainer.run(target, snapshot_at=snapshots, on_eval=on_eval, on_epoch=on_epoch)
+            res = trainer.run(target, snapshot_at=snapshots, on_eval=on_eval, on_epoch=on_epoch,
+                              on_check=on_check if detector is not None else None, check_every=self.eb_every)
         except Diverged as exc:
             status, message, res = "diverged", str(exc), trainer.result
             res.iterations = trainer.iteration
@@ -383,8 +403,8 @@ class TicketRun:
         if r == 0 and rc.rewind_to in res.snapshots:
             self.theta_k = res.snapshots[rc.rewind_to]
         if trajectory:
-            if self.stop_iter is not None:
-                stop = _Stop(res.snapshots.get(self.stop_iter), self.stop_iter, None)
+            if stop_iter is not None:
+                stop = _Stop(res.snapshots.get(stop_iter), stop_iter, None)
             elif not stop.eb_drawn:  # Early-Bird never converged: the mask comes from the last weights
                 stop = _Stop(clone_state(self.model), trainer.iteration, False)
             self.next_stop = stop
@@ -402,7 +422,7 @@ class TicketRun:
                 weights_remaining=pruning.density(self.masks), mask_digest=pruning.digest(self.masks),
                 mask_iter=self.prev_stop.iteration if r > 0 else None,
                 early_bird_drawn=self.prev_stop.eb_drawn if r > 0 else None, status=status,
-                message=message, iterations=trainer.iteration, cumulative_iterations=self.cumulative,
+                message=message, iterations=trainer.iteration - trainer.start, cumulative_iterations=self.cumulative,
                 early_stop_iter=res.early_stop_iter, metrics=metrics, curve=res.curve,
                 wall_seconds=time.perf_counter() - t0 + (pending["trainer"]["result"]["wall_seconds"]
                                                          if pending else 0.0),

@@ -3,8 +3,11 @@ after every optimizer step, evaluation every ``eval_every`` iterations.
 
 Kept lean on purpose: per step it does what a hand-written PyTorch loop does plus one fused
 ``_foreach_mul_`` over the masked weights (benchmarks/train_speed.py measures the overhead).
-Data order depends only on (seed, epoch), so a run resumed at an epoch boundary sees the same
-batches as an uninterrupted one.
+Data order depends only on (seed, epoch), so a run resumed at an epoch boundary, or a rewound
+ticket that starts at iteration k (``start=k``), sees the same batches as an uninterrupted run from
+that point on. Every other random draw of training (dropout) comes from the global generator
+re-seeded from (seed, epoch, first iteration) inside a forked RNG: repeatable, and the caller's
+global RNG is left alone.
 """
 
 from __future__ import annotations
@@ -62,6 +65,8 @@ class TrainResult:
 
 # on_eval(record, model) -> True to stop training now
 EvalHook = Callable[[dict, nn.Module], bool | None]
+# on_check(iteration, model) -> True to stop training now; called at the start and every check_every
+CheckHook = Callable[[int, nn.Module], bool | None]
 # on_epoch(trainer) at each epoch boundary (checkpointing)
 EpochHook = Callable[["Trainer"], None]
 
@@ -69,11 +74,14 @@ EpochHook = Callable[["Trainer"], None]
 class Trainer:
     """Trains ``model`` (already on the data's device) on ``data`` with ``cfg``.
 
-    Resumable at epoch boundaries: :meth:`state_dict` / :meth:`load_state_dict`.
+    ``start`` is the iteration the run begins at (late resetting: a ticket rewound to iteration k
+    continues the dense run's clock, data order and learning-rate schedule from k, with a fresh
+    optimizer, as OpenLTH does). Resumable at epoch boundaries: :meth:`state_dict` /
+    :meth:`load_state_dict`.
     """
 
     def __init__(self, model: nn.Module, data: Dataset, cfg: Training, *, seed: int,
-                 track_best: bool = True, eval_at_epoch_end: bool = False):
+                 track_best: bool = True, eval_at_epoch_end: bool = False, start: int = 0):
         self.model = model
         self.data = data
         self.cfg = cfg
@@ -84,7 +92,7 @@ class Trainer:
         self.optimizer = make_optimizer(model, cfg)
         self.n_train = len(data.train)
         self.iters_per_epoch = math.ceil(self.n_train / cfg.batch_size)
-        self.iteration = 0
+        self.start = self.iteration = int(start)
         self.result = TrainResult()
         # masks are fixed for a run; a dense run (all ones) skips the per-step multiply
         layers = [m for _, m in masked_layers(model) if not bool(m.mask.all())]
@@ -99,6 +107,7 @@ class Trainer:
             "model": clone_state(self.model),
             "optimizer": copy.deepcopy(self.optimizer.state_dict()),
             "iteration": self.iteration,
+            "start": self.start,
             "result": {
                 "curve": list(r.curve), "best_val_loss": r.best_val_loss,
                 "early_stop_iter": r.early_stop_iter, "best_state": r.best_state,
@@ -110,6 +119,7 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.iteration = int(state["iteration"])
+        self.start = int(state.get("start", 0))
         res = state["result"]
         self.result = TrainResult(
             iterations=self.iteration, curve=list(res["curve"]), best_val_loss=res["best_val_loss"],
@@ -142,8 +152,19 @@ class Trainer:
         return rec
 
     def run(self, iterations: int, *, snapshot_at: set[int] | frozenset[int] = frozenset(),
-            on_eval: EvalHook | None = None, on_epoch: EpochHook | None = None) -> TrainResult:
-        """Train until ``iterations`` in total (counting from 0, so a resumed trainer continues)."""
+            on_eval: EvalHook | None = None, on_epoch: EpochHook | None = None,
+            on_check: CheckHook | None = None, check_every: int = 0) -> TrainResult:
+        """Train until iteration ``iterations`` of the run's clock (a resumed or rewound trainer
+        continues from where it is). ``on_check`` is called before the first step and after every
+        ``check_every``-th iteration of the clock (Early-Bird)."""
+        devices = [self.data.train.x.device] if self.data.train.x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            return self._run(iterations, snapshot_at, on_eval, on_epoch, on_check, check_every)
+
+    def _seed_global(self, epoch: int, offset: int) -> None:
+        torch.manual_seed((self.seed * 1_000_003 + epoch * 7919 + offset + 1) % (2**63))
+
+    def _run(self, iterations, snapshot_at, on_eval, on_epoch, on_check, check_every) -> TrainResult:
         model, cfg, data = self.model, self.cfg, self.data
         x, y = data.train.x, data.train.y
         device = x.device
@@ -154,13 +175,17 @@ class Trainer:
         model.train()
         if self.iteration in snapshot_at:
             r.snapshots[self.iteration] = clone_state(model)
-        if self.iteration == 0 and not r.curve:
-            if self._eval_and_hooks(None, on_eval):
+        if self.iteration == self.start and not r.curve:
+            stop = self._eval_and_hooks(None, on_eval)
+            if on_check is not None:
+                stop = bool(on_check(self.iteration, model)) or stop
+            if stop:
                 return self._finish(t0, stopped=True)
         loss_sum = torch.zeros((), device=device)
         n_loss = 0
         while self.iteration < iterations:
             epoch, offset = divmod(self.iteration, self.iters_per_epoch)
+            self._seed_global(epoch, offset)
             lr = self._lr_at_epoch(epoch)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
@@ -191,8 +216,9 @@ class Trainer:
                     n_loss = 0
                     if self._eval_and_hooks(train_loss, on_eval):
                         stop_now = True
-                        break
-                if self.iteration >= iterations:
+                if on_check is not None and check_every and self.iteration % check_every == 0:
+                    stop_now = bool(on_check(self.iteration, model)) or stop_now
+                if stop_now or self.iteration >= iterations:
                     break
             if stop_now:
                 return self._finish(t0, stopped=True)

@@ -3,7 +3,7 @@
 Round 0 of the ticket procedure - training the dense network - does not depend on the criterion,
 the stopping point, the rewind point or the reinit variant. A :class:`DenseTrajectory` keeps its
 initial weights, the weights at every iteration a search space may stop or rewind at (and on the
-evaluation grid when Early-Bird stopping is searched), and the dense net's metrics, so that each
+Early-Bird check grid, or the evaluation grid for stop/rewind ranges), and the dense net's metrics, so that each
 trial pays only for its own rounds. It is content-addressed by :func:`trajectory_key`.
 """
 
@@ -41,6 +41,7 @@ class DenseTrajectory:
     iterations: int  # trained to compute it
     budget_iters: int
     eval_every: int
+    grids: list[int] = field(default_factory=list)  # cadences whose multiples (and 0) have snapshots
     metrics: dict[str, float] = field(default_factory=dict)  # dense val/test metrics at the end
     early_stop_iter: int = 0
     curve: list[dict] = field(default_factory=list)
@@ -57,24 +58,28 @@ class DenseTrajectory:
         obj = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
         return cls(**obj)
 
-    def eval_grid(self) -> list[int]:
-        """Snapshot iterations on the evaluation grid (where Early-Bird checks happen), > 0."""
-        return sorted(i for i in self.snapshots if i > 0 and i % self.eval_every == 0)
+    def grid(self, every: int) -> list[int]:
+        """Iterations 0, every, 2*every, ... up to the budget, if this trajectory keeps them all
+        (where Early-Bird checks happen); else []."""
+        its = list(range(0, self.budget_iters + 1, every))
+        return its if all(i == 0 or i in self.snapshots for i in its) else []
 
 
 def compute_trajectory(recipe: Recipe, data: Dataset, *, snapshot_iters: set[int], device="cpu",
-                       early_bird_grid: bool = False, key: str | None = None,
+                       grids: set[int] | frozenset[int] = frozenset(), key: str | None = None,
                        on_eval: Callable[[dict], None] | None = None) -> DenseTrajectory:
-    """Train the dense net for the recipe's budget, keeping weights at ``snapshot_iters`` (and at
-    every ``eval_every`` iterations when ``early_bird_grid``)."""
+    """Train the dense net for the recipe's budget, keeping weights at ``snapshot_iters``, at every
+    multiple of each cadence in ``grids`` and at the end (Early-Bird replay needs the last weights
+    when the mask never settles)."""
     model = build_model(recipe.model, data.input_shape, data.num_classes, seed=recipe.seed,
                         options=recipe.model_options, meta=data.meta).to(device)
     theta0 = clone_state(model)
     trainer = Trainer(model, data, recipe.training, seed=recipe.seed, track_best=True)
     budget = max(1, int(round(recipe.budget * trainer.iters_per_epoch)))
     wanted = {i for i in snapshot_iters if 0 <= i <= budget}
-    if early_bird_grid:
-        wanted |= set(range(recipe.training.eval_every, budget + 1, recipe.training.eval_every))
+    for every in grids:
+        wanted |= set(range(every, budget + 1, every))
+    if grids:
         wanted.add(budget)
     t0 = time.perf_counter()
     res = trainer.run(budget, snapshot_at=wanted,
@@ -85,6 +90,7 @@ def compute_trajectory(recipe: Recipe, data: Dataset, *, snapshot_iters: set[int
     return DenseTrajectory(
         key=key or trajectory_key(recipe), theta0={k: v.cpu() for k, v in theta0.items()}, snapshots=snaps,
         iterations=trainer.iteration, budget_iters=budget, eval_every=recipe.training.eval_every,
+        grids=sorted(grids),
         metrics=metrics, early_stop_iter=res.early_stop_iter, curve=res.curve,
         wall_seconds=time.perf_counter() - t0,
     )

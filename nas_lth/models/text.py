@@ -28,7 +28,11 @@ class TextCNN(nn.Module):
         self.fc = MaskedLinear(maps * len(windows), num_classes, kind="output")
         self.max_norm = max_norm
         self.seq_len = int(input_shape[0])
-        glorot_normal_(self)  # convolutions and output; embeddings keep N(0, 1) as in nn.Embedding
+        # Glorot for the convolutions and the output layer only: the embeddings keep nn.Embedding's
+        # N(0, 1) (unit-scale random word vectors, as CNN-rand starts from; Glorot's std for a
+        # 20,000 x 300 matrix would be ~0.01 and starve the convolutions' inputs)
+        glorot_normal_(self.convs)
+        glorot_normal_(self.fc)
         with torch.no_grad():
             self.embedding.weight[0].zero_()  # the padding row
 

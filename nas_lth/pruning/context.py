@@ -13,8 +13,8 @@ from nas_lth.models.layers import masked_layers
 Tensor = torch.Tensor
 
 
-def _loss(model: nn.Module, x: Tensor, y: Tensor, multilabel: bool) -> Tensor:
-    out = model(x)
+def _loss(model: nn.Module, x: Tensor, y: Tensor, multilabel: bool, temperature: float = 1.0) -> Tensor:
+    out = model(x) / temperature
     if multilabel:
         return nn.functional.binary_cross_entropy_with_logits(out, y)
     return nn.functional.cross_entropy(out, y)
@@ -30,22 +30,33 @@ def snip_grads(model: nn.Module, batches, *, multilabel: bool = False) -> dict[s
     return {n: {"grad": m.weight.grad.detach().clone()} for n, m in layers.items()}
 
 
-def grasp_hess_grads(model: nn.Module, batches, *, multilabel: bool = False) -> dict[str, dict[str, Tensor]]:
-    """Hessian-gradient product Hg of the loss w.r.t. the prunable weights (GraSP)."""
+def class_balanced_indices(y: Tensor, per_class: int, order: Tensor) -> Tensor:
+    """Indices of the first ``per_class`` examples of every class in ``order`` (a permutation), as
+    GraSP's reference code fetches its sample (``GraSP_fetch_data``); classes with fewer examples give
+    all they have. For multi-label targets (N, C) an example counts for every label it carries."""
+    y = y.to(order.device)
+    labels = y[order].bool() if y.dim() == 2 else nn.functional.one_hot(y[order], int(y.max()) + 1).bool()
+    # rank of each example among the earlier examples of its class, in ``order``
+    rank = labels.long().cumsum(0) - 1
+    take = (labels & (rank < per_class)).any(dim=1)
+    return order[take]
+
+
+def grasp_hess_grads(model: nn.Module, x: Tensor, y: Tensor, *, multilabel: bool = False,
+                     temperature: float = 200.0) -> dict[str, dict[str, Tensor]]:
+    """Hessian-gradient product Hg of the loss w.r.t. the prunable weights (GraSP), with the logits
+    divided by ``temperature`` before the loss, as both reference implementations do (Wang et al.'s
+    GraSP code and Tanaka et al.'s SynFlow suite, T = 200): g = dL/dw held constant, then
+    Hg = d(g^T dL/dw)/dw, on the whole sample (x, y) as one batch. (Wang et al. sum the two halves of
+    their sample to save memory, which scales g and Hg by constants and leaves the ranking unchanged;
+    the class-balanced sample is small, so one batch is exact.)"""
     net = copy.deepcopy(model).train()
     layers = dict(masked_layers(net))
     weights = [m.weight for m in layers.values()]
-    batches = list(batches)
-    grads = [torch.zeros_like(w) for w in weights]
-    for x, y in batches:  # g: the plain gradient, held constant
-        gs = torch.autograd.grad(_loss(net, x, y, multilabel), weights)
-        grads = [a + b for a, b in zip(grads, gs, strict=True)]
-    hg = [torch.zeros_like(w) for w in weights]
-    for x, y in batches:  # Hg = d(g^T dL/dw)/dw
-        gs = torch.autograd.grad(_loss(net, x, y, multilabel), weights, create_graph=True)
-        z = sum((g_const * g).sum() for g_const, g in zip(grads, gs, strict=True))
-        hs = torch.autograd.grad(z, weights)
-        hg = [a + b for a, b in zip(hg, hs, strict=True)]
+    g_const = [g.detach() for g in torch.autograd.grad(_loss(net, x, y, multilabel, temperature), weights)]
+    gs = torch.autograd.grad(_loss(net, x, y, multilabel, temperature), weights, create_graph=True)
+    z = sum((gc * g).sum() for gc, g in zip(g_const, gs, strict=True))
+    hg = torch.autograd.grad(z, weights)
     return {n: {"hess_grad": h.detach()} for n, h in zip(layers, hg, strict=True)}
 
 

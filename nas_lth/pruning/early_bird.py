@@ -1,7 +1,16 @@
-"""Early-Bird stopping (You et al. 2020): draw the mask once it stops changing.
+"""Early-Bird stopping (You et al. 2020, "Drawing Early-Bird Tickets"): draw the mask once it stops
+changing.
 
-At each check the mask the criterion would pick now is compared with the previous ``window`` masks;
-when the largest normalised Hamming distance among them is below ``eps`` the ticket is "drawn".
+As in the authors' code (``EarlyBird`` in RICE-EIC/Early-Bird-Tickets, ``main.py``): a FIFO holds the
+last ``window`` masks (5), each new mask is compared with the ``window - 1`` older ones, and the ticket
+is drawn when every distance is ``<= eps`` (0.1); the caller checks once per epoch by default
+(``eb_every``), at the start of each epoch, the first check being the untrained network.
+
+Adapted, and pinned by tests: (1) the mask is the recipe's criterion at the round's prune rate on the
+recipe's layers (weight masks), where the paper prunes BatchNorm channels by |gamma| at a fixed target
+ratio; (2) the distance counts only the weights alive before the round (``alive``), so ``eps`` means
+the same thing in every round of iterative pruning (the paper prunes once, from the dense network,
+where the two definitions agree).
 """
 
 from __future__ import annotations
@@ -12,23 +21,26 @@ from nas_lth.pruning.masks import Masks, distance
 
 
 class EarlyBird:
-    def __init__(self, eps: float = 0.1, window: int = 5):
+    def __init__(self, eps: float = 0.1, window: int = 5, alive: Masks | None = None):
         if not 0 < eps < 1:
             raise ValueError(f"early-bird eps must be in (0, 1), got {eps}")
-        if window < 1:
-            raise ValueError(f"early-bird window must be >= 1, got {window}")
+        if window < 2:
+            raise ValueError(f"early-bird window must be >= 2 (masks in the FIFO, the newest included), got {window}")
         self.eps = eps
         self.window = window
+        self.alive = None if alive is None else {n: m.detach().clone() for n, m in alive.items()}
         self._recent: deque[Masks] = deque(maxlen=window)
         self.last_distance: float | None = None
 
     def update(self, masks: Masks) -> bool:
-        """Record the current candidate mask; True once the last ``window`` masks all lie within
-        ``eps`` of it."""
-        if len(self._recent) == self.window:
-            self.last_distance = max(distance(masks, old) for old in self._recent)
+        """Record the current candidate mask; True once the FIFO is full and the newest mask lies
+        within ``eps`` of each of the ``window - 1`` older ones."""
         self._recent.append({n: m.detach().clone() for n, m in masks.items()})
-        return self.last_distance is not None and self.last_distance < self.eps
+        if len(self._recent) < self.window:
+            return False
+        newest = self._recent[-1]
+        self.last_distance = max(distance(newest, old, self.alive) for old in list(self._recent)[:-1])
+        return self.last_distance <= self.eps
 
     def state_dict(self) -> dict:
         return {"recent": [dict(m) for m in self._recent], "last_distance": self.last_distance}

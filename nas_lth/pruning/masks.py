@@ -48,12 +48,22 @@ def digest(masks: Masks) -> str:
     return h.hexdigest()[:16]
 
 
-def distance(a: Masks, b: Masks) -> float:
-    """Normalised Hamming distance: the fraction of prunable weights whose keep/prune bit differs."""
-    if set(a) != set(b):
+def distance(a: Masks, b: Masks, among: Masks | None = None) -> float:
+    """Normalised Hamming distance: the fraction of weights whose keep/prune bit differs.
+
+    ``among`` (masks of the weights still alive, e.g. before a pruning round) restricts the count to
+    the weights at stake: both masks must lie inside it, and bits outside it - weights pruned in
+    earlier rounds, 0 in every candidate - count neither as equal nor in the denominator. Without it
+    every weight counts, so the distance of two masks of a layer at density d pruned by rate p is at
+    most 2*p*d, and a fixed threshold would mean less and less as the network gets sparser.
+    """
+    if set(a) != set(b) or (among is not None and set(among) != set(a)):
         raise ValueError("masks cover different layers")
     diff = sum(int((a[n].bool() != b[n].bool()).sum()) for n in a)
-    total = sum(a[n].numel() for n in a)
+    if among is None:
+        total = sum(a[n].numel() for n in a)
+    else:
+        total = sum(int(among[n].count_nonzero()) for n in a)
     return diff / total if total else 0.0
 
 

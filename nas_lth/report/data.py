@@ -21,7 +21,8 @@ from nas_lth.store.schema import RECIPE_COLUMNS
 
 # columns of the trials table that hold numbers (coerced, so a column written as all-null still works)
 _NUMERIC = [
-    "eb_eps", "eb_window", "rewind_to", "prune_rate_fc", "prune_rate_conv", "prune_rate_output",
+    "eb_eps", "eb_window", "eb_every", "rewind_to", "grasp_temperature", "samples_per_class", "torch_threads",
+    "prune_rate_fc", "prune_rate_conv", "prune_rate_output",
     "prune_rate_embedding", "target_weights", "rounds", "budget", "seed", "weights_remaining", "val_acc",
     "val_loss", "test_acc", "test_loss", "val_acc_at_early_stop", "test_acc_at_early_stop", "early_stop_iter",
     "mask_iter", "epochs_trained", "iterations_trained", "shared_iterations", "dense_val_acc", "dense_test_acc",

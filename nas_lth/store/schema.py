@@ -12,7 +12,9 @@ import math
 
 import pyarrow as pa
 
-SCHEMA_VERSION = 1
+# 2: rewind_to continues the dense run's clock (late resetting as in OpenLTH; before: restarted at 0);
+#    Early-Bird distances among the weights alive before the round; GraSP with its temperature
+SCHEMA_VERSION = 2
 
 _METRICS = ["loss", "acc", "micro_precision", "micro_recall", "micro_f1", "macro_precision", "macro_recall",
             "macro_f1"]
@@ -23,10 +25,11 @@ METRIC_COLUMNS = [f"{split}_{m}{at}" for at in ("", "_at_early_stop") for split 
 # recipe parameters stored as columns of the trials table (prune rates flattened per kind)
 RECIPE_FIELDS: list[tuple[str, pa.DataType]] = [
     ("criterion", pa.string()), ("stop_at", pa.string()), ("eb_eps", pa.float64()), ("eb_window", pa.int64()),
-    ("rewind_to", pa.int64()), ("reinit", pa.string()), ("prune_rate_fc", pa.float64()),
+    ("eb_every", pa.int64()), ("rewind_to", pa.int64()), ("reinit", pa.string()), ("prune_rate_fc", pa.float64()),
     ("prune_rate_conv", pa.float64()), ("prune_rate_output", pa.float64()),
     ("prune_rate_embedding", pa.float64()), ("target_weights", pa.float64()), ("rounds", pa.int64()),
     ("scope", pa.string()), ("budget", pa.float64()), ("seed", pa.int64()),
+    ("grasp_temperature", pa.float64()), ("samples_per_class", pa.int64()),
 ]
 RECIPE_COLUMNS = [name for name, _ in RECIPE_FIELDS]
 
@@ -42,7 +45,8 @@ TRIAL_SCHEMA = pa.schema([
     ("dense_early_stop_iter", pa.int64()), ("objective", pa.float64()), ("status", pa.string()),
     ("message", pa.string()), ("restores", pa.int64()), ("wall_seconds", pa.float64()),
     ("finished_at", pa.float64()),
-    ("node", pa.string()), ("device", pa.string()), ("mask_digest", pa.string()),
+    ("node", pa.string()), ("device", pa.string()), ("torch_threads", pa.int64()), ("torch_version", pa.string()),
+    ("rewind_mode", pa.string()), ("mask_digest", pa.string()),
     ("trajectory_key", pa.string()), ("schema_version", pa.int64()),
 ])
 TRIAL_COLUMNS = TRIAL_SCHEMA.names

@@ -36,7 +36,9 @@ def recipe_columns(space: SearchSpace, config: dict, layer_kinds: str | None = N
         out[f"prune_rate_{kind}"] = rates.get(kind) if present is None or kind in present else None
     out["stop_at"] = None if out.get("stop_at") is None else str(out["stop_at"])
     if out["stop_at"] != "early_bird":
-        out["eb_eps"] = out["eb_window"] = None
+        out["eb_eps"] = out["eb_window"] = out["eb_every"] = None
+    if out.get("criterion") != "grasp":
+        out["grasp_temperature"] = out["samples_per_class"] = None
     return out
 
 

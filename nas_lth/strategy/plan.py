@@ -10,34 +10,37 @@ from nas_lth.estimation.trajectory import trajectory_key
 from nas_lth.space.schema import SearchSpace
 
 
-def snapshot_plan(space: SearchSpace, recipe: Recipe, iters_per_epoch: int) -> tuple[set[int], bool]:
-    """(iterations to keep, whether to keep the evaluation grid for Early-Bird replay).
+def snapshot_plan(space: SearchSpace, recipe: Recipe, iters_per_epoch: int) -> tuple[set[int], set[int]]:
+    """(iterations to keep, cadences whose multiples to keep).
 
-    Stop and rewind points that come from a numeric range (not enumerable) are served from the
-    evaluation grid when they fall on it; a trial whose point is missing trains its own dense run.
+    Early-Bird stopping needs the weights at every check (each ``eb_every`` value the space can take;
+    one epoch by default). Stop and rewind points that come from a numeric range (not enumerable) are
+    served from the evaluation grid when they fall on it; a trial whose point is missing trains its
+    own dense run.
     """
     budget = max(1, int(round(recipe.budget * iters_per_epoch)))
     iters: set[int] = {0}
-    grid = False
+    grids: set[int] = set()
     stops = space.values_of("stop_at")
     if stops is None:
-        grid = True
+        grids.add(recipe.training.eval_every)
     else:
         for value in stops:
             stop = parse_stop_at(value)
             it = stop.iteration(iters_per_epoch, budget)
             if it is None:
-                grid = True
+                cadences = space.values_of("eb_every")
+                grids.update(int(c) if c else iters_per_epoch for c in cadences or ())
             elif it <= budget:
                 iters.add(it)
     rewinds = space.values_of("rewind_to")
     if rewinds is None:
-        grid = True
+        grids.add(recipe.training.eval_every)
     else:
         iters.update(int(v) for v in rewinds if 0 <= int(v) <= budget)
-    return iters, grid
+    return iters, grids
 
 
-def plan_key(recipe: Recipe, iters: set[int], grid: bool) -> str:
-    blob = json.dumps([trajectory_key(recipe), sorted(iters), grid]).encode()
+def plan_key(recipe: Recipe, iters: set[int], grids: set[int]) -> str:
+    blob = json.dumps([trajectory_key(recipe), sorted(iters), sorted(grids)]).encode()
     return hashlib.sha256(blob).hexdigest()[:20]

@@ -52,24 +52,27 @@ def _dataset(recipe, data_dir, device):
     return _DATA[key]
 
 
-def _covered(run: TicketRun, iters: set[int], grid: bool, eval_every: int) -> bool:
+def _covered(run: TicketRun, iters: set[int], grids: set[int]) -> bool:
     """Whether a trajectory with this plan holds every snapshot this recipe needs."""
-    need = set()
-    if run.stop_iter is not None:
-        need.add(run.stop_iter)
-    elif not grid:
+    def held(i: int) -> bool:
+        return i in iters or any(i % g == 0 for g in grids)
+
+    if run.stop_iter is None:
+        if run.eb_every not in grids:
+            return False
+    elif not held(run.stop_iter):
         return False
-    if run.recipe.rewind_to > 0:
-        need.add(run.recipe.rewind_to)
-    return all(i in iters or (grid and i % eval_every == 0) for i in need)
+    return run.recipe.rewind_to == 0 or held(run.recipe.rewind_to)
 
 
 def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, data_dir: str | None,
                      device: str, threads: int, checkpoint_every_s: float = 0.0) -> None:
     t_start = time.perf_counter()
     trial_id = tune.get_context().get_trial_id()
+    # results depend on the thread count (reduction order): fixed per trial from its resources, recorded
     torch.set_num_threads(max(1, threads))
-    base = {"trial_id": trial_id, "node": socket.gethostname(), "final": False, "layer_kinds": None, "restores": 0}
+    base = {"trial_id": trial_id, "node": socket.gethostname(), "final": False, "layer_kinds": None, "restores": 0,
+            "torch_threads": torch.get_num_threads(), "torch_version": torch.__version__, "rewind_mode": "continue"}
     try:
         sp = SearchSpace.from_dict(space, "space")
         recipe = sp.recipe(config)
@@ -157,14 +160,14 @@ def ticket_trainable(config: dict, *, space: dict, name: str, experiment: str, d
     run.on_checkpoint = on_checkpoint
     traj_key = None
     if resume is None or resume["round"] == 0:
-        iters, grid = snapshot_plan(sp, recipe, run.ipe)
-        if _covered(run, iters, grid, recipe.training.eval_every):
-            traj_key = plan_key(recipe, iters, grid)
+        iters, grids = snapshot_plan(sp, recipe, run.ipe)
+        if _covered(run, iters, grids):
+            traj_key = plan_key(recipe, iters, grids)
             broker = ray.get_actor(broker_name(name), namespace=NAMESPACE)
 
             def compute(beat):
                 return compute_trajectory(recipe, data, snapshot_iters=iters, device=dev,
-                                          early_bird_grid=grid, key=traj_key, on_eval=lambda _r: beat())
+                                          grids=grids, key=traj_key, on_eval=lambda _r: beat())
 
             try:
                 run.trajectory, computed_here = get_trajectory(traj_key, loc, trial_id, broker, compute)
@@ -222,7 +225,8 @@ def _store_ticket(loc, run: TicketRun, data, row, trial_id: str, experiment_name
         "criterion": rc.criterion, "stop_at": rc.stop.label(), "reinit": rc.reinit, "model": rc.model,
         "dataset": rc.dataset, "dataset_options": rc.dataset_options, "val_size": rc.val_size, "seed": rc.seed,
         "mask_iter": row.mask_iter, "early_stop_iter": row.early_stop_iter, "iterations": row.iterations,
-        "metrics": metrics, "nas_lth_version": nas_lth.__version__,
+        "metrics": metrics, "nas_lth_version": nas_lth.__version__, "torch_version": torch.__version__,
+        "torch_threads": torch.get_num_threads(), "device": str(run.device), "rewind_mode": "continue",
     }
     spec = export.model_spec(rc.model, data.input_shape, data.num_classes, rc.model_options, data.meta)
     masks = {n: m.detach().cpu() for n, m in run.masks.items()}
