@@ -140,3 +140,55 @@ def test_set_masks_zeroes_weights_and_apply_masks_keeps_them_zero():
 def test_unknown_layer_kind_rejected():
     with pytest.raises(ValueError, match="kind"):
         MaskedLinear(3, 2, kind="dense")
+
+
+# ------------------------------------------------------------------ every registered model
+
+
+# a small input per registered model: a new model adds one line here (its test) and its own file
+REGISTRY_SHAPES = {
+    "lenet300_100": ((1, 8, 8), 10, {}), "conv2": ((1, 8, 8), 10, {}), "conv4": ((1, 8, 8), 10, {}),
+    "conv6": ((1, 8, 8), 10, {}), "vgg11": ((3, 32, 32), 10, {}), "vgg16": ((3, 32, 32), 10, {}),
+    "vgg19": ((3, 32, 32), 10, {}), "resnet20": ((3, 16, 16), 10, {}), "bow_mlp": ((200,), 8, {}),
+    "textcnn": ((20,), 5, {"vocab_size": 50, "embed_dim": 8, "maps": 4}),
+}
+
+
+def test_every_registered_model_has_a_test_shape():
+    from nas_lth.models import MODELS
+
+    assert sorted(MODELS) == sorted(REGISTRY_SHAPES)
+
+
+@pytest.mark.parametrize("name", sorted(REGISTRY_SHAPES))
+def test_every_registered_model_trains_a_step_and_round_trips_through_export(name, tmp_path):
+    from nas_lth import export
+    from nas_lth.data.base import Dataset, Split
+    from nas_lth.estimation import Trainer, Training
+
+    shape, classes, opts = REGISTRY_SHAPES[name]
+    g = torch.Generator().manual_seed(0)
+
+    def split(n):
+        x = (torch.randint(0, opts.get("vocab_size", 2), (n, *shape), generator=g) if name == "textcnn"
+             else torch.randn(n, *shape, generator=g))
+        return Split(x, torch.randint(0, classes, (n,), generator=g))
+
+    data = Dataset("synthetic", split(16), split(8), split(8), classes, shape)
+    model = build_model(name, shape, classes, seed=0, options=opts)
+    masks = {n: (torch.rand(m.weight.shape, generator=g) < 0.5).float() for n, m in masked_layers(model)}
+    set_masks(model, masks)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    Trainer(model, data, Training(batch_size=8, eval_every=100), seed=0).run(2)
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())  # it trained
+    for n, m in masked_layers(model):
+        assert (m.weight[masks[n] == 0] == 0).all(), n
+    spec = export.model_spec(name, shape, classes, opts, None)
+    ticket = export.pack(spec, masks, {"end": {k: v.clone() for k, v in model.state_dict().items()}},
+                         {"model": name, "dataset": "synthetic", "seed": 0})
+    path = tmp_path / "t.pt"
+    path.write_bytes(export.to_bytes(ticket))
+    loaded = export.load(path)
+    model.eval()
+    with torch.no_grad():
+        assert torch.equal(loaded(data.test.x), model(data.test.x))

@@ -369,7 +369,7 @@ class _WorkerDied(Exception):
 
 
 class _FakeTune:
-    """What ``ticket_trainable`` uses of ``ray.tune`` inside a trial: one attempt of trial ``t1``."""
+    """What a :class:`~nas_lth.strategy.trial.Trial` uses of ``ray.tune``: one attempt of trial ``t1``."""
 
     def __init__(self, die_after: int | None = None):
         self.reports: list[dict] = []
@@ -396,7 +396,7 @@ def test_retried_trial_without_checkpoint_has_each_evaluation_once(tmp_path, mon
     report (seen in test_sigint_then_resume... as duplicate (round, run, iteration) curve rows)."""
     from nas_lth.space import SearchSpace
     from nas_lth.store import locate
-    from nas_lth.strategy import trainable as tr
+    from nas_lth.strategy import trial as tr
     from nas_lth.strategy.callback import ResultsCallback
 
     data = tiny_space("retry", 1, {"criterion": {"choice": ["large_final"]}})
@@ -408,13 +408,13 @@ def test_retried_trial_without_checkpoint_has_each_evaluation_once(tmp_path, mon
     monkeypatch.setattr(tr, "get_trajectory", lambda key, loc, tid, broker, compute: (compute(lambda: None), True))
     callback = ResultsCallback(space, exp, "retry", "val_acc", quiet=True)
     trial = SimpleNamespace(trial_id="t1", config={"criterion": "large_final"}, last_result=None, error_file=None)
-    kwargs = dict(space=space.to_dict(), name="retry", experiment=exp.uri, data_dir=None, device="cpu", threads=1,
-                  checkpoint_every_s=60.0)
+    spec = tr.TrialSpec.from_space(space, name="retry", experiment=exp.uri, data_dir=None, device="cpu", threads=1,
+                                   checkpoint_every_s=60.0)
 
     for attempt in (_FakeTune(die_after=2), _FakeTune()):  # dies after 2 epochs of the final run, then again
         monkeypatch.setattr(tr, "tune", attempt)
         try:
-            tr.ticket_trainable({"criterion": "large_final"}, **kwargs)
+            tr.Trial(spec, {"criterion": "large_final"}).run()
         except _WorkerDied:
             pass
         for result in attempt.reports:

@@ -20,7 +20,7 @@ import pytest
 import yaml
 
 from nas_lth.errors import UserError
-from nas_lth.estimation.recipe import Recipe
+from nas_lth.recipe import Recipe
 from nas_lth.space import SearchSpace, define_by_run, load_space
 
 REPO = Path(__file__).resolve().parents[1]

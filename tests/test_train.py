@@ -10,6 +10,7 @@ import torch
 
 from nas_lth.data import load_dataset
 from nas_lth.estimation import Diverged, TicketRun, Trainer, Training, recipe_from_dict
+from nas_lth.estimation.hooks import EpochCheckpoint, RunHook
 from nas_lth.estimation.train import clone_state
 from nas_lth.models import build_model, masked_layers, set_masks
 
@@ -149,7 +150,8 @@ def test_epoch_hook_and_snapshots(digits):
     trainer = Trainer(model, digits, Training(batch_size=100, eval_every=1000), seed=0)
     ipe = trainer.iters_per_epoch
     seen = []
-    res = trainer.run(2 * ipe + 3, snapshot_at={0, 5, ipe}, on_epoch=lambda t: seen.append(t.iteration))
+    res = trainer.run(2 * ipe + 3, snapshot_at={0, 5, ipe},
+                      hooks=[EpochCheckpoint(lambda t: seen.append(t.iteration))])
     assert seen == [ipe, 2 * ipe]
     assert sorted(res.snapshots) == [0, 5, ipe]
     assert not torch.equal(res.snapshots[0]["net.1.weight"], res.snapshots[5]["net.1.weight"])
@@ -157,12 +159,32 @@ def test_epoch_hook_and_snapshots(digits):
 
 
 def test_eval_hook_can_stop_training(digits):
+    class StopAt8(RunHook):
+        def on_eval(self, trainer, rec):
+            return rec["iteration"] >= 8
+
     model = make_model(digits)
     trainer = Trainer(model, digits, Training(batch_size=60, eval_every=4), seed=0)
-    res = trainer.run(100, on_eval=lambda rec, m: rec["iteration"] >= 8)
+    res = trainer.run(100, hooks=[StopAt8()])
     assert res.stopped_by_hook
     assert trainer.iteration == 8
     assert [r["iteration"] for r in res.curve] == [0, 4, 8]
+
+
+def test_check_hooks_run_at_the_start_and_on_their_own_cadence(digits):
+    class Every(RunHook):
+        def __init__(self, every, stop_at=None):
+            self.check_every, self.seen, self.stop_at = every, [], stop_at
+
+        def on_check(self, trainer, iteration):
+            self.seen.append(iteration)
+            return iteration == self.stop_at
+
+    a, b = Every(3), Every(5, stop_at=10)
+    trainer = Trainer(make_model(digits), digits, Training(batch_size=60, eval_every=4), seed=0, start=2)
+    res = trainer.run(100, hooks=[a, b])
+    # both hooks run at every due check, even when the other one stops training
+    assert a.seen == [2, 3, 6, 9] and b.seen == [2, 5, 10] and trainer.iteration == 10 and res.stopped_by_hook
 
 
 # ------------------------------------------------------------------ a run that starts at iteration k

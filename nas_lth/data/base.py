@@ -11,6 +11,13 @@ from dataclasses import dataclass, field
 import torch
 
 
+def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
+    """The data order of one epoch: depends only on (seed, epoch), so runs resumed or rewound to any
+    iteration see the same batches."""
+    g = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % (2**63))
+    return torch.randperm(n, generator=g)
+
+
 @dataclass
 class Split:
     x: torch.Tensor  # float32 features (N, *input_shape) or int64 token ids (N, L)

@@ -22,69 +22,32 @@ be checkpointed at every epoch end and resumed from such a state (``run(resume=s
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 
 import torch
-from torch import nn
 
 from nas_lth import pruning
 from nas_lth.data.base import Dataset
-from nas_lth.estimation.recipe import Recipe
-from nas_lth.estimation.train import Diverged, State, Trainer, clone_state, epoch_permutation
+from nas_lth.estimation.hooks import EarlyBirdStop, EpochCheckpoint, EvalListener, MaskPoint, RunHook
+from nas_lth.estimation.replay import round0_from_trajectory
+from nas_lth.estimation.rounds import (
+    CheckpointInfo,
+    CheckpointListener,
+    RoundListener,
+    RoundResult,
+    to_device,
+)
+from nas_lth.estimation.rounds import (
+    EvalListener as EvalRecordListener,
+)
+from nas_lth.estimation.train import Diverged, State, Trainer, TrainResult, clone_state
 from nas_lth.estimation.trajectory import DenseTrajectory
 from nas_lth.models import build_model, masked_layers, set_masks
-from nas_lth.pruning import context as ctx
+from nas_lth.pruning.context import context_fn
+from nas_lth.recipe import Recipe
 
 Masks = dict[str, torch.Tensor]
-
-
-@dataclass
-class RoundResult:
-    round: int
-    variant: str  # "dense", or the reinit variant the ticket was trained from
-    control: bool  # True for a reinit control that is not the recipe's own variant
-    weights_remaining: float
-    mask_digest: str
-    mask_iter: int | None  # iteration of the previous run at which this ticket's mask was chosen
-    early_bird_drawn: bool | None
-    status: str  # completed | diverged
-    message: str = ""
-    iterations: int = 0  # trained in this round's run
-    cumulative_iterations: int = 0  # trained by this procedure when the row was finished
-    early_stop_iter: int = 0
-    metrics: dict[str, float] = field(default_factory=dict)
-    curve: list[dict] = field(default_factory=list)
-    wall_seconds: float = 0.0
-
-    def record(self) -> dict:
-        """Flat row without the curve (CLI --json, Parquet)."""
-        d = asdict(self)
-        d.pop("curve")
-        d.update(d.pop("metrics"))
-        return d
-
-
-@dataclass
-class CheckpointInfo:
-    round: int
-    run: str  # "dense", "traj" (trajectory only) or a reinit variant
-    trainer: Trainer | None  # the run in progress (None between runs)
-    final: bool  # the evaluated run of the last round: the one the search's fidelity counts
-
-
-RoundHook = Callable[[RoundResult], None]
-EvalHook = Callable[[int, str, dict], None]  # (round, run, eval record)
-CheckpointHook = Callable[[dict, CheckpointInfo], None]
-
-
-@dataclass
-class _Stop:
-    """Where a trajectory run stopped: the weights that select the next mask."""
-
-    state: State | None = None
-    iteration: int | None = None
-    eb_drawn: bool | None = None
+__all__ = ["CheckpointInfo", "RoundResult", "TicketRun", "run_ticket"]
 
 
 class _Halt(Exception):
@@ -100,9 +63,9 @@ class TicketRun:
         device: torch.device | str = "cpu",
         controls: tuple[str, ...] = (),
         trajectory: DenseTrajectory | None = None,
-        on_round: RoundHook | None = None,
-        on_eval: EvalHook | None = None,
-        on_checkpoint: CheckpointHook | None = None,
+        on_round: RoundListener | None = None,
+        on_eval: EvalRecordListener | None = None,
+        on_checkpoint: CheckpointListener | None = None,
         eval_at_epoch_end: bool = False,
     ):
         self.recipe = rc = recipe
@@ -112,8 +75,7 @@ class TicketRun:
         self.trajectory = trajectory
         self.on_round, self.on_eval, self.on_checkpoint = on_round, on_eval, on_checkpoint
         self.eval_at_epoch_end = eval_at_epoch_end
-        self.model = build_model(rc.model, data.input_shape, data.num_classes, seed=rc.seed,
-                                 options=rc.model_options, meta=data.meta).to(self.device)
+        self.model = self._build(rc.seed)
         self.kinds = {n: m.kind for n, m in masked_layers(self.model)}
         self.rates = pruning.layer_rates(self.kinds, rc.effective_prune_rate())
         self.criterion = pruning.get_criterion(rc.criterion)
@@ -130,14 +92,19 @@ class TicketRun:
         self.masks: Masks = {n: m.mask.detach().clone() for n, m in masked_layers(self.model)}
         self.masks_ready = True  # round 0 is dense
         self.runs_done: list[str] = []
-        self.prev_stop = _Stop()  # from round - 1: selects this round's masks
-        self.next_stop = _Stop()  # from this round: selects the next round's masks
+        self.prev_stop = MaskPoint()  # from round - 1: selects this round's masks
+        self.next_stop = MaskPoint()  # from this round: selects the next round's masks
         self.cumulative = 0
         self.rows: list[RoundResult] = []
         self._pending: dict | None = None  # a run interrupted mid-way (resume)
         # the recipe's own ticket after its evaluated last run (what an export writes): weights at the
         # end of training and at the early-stop iteration, on the CPU; None until that run completes
         self.final_weights: dict[str, State] | None = None
+
+    def _build(self, seed: int) -> torch.nn.Module:
+        rc, d = self.recipe, self.data
+        return build_model(rc.model, d.input_shape, d.num_classes, seed=seed, options=rc.model_options,
+                           meta=d.meta).to(self.device)
 
     # -- checkpoint ----------------------------------------------------------------------------
     def state_dict(self, pending: dict | None = None) -> dict:
@@ -152,11 +119,11 @@ class TicketRun:
 
     def load_state_dict(self, st: dict) -> None:
         # checkpoints are loaded on the CPU; the generator state must stay there
-        st = {**_to_device({k: v for k, v in st.items() if k != "generator"}, self.device),
+        st = {**to_device({k: v for k, v in st.items() if k != "generator"}, self.device),
               "generator": st["generator"]}
         self.round, self.masks, self.masks_ready = st["round"], st["masks"], st["masks_ready"]
         self.runs_done = list(st["runs_done"])
-        self.prev_stop, self.next_stop = _Stop(**st["prev_stop"]), _Stop(**st["next_stop"])
+        self.prev_stop, self.next_stop = MaskPoint(**st["prev_stop"]), MaskPoint(**st["next_stop"])
         self.cumulative = st["cumulative"]
         self.rows = [RoundResult(**r) for r in st["rows"]]
         self.theta_k = st["theta_k"]
@@ -184,7 +151,7 @@ class TicketRun:
                         self._execute(r, name, trajectory=trajectory, evaluate=evaluate)
                         self.runs_done.append(name)
                         self._checkpoint(CheckpointInfo(r, name, None, False))
-                self.prev_stop, self.next_stop = self.next_stop, _Stop()
+                self.prev_stop, self.next_stop = self.next_stop, MaskPoint()
                 self.round, self.masks_ready, self.runs_done = r + 1, False, []
         except _Halt:
             pass
@@ -207,6 +174,10 @@ class TicketRun:
             plan += [(v, False, True) for v in self.variants if v != "original"]
         return plan
 
+    def _first_iter(self, r: int) -> int:
+        """Where round ``r``'s training starts on the dense run's clock: 0, or k after a rewind to k."""
+        return self.recipe.rewind_to if r > 0 else 0
+
     def _start_state(self, r: int, name: str) -> State:
         rc = self.recipe
         if r == 0:
@@ -216,186 +187,58 @@ class TicketRun:
         theta_k = self.theta_k if rc.rewind_to > 0 else self.theta0
         if name in ("traj", "original"):
             return pruning.reset_state("original", self.masks, theta_k)
-        fresh = None
-        if name == "random_reinit":
-            fresh = clone_state(build_model(rc.model, self.data.input_shape, self.data.num_classes,
-                                            seed=rc.seed + 7919 * r, options=rc.model_options, meta=self.data.meta))
+        fresh = clone_state(self._build(rc.seed + 7919 * r)) if name == "random_reinit" else None
         # its own generator: asking for a control must not change the recipe's own masks
         gen = torch.Generator().manual_seed(rc.seed + 7919 * r + 1)
         return pruning.reset_state(name, self.masks, theta_k, init=self.theta0, fresh=fresh, generator=gen)
 
-    def _first_iter(self, r: int) -> int:
-        """Where round ``r``'s training starts on the dense run's clock: 0, or k after a rewind to k."""
-        return self.recipe.rewind_to if r > 0 else 0
-
     def _next_masks(self) -> Masks:
-        rc = self.recipe
-        start = self._start_state(self.round - 1, "traj")
-        stop = self.prev_stop.state
-        w_init = {n: start[f"{n}.weight"] for n in self.masks}
-        w_final = {n: stop[f"{n}.weight"] for n in self.masks}
-        return pruning.next_masks(
-            rc.criterion, w_init, w_final, self.masks, self.rates, scope=rc.scope, generator=self.generator,
-            context_fn=self._context_fn(stop) if self.criterion.needs else None,
-            iterations=rc.synflow_iterations, kinds=self.kinds,
-        )
+        start, stop = self._start_state(self.round - 1, "traj"), self.prev_stop.state
+        return self._select({n: start[f"{n}.weight"] for n in self.masks},
+                            {n: stop[f"{n}.weight"] for n in self.masks}, stop, self.generator)
 
-    def _context_fn(self, state: State, masks_base: Masks | None = None):
-        """Gradients for SNIP/GraSP/SynFlow at ``state`` with the candidate masks applied."""
-        import copy
-
-        net = copy.deepcopy(self.model)
-        net.load_state_dict({k: v.to(self.device) for k, v in state.items()})
-        rc, data = self.recipe, self.data
-
-        def batches():
-            perm = epoch_permutation(len(data.train), rc.seed + 1, 0).to(data.train.x.device)
-            bs = rc.training.batch_size
-            for i in range(rc.score_batches):
-                idx = perm[i * bs : (i + 1) * bs]
-                yield data.train.x[idx], data.train.y[idx]
-
-        def grasp_sample():
-            perm = epoch_permutation(len(data.train), rc.seed + 1, 0).to(data.train.x.device)
-            idx = ctx.class_balanced_indices(data.train.y, rc.samples_per_class, perm)
-            return data.train.x[idx], data.train.y[idx]
-
-        def fn(current: Masks):
-            set_masks(net, current)
-            if "grad" in self.criterion.needs:
-                return ctx.snip_grads(net, batches(), multilabel=data.multilabel)
-            if "hess_grad" in self.criterion.needs:
-                x, y = grasp_sample()
-                return ctx.grasp_hess_grads(net, x, y, multilabel=data.multilabel,
-                                            temperature=rc.grasp_temperature)
-            return ctx.synflow_grads(net, data.input_shape)
-
-        return fn
-
-    def _candidate_masks(self, w_init: dict, weights: dict, state_fn: Callable[[], State]) -> Masks:
-        """The mask the criterion would select now (Early-Bird); fixed tie-breaks at every check."""
+    def _select(self, w_init: dict, w_final: dict, state: State, generator: torch.Generator) -> Masks:
+        """The criterion's masks for the next round from ``w_final`` (the weights of ``state``)."""
         rc = self.recipe
         return pruning.next_masks(
-            rc.criterion, w_init, weights, self.masks, self.rates, scope=rc.scope,
-            generator=torch.Generator().manual_seed(rc.seed),
-            context_fn=self._context_fn(state_fn()) if self.criterion.needs else None,
+            rc.criterion, w_init, w_final, self.masks, self.rates, scope=rc.scope, generator=generator,
+            context_fn=context_fn(rc.criterion, self.model, state, self.data, rc),
             iterations=rc.synflow_iterations, kinds=self.kinds)
 
-    # -- round 0 from a shared trajectory ------------------------------------------------------
-    def _from_trajectory(self, r: int, name: str, *, trajectory: bool, evaluate: bool) -> None:
-        rc, traj = self.recipe, self.trajectory
-        if traj.budget_iters != self.budget_iters:
-            raise ValueError(f"trajectory {traj.key} has {traj.budget_iters} iterations, recipe needs "
-                             f"{self.budget_iters}")
-        if rc.rounds > 0 and rc.rewind_to > 0:
-            self.theta_k = self._snapshot(rc.rewind_to)
-        if trajectory:
-            if self.stop_iter is not None:
-                self.next_stop = _Stop(self._snapshot(self.stop_iter), self.stop_iter, None)
-            else:  # replay Early-Bird over the stored check grid
-                detector = pruning.EarlyBird(rc.eb_eps, rc.eb_window, alive=self.masks)
-                w_init = {n: self.theta0[f"{n}.weight"] for n in self.masks}
-                grid = traj.grid(self.eb_every)
-                if not grid:
-                    raise ValueError(f"trajectory {traj.key} has no snapshots every {self.eb_every} iterations "
-                                     "for early_bird")
-                for it in grid:
-                    snap = self._snapshot(it)
-                    cand = self._candidate_masks(w_init, {n: snap[f"{n}.weight"] for n in self.masks},
-                                                 lambda snap=snap: snap)
-                    if detector.update(cand):
-                        self.next_stop = _Stop(snap, it, True)
-                        break
-                else:
-                    self.next_stop = _Stop(self._snapshot(grid[-1]), grid[-1], False)
-        if evaluate:
-            row = RoundResult(
-                round=0, variant="dense", control=False, weights_remaining=1.0,
-                mask_digest=pruning.digest(self.masks), mask_iter=None, early_bird_drawn=None,
-                status="completed", iterations=traj.iterations, cumulative_iterations=self.cumulative,
-                early_stop_iter=traj.early_stop_iter, metrics=dict(traj.metrics), curve=list(traj.curve),
-                wall_seconds=0.0)
-            self._emit(row)
-
-    def _snapshot(self, it: int) -> State:
-        if it == 0:
-            return self.theta0
-        try:
-            return _to_device(self.trajectory.snapshots[it], self.device)
-        except KeyError:
-            raise ValueError(f"trajectory {self.trajectory.key} has no snapshot at iteration {it}") from None
+    def _candidate(self, w_init: dict, model: torch.nn.Module) -> Masks:
+        """The mask the criterion would select now (Early-Bird); fixed tie-breaks at every check."""
+        state = clone_state(model) if self.criterion.needs else model.state_dict()
+        return self._select(w_init, {n: m.weight.detach() for n, m in masked_layers(model)}, state,
+                            torch.Generator().manual_seed(self.recipe.seed))
 
     # -- one training run ----------------------------------------------------------------------
     def _execute(self, r: int, name: str, *, trajectory: bool, evaluate: bool) -> None:
-        rc = self.recipe
         if r == 0 and self.trajectory is not None:
-            if not torch.equal(next(iter(self.trajectory.theta0.values())).cpu(),
-                               next(iter(self.theta0.values())).cpu()):
-                raise ValueError("trajectory was computed from a different initialisation")
-            self.theta0 = _to_device(self.trajectory.theta0, self.device)
-            return self._from_trajectory(r, name, trajectory=trajectory, evaluate=evaluate)
-
+            return round0_from_trajectory(self, trajectory, evaluate)
+        rc = self.recipe
         pending, self._pending = self._pending, None
         if pending is not None and (pending["round"], pending["run"]) != (r, name):
             pending = None
-        start = None if pending else self._start_state(r, name)
-        if start is not None:
-            self.model.load_state_dict(start)
-        set_masks(self.model, self.masks)
+        trainer, w_init_state = self._trainer(r, name, evaluate, pending)
         first = self._first_iter(r)
-        trainer = Trainer(self.model, self.data, rc.training, seed=rc.seed, track_best=evaluate,
-                          eval_at_epoch_end=self.eval_at_epoch_end, start=first)
-        early_bird = trajectory and self.stop_iter is None
-        detector = pruning.EarlyBird(rc.eb_eps, rc.eb_window, alive=self.masks) if early_bird else None
-        stop = _Stop()
-        if pending:
-            trainer.load_state_dict(pending["trainer"])
-            stop = _Stop(**pending["stop"])
-            if detector is not None:
-                detector.load_state_dict(pending["early_bird"])
-            w_init_state = pending["w_init"]
-        else:
-            w_init_state = {f"{n}.weight": start[f"{n}.weight"] for n in self.masks}
-        w_init = {n: w_init_state[f"{n}.weight"] for n in self.masks}
-        snapshots = {rc.rewind_to} if r == 0 and rc.rounds > 0 and rc.rewind_to > 0 else set()
         stop_iter = None if self.stop_iter is None else max(self.stop_iter, first)
+        snapshots = {rc.rewind_to} if r == 0 and rc.rounds > 0 and rc.rewind_to > 0 else set()
         if trajectory and stop_iter is not None:
             snapshots.add(stop_iter)
         # a trajectory-only run stops at the stopping point, but round 0 must also reach rewind_to
         must_reach = rc.rewind_to if r == 0 and rc.rounds > 0 else 0
-        stop_target = stop_iter if stop_iter is not None else self.budget_iters
-        target = self.budget_iters if evaluate else max(must_reach, stop_target)
+        target = self.budget_iters if evaluate else max(must_reach, self.budget_iters if stop_iter is None
+                                                        else stop_iter)
         final = evaluate and r == rc.rounds and name == rc.reinit
-
-        def on_eval(rec: dict, model: nn.Module) -> bool:
-            if self.on_eval is not None:
-                self.on_eval(r, name, rec)
-            # drawn earlier; a trajectory-only run still trains to reach rewind_to
-            return bool(stop.eb_drawn) and not evaluate and rec["iteration"] >= must_reach
-
-        def on_check(it: int, model: nn.Module) -> bool:
-            if stop.eb_drawn:
-                return not evaluate and it >= must_reach
-            cand = self._candidate_masks(w_init, {n: m.weight.detach() for n, m in masked_layers(model)},
-                                         lambda: clone_state(model))
-            if detector.update(cand):
-                stop.state, stop.iteration, stop.eb_drawn = clone_state(model), it, True
-                return not evaluate and it >= must_reach
-            return False
-
-        def on_epoch(tr: Trainer) -> None:
-            if self.on_checkpoint is None:
-                return
-            pend = {"round": r, "run": name, "trainer": tr.state_dict(), "stop": asdict(stop),
-                    "early_bird": detector.state_dict() if detector else None, "w_init": w_init_state}
-            self._checkpoint(CheckpointInfo(r, name, tr, final), pend)
-
-        t0 = time.perf_counter()
+        eb = self._early_bird(w_init_state, evaluate, must_reach, pending) if trajectory and stop_iter is None \
+            else None
+        hooks: list[RunHook] = [EvalListener(lambda rec: self.on_eval and self.on_eval(r, name, rec))]
+        hooks += [eb] if eb is not None else []
+        hooks.append(EpochCheckpoint(lambda tr: self._epoch_checkpoint(tr, r, name, final, eb, w_init_state)))
+        t0, before = time.perf_counter(), trainer.iteration
         status, message = "completed", ""
-        before = trainer.iteration
         try:
-            res = trainer.run(target, snapshot_at=snapshots, on_eval=on_eval, on_epoch=on_epoch,
-                              on_check=on_check if detector is not None else None, check_every=self.eb_every)
+            res = trainer.run(target, snapshot_at=snapshots, hooks=hooks)
         except Diverged as exc:
             status, message, res = "diverged", str(exc), trainer.result
             res.iterations = trainer.iteration
@@ -403,48 +246,78 @@ class TicketRun:
         if r == 0 and rc.rewind_to in res.snapshots:
             self.theta_k = res.snapshots[rc.rewind_to]
         if trajectory:
-            if stop_iter is not None:
-                stop = _Stop(res.snapshots.get(stop_iter), stop_iter, None)
-            elif not stop.eb_drawn:  # Early-Bird never converged: the mask comes from the last weights
-                stop = _Stop(clone_state(self.model), trainer.iteration, False)
-            self.next_stop = stop
+            self.next_stop = self._mask_point(res, trainer, stop_iter, eb)
         if evaluate or status != "completed":
-            if status == "completed":
-                trainer.final_metrics()
-                if final or (r == 0 and rc.rounds == 0):
-                    sets = {"end": clone_state(self.model), "early_stop": res.best_state}
-                    self.final_weights = {k: _to_device(v, torch.device("cpu")) for k, v in sets.items()
-                                          if v is not None}
-            metrics = {**res.final, **{f"{k}_at_early_stop": v for k, v in res.at_early_stop.items()}}
-            variant = "dense" if r == 0 else ("original" if name == "traj" else name)
-            self._emit(RoundResult(
-                round=r, variant=variant, control=variant not in ("dense", rc.reinit),
-                weights_remaining=pruning.density(self.masks), mask_digest=pruning.digest(self.masks),
-                mask_iter=self.prev_stop.iteration if r > 0 else None,
-                early_bird_drawn=self.prev_stop.eb_drawn if r > 0 else None, status=status,
-                message=message, iterations=trainer.iteration - trainer.start, cumulative_iterations=self.cumulative,
-                early_stop_iter=res.early_stop_iter, metrics=metrics, curve=res.curve,
-                wall_seconds=time.perf_counter() - t0 + (pending["trainer"]["result"]["wall_seconds"]
-                                                         if pending else 0.0),
-            ))
+            earlier = pending["trainer"]["result"]["wall_seconds"] if pending else 0.0
+            self._finish_run(r, name, trainer, res, status, message, final, t0 - earlier)
         if status != "completed":
             raise _Halt
+
+    def _trainer(self, r: int, name: str, evaluate: bool, pending: dict | None) -> tuple[Trainer, dict]:
+        """The run's trainer, started from its state (or resumed), and the weights it starts from."""
+        start = None if pending else self._start_state(r, name)
+        if start is not None:
+            self.model.load_state_dict(start)
+        set_masks(self.model, self.masks)
+        trainer = Trainer(self.model, self.data, self.recipe.training, seed=self.recipe.seed, track_best=evaluate,
+                          eval_at_epoch_end=self.eval_at_epoch_end, start=self._first_iter(r))
+        if pending:
+            trainer.load_state_dict(pending["trainer"])
+            return trainer, pending["w_init"]
+        return trainer, {f"{n}.weight": start[f"{n}.weight"] for n in self.masks}
+
+    def _early_bird(self, w_init_state: dict, evaluate: bool, must_reach: int,
+                    pending: dict | None) -> EarlyBirdStop:
+        rc = self.recipe
+        detector = pruning.EarlyBird(rc.eb_eps, rc.eb_window, alive=self.masks)
+        point = None
+        if pending:
+            detector.load_state_dict(pending["early_bird"])
+            point = MaskPoint(**pending["stop"])
+        w_init = {n: w_init_state[f"{n}.weight"] for n in self.masks}
+        return EarlyBirdStop(detector, self.eb_every, lambda model: self._candidate(w_init, model), clone_state,
+                             stop_when_drawn=not evaluate, must_reach=must_reach, point=point)
+
+    def _epoch_checkpoint(self, tr: Trainer, r: int, name: str, final: bool, eb: EarlyBirdStop | None,
+                          w_init_state: dict) -> None:
+        if self.on_checkpoint is None:
+            return
+        pend = {"round": r, "run": name, "trainer": tr.state_dict(),
+                "stop": asdict(eb.point) if eb else asdict(MaskPoint()),
+                "early_bird": eb.detector.state_dict() if eb else None, "w_init": w_init_state}
+        self._checkpoint(CheckpointInfo(r, name, tr, final), pend)
+
+    def _mask_point(self, res: TrainResult, trainer: Trainer, stop_iter: int | None,
+                    eb: EarlyBirdStop | None) -> MaskPoint:
+        if stop_iter is not None:
+            return MaskPoint(res.snapshots.get(stop_iter), stop_iter, None)
+        if eb is not None and eb.point.eb_drawn:
+            return eb.point
+        return MaskPoint(clone_state(self.model), trainer.iteration, False)  # never settled: the last weights
+
+    def _finish_run(self, r: int, name: str, trainer: Trainer, res: TrainResult, status: str, message: str,
+                    final: bool, t0: float) -> None:
+        rc = self.recipe
+        if status == "completed":
+            trainer.final_metrics()
+            if final or (r == 0 and rc.rounds == 0):
+                sets = {"end": clone_state(self.model), "early_stop": res.best_state}
+                self.final_weights = {k: to_device(v, torch.device("cpu")) for k, v in sets.items() if v is not None}
+        metrics = {**res.final, **{f"{k}_at_early_stop": v for k, v in res.at_early_stop.items()}}
+        variant = "dense" if r == 0 else ("original" if name == "traj" else name)
+        self._emit(RoundResult(
+            round=r, variant=variant, control=variant not in ("dense", rc.reinit),
+            weights_remaining=pruning.density(self.masks), mask_digest=pruning.digest(self.masks),
+            mask_iter=self.prev_stop.iteration if r > 0 else None,
+            early_bird_drawn=self.prev_stop.eb_drawn if r > 0 else None, status=status, message=message,
+            iterations=trainer.iteration - trainer.start, cumulative_iterations=self.cumulative,
+            early_stop_iter=res.early_stop_iter, metrics=metrics, curve=res.curve,
+            wall_seconds=time.perf_counter() - t0))
 
     def _emit(self, row: RoundResult) -> None:
         self.rows.append(row)
         if self.on_round is not None:
             self.on_round(row)
-
-
-def _to_device(obj, device: torch.device):
-    """Tensors anywhere in nested dicts/lists moved to ``device`` (other values unchanged)."""
-    if isinstance(obj, torch.Tensor):
-        return obj.to(device)
-    if isinstance(obj, dict):
-        return {k: _to_device(v, device) for k, v in obj.items()}
-    if isinstance(obj, list):
-        return [_to_device(v, device) for v in obj]
-    return obj
 
 
 def run_ticket(recipe: Recipe, data: Dataset, **kwargs) -> list[RoundResult]:

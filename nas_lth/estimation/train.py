@@ -15,16 +15,17 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from nas_lth.data.base import Dataset
+from nas_lth.data.base import Dataset, epoch_permutation
+from nas_lth.estimation.hooks import RunHook
 from nas_lth.estimation.metrics import evaluate, loss_fn
-from nas_lth.estimation.recipe import Training
 from nas_lth.models.layers import masked_layers
+from nas_lth.recipe import Training
 
 State = dict[str, torch.Tensor]
 
@@ -35,11 +36,6 @@ class Diverged(RuntimeError):
 
 def clone_state(model: nn.Module) -> State:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
-
-
-def epoch_permutation(n: int, seed: int, epoch: int) -> torch.Tensor:
-    g = torch.Generator().manual_seed((seed * 1_000_003 + epoch) % (2**63))
-    return torch.randperm(n, generator=g)
 
 
 def make_optimizer(model: nn.Module, cfg: Training) -> torch.optim.Optimizer:
@@ -61,14 +57,6 @@ class TrainResult:
     at_early_stop: dict[str, float] = field(default_factory=dict)  # val_*/test_* at early stop
     stopped_by_hook: bool = False
     wall_seconds: float = 0.0
-
-
-# on_eval(record, model) -> True to stop training now
-EvalHook = Callable[[dict, nn.Module], bool | None]
-# on_check(iteration, model) -> True to stop training now; called at the start and every check_every
-CheckHook = Callable[[int, nn.Module], bool | None]
-# on_epoch(trainer) at each epoch boundary (checkpointing)
-EpochHook = Callable[["Trainer"], None]
 
 
 class Trainer:
@@ -152,85 +140,82 @@ class Trainer:
         return rec
 
     def run(self, iterations: int, *, snapshot_at: set[int] | frozenset[int] = frozenset(),
-            on_eval: EvalHook | None = None, on_epoch: EpochHook | None = None,
-            on_check: CheckHook | None = None, check_every: int = 0) -> TrainResult:
+            hooks: Sequence[RunHook] = ()) -> TrainResult:
         """Train until iteration ``iterations`` of the run's clock (a resumed or rewound trainer
-        continues from where it is). ``on_check`` is called before the first step and after every
-        ``check_every``-th iteration of the clock (Early-Bird)."""
+        continues from where it is), calling every hook (:mod:`nas_lth.estimation.hooks`)."""
         devices = [self.data.train.x.device] if self.data.train.x.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
-            return self._run(iterations, snapshot_at, on_eval, on_epoch, on_check, check_every)
+            return self._run(iterations, snapshot_at, list(hooks))
 
     def _seed_global(self, epoch: int, offset: int) -> None:
         torch.manual_seed((self.seed * 1_000_003 + epoch * 7919 + offset + 1) % (2**63))
 
-    def _run(self, iterations, snapshot_at, on_eval, on_epoch, on_check, check_every) -> TrainResult:
-        model, cfg, data = self.model, self.cfg, self.data
-        x, y = data.train.x, data.train.y
-        device = x.device
-        multilabel = data.multilabel
-        bs = cfg.batch_size
-        r = self.result
+    def _checks(self, checkers: list[RunHook], first: bool = False) -> bool:
+        """``on_check`` of the hooks due at this iteration (all of them at the run's start)."""
+        due = [h for h in checkers if first or self.iteration % h.check_every == 0]
+        return any([h.on_check(self, self.iteration) for h in due])  # a list: every hook runs
+
+    def _step(self, idx: torch.Tensor) -> torch.Tensor:
+        """One optimizer step on the batch ``idx``; pruned weights are put back to zero in place."""
+        out = self.model(self.data.train.x.index_select(0, idx))
+        loss = loss_fn(out, self.data.train.y.index_select(0, idx), self.data.multilabel)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        if self._mw:
+            with torch.no_grad():
+                torch._foreach_mul_(self._mw, self._mm)
+        if self._post_step is not None:
+            self._post_step()
+        self.iteration += 1
+        return loss.detach()
+
+    def _run(self, iterations: int, snapshot_at, hooks: list[RunHook]) -> TrainResult:
+        model, cfg, r = self.model, self.cfg, self.result
+        checkers = [h for h in hooks if h.check_every]
         t0 = time.perf_counter()
         model.train()
         if self.iteration in snapshot_at:
             r.snapshots[self.iteration] = clone_state(model)
         if self.iteration == self.start and not r.curve:
-            stop = self._eval_and_hooks(None, on_eval)
-            if on_check is not None:
-                stop = bool(on_check(self.iteration, model)) or stop
-            if stop:
+            stop = self._eval_and_hooks(None, hooks)
+            if self._checks(checkers, first=True) or stop:
                 return self._finish(t0, stopped=True)
-        loss_sum = torch.zeros((), device=device)
+        loss_sum = torch.zeros((), device=self.data.train.x.device)
         n_loss = 0
         while self.iteration < iterations:
             epoch, offset = divmod(self.iteration, self.iters_per_epoch)
             self._seed_global(epoch, offset)
-            lr = self._lr_at_epoch(epoch)
             for group in self.optimizer.param_groups:
-                group["lr"] = lr
-            perm = epoch_permutation(self.n_train, self.seed, epoch).to(device)
-            start = offset * bs
+                group["lr"] = self._lr_at_epoch(epoch)
+            perm = epoch_permutation(self.n_train, self.seed, epoch).to(self.data.train.x.device)
             stop_now = False
-            for pos in range(start, self.n_train, bs):
-                idx = perm[pos : pos + bs]
-                out = model(x.index_select(0, idx))
-                loss = loss_fn(out, y.index_select(0, idx), multilabel)
-                self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                self.optimizer.step()
-                if self._mw:
-                    with torch.no_grad():
-                        torch._foreach_mul_(self._mw, self._mm)
-                if self._post_step is not None:
-                    self._post_step()
-                loss_sum += loss.detach()
+            for pos in range(offset * cfg.batch_size, self.n_train, cfg.batch_size):
+                loss_sum += self._step(perm[pos : pos + cfg.batch_size])
                 n_loss += 1
-                self.iteration += 1
                 if self.iteration in snapshot_at:
                     r.snapshots[self.iteration] = clone_state(model)
                 if (self.iteration % cfg.eval_every == 0 or self.iteration == iterations
                         or (self.eval_at_epoch_end and self.iteration % self.iters_per_epoch == 0)):
-                    train_loss = float(loss_sum) / max(n_loss, 1)
+                    stop_now = self._eval_and_hooks(float(loss_sum) / max(n_loss, 1), hooks)
                     loss_sum.zero_()
                     n_loss = 0
-                    if self._eval_and_hooks(train_loss, on_eval):
-                        stop_now = True
-                if on_check is not None and check_every and self.iteration % check_every == 0:
-                    stop_now = bool(on_check(self.iteration, model)) or stop_now
+                if checkers:
+                    stop_now = self._checks(checkers) or stop_now
                 if stop_now or self.iteration >= iterations:
                     break
             if stop_now:
                 return self._finish(t0, stopped=True)
-            if self.iteration % self.iters_per_epoch == 0 and on_epoch is not None:
+            if self.iteration % self.iters_per_epoch == 0:
                 r.wall_seconds += time.perf_counter() - t0
                 t0 = time.perf_counter()
-                on_epoch(self)
+                for h in hooks:
+                    h.on_epoch(self)
         return self._finish(t0, stopped=False)
 
-    def _eval_and_hooks(self, train_loss: float | None, on_eval: EvalHook | None) -> bool:
+    def _eval_and_hooks(self, train_loss: float | None, hooks: list[RunHook]) -> bool:
         rec = self._evaluate(train_loss)
-        return bool(on_eval(rec, self.model)) if on_eval is not None else False
+        return any([h.on_eval(self, rec) for h in hooks])
 
     def _finish(self, t0: float, stopped: bool) -> TrainResult:
         r = self.result

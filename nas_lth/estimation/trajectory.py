@@ -19,16 +19,15 @@ from dataclasses import dataclass, field
 import torch
 
 from nas_lth.data.base import Dataset
-from nas_lth.estimation.recipe import Recipe
+from nas_lth.estimation.hooks import EvalListener, MaskPoint
 from nas_lth.estimation.train import State, Trainer, clone_state
 from nas_lth.models import build_model
-
-KEY_FIELDS = ("model", "model_options", "dataset", "dataset_options", "val_size", "seed", "training", "budget")
+from nas_lth.recipe import Recipe, dense_key_fields
 
 
 def trajectory_key(recipe: Recipe) -> str:
-    """Hash of the recipe fields the dense run depends on (and nothing else)."""
-    d = recipe.model_dump(include=set(KEY_FIELDS))
+    """Hash of the recipe fields the dense run depends on (the fields the recipe marks *dense*)."""
+    d = recipe.model_dump(include=set(dense_key_fields()))
     blob = json.dumps(d, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:20]
 
@@ -58,11 +57,25 @@ class DenseTrajectory:
         obj = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
         return cls(**obj)
 
+    def replay_early_bird(self, every: int, detect: Callable[[State], bool]) -> MaskPoint:
+        """Early-Bird over the stored checks (0, every, 2*every, ...): the first snapshot at which
+        ``detect(state)`` fires, else the last weights (the mask never settled)."""
+        grid = self.grid(every)
+        if not grid:
+            raise ValueError(f"trajectory {self.key} has no snapshots every {every} iterations for early_bird")
+        for it in grid:
+            state = self.theta0 if it == 0 else self.snapshots[it]
+            if detect(state):
+                return MaskPoint(state, it, True)
+        # as a run that trains itself: the mask comes from the weights at the end of the budget
+        return MaskPoint(self.snapshots[self.budget_iters], self.budget_iters, False)
+
     def grid(self, every: int) -> list[int]:
         """Iterations 0, every, 2*every, ... up to the budget, if this trajectory keeps them all
         (where Early-Bird checks happen); else []."""
         its = list(range(0, self.budget_iters + 1, every))
-        return its if all(i == 0 or i in self.snapshots for i in its) else []
+        held = all(i == 0 or i in self.snapshots for i in its) and self.budget_iters in self.snapshots
+        return its if held else []
 
 
 def compute_trajectory(recipe: Recipe, data: Dataset, *, snapshot_iters: set[int], device="cpu",
@@ -82,8 +95,7 @@ def compute_trajectory(recipe: Recipe, data: Dataset, *, snapshot_iters: set[int
     if grids:
         wanted.add(budget)
     t0 = time.perf_counter()
-    res = trainer.run(budget, snapshot_at=wanted,
-                      on_eval=(lambda rec, _model: on_eval(rec)) if on_eval is not None else None)
+    res = trainer.run(budget, snapshot_at=wanted, hooks=[EvalListener(on_eval)] if on_eval is not None else [])
     trainer.final_metrics()
     metrics = {**res.final, **{f"{k}_at_early_stop": v for k, v in res.at_early_stop.items()}}
     snaps = {i: {k: v.cpu() for k, v in s.items()} for i, s in res.snapshots.items()}

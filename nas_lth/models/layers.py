@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-LAYER_KINDS = ("fc", "conv", "output", "embedding")
+from nas_lth.recipe import LAYER_KINDS  # declared once, in the vocabulary
 
 
 class MaskedMixin:

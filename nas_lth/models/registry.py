@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from nas_lth.errors import UserError
+from nas_lth.registry import Registry
 
 
 @dataclass(frozen=True)
@@ -19,17 +20,12 @@ class ModelSpec:
     description: str
 
 
-MODELS: dict[str, ModelSpec] = {}
+MODELS: Registry[ModelSpec] = Registry("model")
 
 
 def register(name: str, description: str = ""):
-    def deco(fn: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
-        if name in MODELS:
-            raise ValueError(f"model {name!r} registered twice")
-        MODELS[name] = ModelSpec(name, fn, description or (fn.__doc__ or "").strip().splitlines()[0])
-        return fn
-
-    return deco
+    return MODELS.register(name, make=lambda fn: ModelSpec(
+        name, fn, description or (fn.__doc__ or "").strip().splitlines()[0]))
 
 
 def model_names() -> list[str]:
@@ -51,9 +47,7 @@ def build_model(
     same initial weights on every device and does not disturb the caller's global RNG. Builder
     parameters that the dataset knows (``vocab_size``, ``vocab``) come from its ``meta`` unless given.
     """
-    if name not in MODELS:
-        raise UserError(f"unknown model {name!r}; allowed: {', '.join(model_names())}")
-    builder = MODELS[name].builder
+    builder = MODELS.get(name).builder
     kwargs = dict(options or {})
     params = inspect.signature(builder).parameters
     for key in ("vocab_size", "vocab"):

@@ -1,14 +1,24 @@
 """Gradient information for SNIP, GraSP and SynFlow, computed on a throw-away copy of the model
-(so BatchNorm statistics and the caller's weights are never touched)."""
+(so BatchNorm statistics and the caller's weights are never touched).
+
+A criterion names what it ``needs`` (``grad``, ``hess_grad``, ``synflow_grad``); a provider registered
+here under that name computes it from the model, the data and the recipe. :func:`context_fn` is what
+the ticket procedure calls, so a new gradient criterion touches ``pruning/`` only.
+"""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-from nas_lth.models.layers import masked_layers
+from nas_lth.data.base import Dataset, epoch_permutation
+from nas_lth.models.layers import masked_layers, set_masks
+from nas_lth.pruning.criteria import get_criterion
+from nas_lth.recipe import Recipe
+from nas_lth.registry import Registry
 
 Tensor = torch.Tensor
 
@@ -76,3 +86,57 @@ def synflow_grads(model: nn.Module, input_shape: tuple[int, ...]) -> dict[str, d
         out = net(torch.ones(1, *input_shape, dtype=torch.float64, device=device))
     out.sum().backward()
     return {n: {"synflow_grad": m.weight.grad.detach().float()} for n, m in layers.items()}
+
+
+Context = dict[str, dict[str, Tensor]]  # layer -> {need: tensor}
+Provider = Callable[[nn.Module, Dataset, Recipe], Context]
+PROVIDERS: Registry[Provider] = Registry("gradient context")
+
+
+def _score_order(data: Dataset, recipe: Recipe) -> Tensor:
+    # one seeded permutation for every scoring sample (independent of the training data order)
+    return epoch_permutation(len(data.train), recipe.seed + 1, 0).to(data.train.x.device)
+
+
+@PROVIDERS.register("grad")
+def _snip(net: nn.Module, data: Dataset, recipe: Recipe) -> Context:
+    """SNIP: the gradient over ``score_batches`` mini-batches of the training set."""
+    perm, bs = _score_order(data, recipe), recipe.training.batch_size
+    batches = ((data.train.x[idx], data.train.y[idx])
+               for idx in (perm[i * bs : (i + 1) * bs] for i in range(recipe.score_batches)))
+    return snip_grads(net, batches, multilabel=data.multilabel)
+
+
+@PROVIDERS.register("hess_grad")
+def _grasp(net: nn.Module, data: Dataset, recipe: Recipe) -> Context:
+    """GraSP: Hg at temperature T on a class-balanced sample, as the reference code does."""
+    idx = class_balanced_indices(data.train.y, recipe.samples_per_class, _score_order(data, recipe))
+    return grasp_hess_grads(net, data.train.x[idx], data.train.y[idx], multilabel=data.multilabel,
+                            temperature=recipe.grasp_temperature)
+
+
+@PROVIDERS.register("synflow_grad")
+def _synflow(net: nn.Module, data: Dataset, recipe: Recipe) -> Context:
+    return synflow_grads(net, data.input_shape)
+
+
+def context_fn(criterion: str, model: nn.Module, state: dict, data: Dataset,
+               recipe: Recipe) -> Callable[[dict], Context] | None:
+    """``fn(masks)``: the context ``criterion`` needs at weights ``state`` with ``masks`` applied (None
+    for criteria that need none). The model is copied once; each call only swaps the masks."""
+    needs = get_criterion(criterion).needs
+    if not needs:
+        return None
+    providers = [PROVIDERS.get(n) for n in needs]
+    net = copy.deepcopy(model)
+    net.load_state_dict({k: v.to(next(model.parameters()).device) for k, v in state.items()})
+
+    def fn(masks: dict) -> Context:
+        set_masks(net, masks)
+        out: Context = {}
+        for provide in providers:
+            for layer, tensors in provide(net, data, recipe).items():
+                out.setdefault(layer, {}).update(tensors)
+        return out
+
+    return fn

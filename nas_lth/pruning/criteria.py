@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from nas_lth.errors import UserError
+from nas_lth.registry import Registry
 
 Tensor = torch.Tensor
 
@@ -31,26 +31,21 @@ class Criterion:
     doc: str = ""
 
 
-CRITERIA: dict[str, Criterion] = {}
+CRITERIA: Registry[Criterion] = Registry("criterion")
 
 
 def register(name: str, needs: tuple[str, ...] = (), iterative: bool = False):
-    def deco(fn):
-        CRITERIA[name] = Criterion(name, fn, needs, iterative, (fn.__doc__ or "").strip())
-        return fn
-
-    return deco
+    """Register a criterion; ``needs`` names the gradient context it reads, which
+    :mod:`nas_lth.pruning.context` provides (a provider registered under each name)."""
+    return CRITERIA.register(name, make=lambda fn: Criterion(name, fn, needs, iterative, (fn.__doc__ or "").strip()))
 
 
 def criterion_names() -> list[str]:
-    return list(CRITERIA)
+    return CRITERIA.names()
 
 
 def get_criterion(name: str) -> Criterion:
-    try:
-        return CRITERIA[name]
-    except KeyError:
-        raise UserError(f"unknown criterion {name!r}; allowed: {', '.join(CRITERIA)}") from None
+    return CRITERIA.get(name)
 
 
 def score(criterion: str, w_init: Tensor, w_final: Tensor, **context) -> Tensor:

@@ -12,12 +12,38 @@ Non-prunable parameters (biases, BatchNorm) come from the rewind point, or from 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
-from nas_lth.errors import UserError
+from nas_lth.registry import Registry
 
-REINIT_VARIANTS = ("original", "random_reinit", "reshuffle", "signed_constant")
 State = dict[str, torch.Tensor]
+Variant = Callable[[torch.Tensor, torch.Tensor, str, dict], None]  # (weight, keep, key, ctx) -> in place
+REINIT_VARIANTS: Registry[Variant] = Registry("reinit")
+
+
+@REINIT_VARIANTS.register("original")
+def _original(w, keep, key, ctx) -> None:
+    """The rewind-point values as they are."""
+
+
+@REINIT_VARIANTS.register("random_reinit")
+def _random_reinit(w, keep, key, ctx) -> None:
+    """A fresh draw of the initialisation (the state is ``fresh``): nothing more to do per layer."""
+
+
+@REINIT_VARIANTS.register("reshuffle")
+def _reshuffle(w, keep, key, ctx) -> None:
+    vals = w[keep]
+    perm = torch.randperm(vals.numel(), generator=ctx["generator"]).to(vals.device)
+    w[keep] = vals[perm]
+
+
+@REINIT_VARIANTS.register("signed_constant")
+def _signed_constant(w, keep, key, ctx) -> None:
+    std = ctx["init"][key].float().std().to(w.device)
+    w.copy_(torch.sign(w) * std)
 
 
 def reset_state(
@@ -34,8 +60,7 @@ def reset_state(
     ``rewind`` is the full state at the rewind point, ``init`` the state at iteration 0 (for the
     layer std of ``signed_constant``), ``fresh`` a newly initialised state (``random_reinit``).
     """
-    if variant not in REINIT_VARIANTS:
-        raise UserError(f"unknown reinit {variant!r}; allowed: {', '.join(REINIT_VARIANTS)}")
+    apply = REINIT_VARIANTS.get(variant)
     if variant == "random_reinit":
         if fresh is None:
             raise ValueError("random_reinit needs a freshly initialised state")
@@ -43,18 +68,12 @@ def reset_state(
     else:
         base = rewind
     out = {k: v.detach().clone() for k, v in base.items()}
+    ctx = {"generator": generator, "init": init if init is not None else rewind}
     for name, mask in masks.items():
         key = f"{name}.weight"
         w = out[key]
         mask = mask.to(w.device)  # a fresh CPU draw may meet masks that live on the GPU
-        keep = mask.bool()
-        if variant == "reshuffle":
-            vals = w[keep]
-            perm = torch.randperm(vals.numel(), generator=generator).to(vals.device)
-            w[keep] = vals[perm]
-        elif variant == "signed_constant":
-            std = (init if init is not None else rewind)[key].float().std().to(w.device)
-            w.copy_(torch.sign(w) * std)
+        apply(w, mask.bool(), key, ctx)
         w.mul_(mask.to(w.dtype))
         out[f"{name}.mask"] = mask.detach().clone().to(out[f"{name}.mask"].dtype)
     return out

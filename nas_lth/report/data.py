@@ -17,21 +17,14 @@ import pyarrow.parquet as pq
 
 from nas_lth.errors import UserError
 from nas_lth.store import CURVE_COLUMNS, SCHEMA_VERSION, STATUSES, TRIAL_COLUMNS, locate, read
-from nas_lth.store.schema import RECIPE_COLUMNS
+from nas_lth.store.schema import RECIPE_COLUMNS, TRIAL_SCHEMA
 
 # columns of the trials table that hold numbers (coerced, so a column written as all-null still works)
-_NUMERIC = [
-    "eb_eps", "eb_window", "eb_every", "rewind_to", "grasp_temperature", "samples_per_class", "torch_threads",
-    "prune_rate_fc", "prune_rate_conv", "prune_rate_output",
-    "prune_rate_embedding", "target_weights", "rounds", "budget", "seed", "weights_remaining", "val_acc",
-    "val_loss", "test_acc", "test_loss", "val_acc_at_early_stop", "test_acc_at_early_stop", "early_stop_iter",
-    "mask_iter", "epochs_trained", "iterations_trained", "shared_iterations", "dense_val_acc", "dense_test_acc",
-    "dense_objective", "objective", "wall_seconds", "schema_version",
-]
+_NUMERIC = [f.name for f in TRIAL_SCHEMA if pa.types.is_integer(f.type) or pa.types.is_floating(f.type)]
 _CURVE_NUMERIC = ["round", "iteration", "epoch", "train_loss", "val_loss", "val_acc"]
 
 # the recipe parameters a reader cares about, in the order tables show them
-RECIPE_ORDER = [c for c in RECIPE_COLUMNS if c != "seed"] + ["seed"]
+RECIPE_ORDER = [c for c in RECIPE_COLUMNS if c not in ("seed", "model", "dataset")] + ["seed"]
 
 
 @dataclass(frozen=True)

@@ -31,7 +31,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nas_lth.errors import UserError
-from nas_lth.estimation.recipe import Recipe, format_validation_error
+from nas_lth.recipe import Recipe, format_validation_error
 from nas_lth.yamlfile import read_yaml
 
 Scalar = str | int | float | bool | None

@@ -34,7 +34,7 @@ def pareto_front(trials: pd.DataFrame, acc: str = "val_acc", cost: str = "weight
 def unique_recipes(trials: pd.DataFrame) -> pd.DataFrame:
     """One row per distinct recipe (a searcher may propose the same one again), with ``trials`` = how
     many trials ran it."""
-    cols = [c for c in RECIPE_COLUMNS + ["model", "dataset"] if c in trials.columns]
+    cols = [c for c in RECIPE_COLUMNS if c in trials.columns]
     if trials.empty or not cols:
         return trials
     key = pd.util.hash_pandas_object(trials[cols], index=False)  # null-safe row hash

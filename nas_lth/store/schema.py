@@ -12,8 +12,11 @@ import math
 
 import pyarrow as pa
 
+from nas_lth.recipe import recorded_columns
+
 # 2: rewind_to continues the dense run's clock (late resetting as in OpenLTH; before: restarted at 0);
 #    Early-Bird distances among the weights alive before the round; GraSP with its temperature
+#    every recipe field has a column (training_*, model_options/dataset_options as JSON, ...)
 SCHEMA_VERSION = 2
 
 _METRICS = ["loss", "acc", "micro_precision", "micro_recall", "micro_f1", "macro_precision", "macro_recall",
@@ -22,20 +25,16 @@ _METRICS = ["loss", "acc", "micro_precision", "micro_recall", "micro_f1", "macro
 METRIC_COLUMNS = [f"{split}_{m}{at}" for at in ("", "_at_early_stop") for split in ("val", "test")
                   for m in _METRICS]
 
-# recipe parameters stored as columns of the trials table (prune rates flattened per kind)
-RECIPE_FIELDS: list[tuple[str, pa.DataType]] = [
-    ("criterion", pa.string()), ("stop_at", pa.string()), ("eb_eps", pa.float64()), ("eb_window", pa.int64()),
-    ("eb_every", pa.int64()), ("rewind_to", pa.int64()), ("reinit", pa.string()), ("prune_rate_fc", pa.float64()),
-    ("prune_rate_conv", pa.float64()), ("prune_rate_output", pa.float64()),
-    ("prune_rate_embedding", pa.float64()), ("target_weights", pa.float64()), ("rounds", pa.int64()),
-    ("scope", pa.string()), ("budget", pa.float64()), ("seed", pa.int64()),
-    ("grasp_temperature", pa.float64()), ("samples_per_class", pa.int64()),
-]
+# The recipe's columns come from the roles its fields declare (nas_lth/recipe.py): a field added there
+# gets its column here without anyone copying a list (prune rates one per layer kind, training settings
+# one per key, option mappings as JSON text).
+_ARROW = {"string": pa.string(), "int64": pa.int64(), "float64": pa.float64(), "bool": pa.bool_(),
+          "json": pa.string()}
+RECIPE_FIELDS: list[tuple[str, pa.DataType]] = [(name, _ARROW[typ]) for name, typ in recorded_columns()]
 RECIPE_COLUMNS = [name for name, _ in RECIPE_FIELDS]
 
 TRIAL_SCHEMA = pa.schema([
-    ("experiment", pa.string()), ("trial_id", pa.string()), *RECIPE_FIELDS,
-    ("model", pa.string()), ("dataset", pa.string()), ("weights_remaining", pa.float64()),
+    ("experiment", pa.string()), ("trial_id", pa.string()), *RECIPE_FIELDS, ("weights_remaining", pa.float64()),
     *[(c, pa.float64()) for c in METRIC_COLUMNS],
     ("early_stop_iter", pa.int64()), ("mask_iter", pa.int64()), ("early_bird_drawn", pa.bool_()),
     ("epochs_trained", pa.float64()), ("iterations_trained", pa.int64()), ("shared_iterations", pa.int64()),

@@ -8,38 +8,25 @@ import time
 
 from ray.tune import Callback
 
+from nas_lth.recipe import Recipe
 from nas_lth.space.schema import SearchSpace
 from nas_lth.store import write_curve, write_trial
 from nas_lth.store.fs import Location
 from nas_lth.store.schema import RECIPE_COLUMNS, TRIAL_COLUMNS
+from nas_lth.strategy.report import TrialReport
 from nas_lth.strategy.stopper import meets
 
 
 def recipe_columns(space: SearchSpace, config: dict, layer_kinds: str | None = None) -> dict:
-    """The recipe as table columns. Parameters that do not act are null: Early-Bird's eps/window
-    unless ``stop_at`` is early_bird, and the rate of a layer kind the model does not have
-    (``layer_kinds``: comma-separated kinds the trial reported)."""
-    recipe = space.recipe_dict(config)
-    out = {k: recipe.get(k) for k in RECIPE_COLUMNS if not k.startswith("prune_rate_")}
-    from nas_lth.estimation.recipe import Recipe
-
-    try:
-        r = Recipe.model_validate(recipe)
-        out.update({k: getattr(r, k) for k in RECIPE_COLUMNS if not k.startswith("prune_rate_")})
-        rates = r.effective_prune_rate()
-        out["model"], out["dataset"] = r.model, r.dataset
-    except Exception:  # a recipe that failed validation is still recorded, with what it had
-        rates = recipe.get("prune_rate") or {}
-        out["model"], out["dataset"] = recipe.get("model"), recipe.get("dataset")
+    """The recipe as table columns (:meth:`Recipe.columns`: null where a value does not act, and for
+    layer kinds the model does not have; ``layer_kinds``: comma-separated kinds the trial reported)."""
+    raw = space.recipe_dict(config)
     present = set(layer_kinds.split(",")) if layer_kinds else None
-    for kind in ("fc", "conv", "output", "embedding"):
-        out[f"prune_rate_{kind}"] = rates.get(kind) if present is None or kind in present else None
-    out["stop_at"] = None if out.get("stop_at") is None else str(out["stop_at"])
-    if out["stop_at"] != "early_bird":
-        out["eb_eps"] = out["eb_window"] = out["eb_every"] = None
-    if out.get("criterion") != "grasp":
-        out["grasp_temperature"] = out["samples_per_class"] = None
-    return out
+    try:
+        return Recipe.model_validate(raw).columns(present)
+    except Exception:  # a recipe that failed validation is still recorded, with the scalars it had
+        return {k: (str(v) if isinstance(v, str | int | float) and k == "stop_at" else v)
+                for k, v in raw.items() if k in RECIPE_COLUMNS and isinstance(v, str | int | float | bool)}
 
 
 class ResultsCallback(Callback):
@@ -72,19 +59,16 @@ class ResultsCallback(Callback):
 
     # -- Tune hooks ----------------------------------------------------------------------------
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        evals = result.get("evals") or []
-        if result.get("evals_reset"):
+        rep = TrialReport.from_result(result)
+        if rep.evals_reset:
             self.curves[trial.trial_id] = []
-        self.curves.setdefault(trial.trial_id, []).extend(evals)
+        self.curves.setdefault(trial.trial_id, []).extend(rep.evals)
 
     def on_trial_complete(self, iteration, trials, trial, **info):
-        res = trial.last_result or {}
-        if res.get("final"):
-            status = res.get("status", "completed")
-        else:
-            status = "stopped"  # ended by the scheduler before its full budget
-        self._write(trial, res, status, res.get("message", ""))
-        if self.target is not None and self.target_met_by is None and meets(res, self.target):
+        rep = TrialReport.from_result(trial.last_result)
+        status = rep.status if rep.final else "stopped"  # stopped: by the scheduler before its full budget
+        self._write(trial, rep, status, rep.message)
+        if self.target is not None and self.target_met_by is None and meets(rep, self.target):
             self.target_met_by = trial.trial_id
 
     def on_experiment_end(self, trials, **info):
@@ -95,11 +79,11 @@ class ResultsCallback(Callback):
             return
         for trial in trials:
             if trial.trial_id not in self.finished and trial.last_result:
-                self._write(trial, trial.last_result, "stopped",
+                self._write(trial, TrialReport.from_result(trial.last_result), "stopped",
                             f"search ended: trial {self.target_met_by} met strategy.stop_when")
 
     def on_trial_error(self, iteration, trials, trial, **info):
-        res = trial.last_result or {}
+        rep = TrialReport.from_result(trial.last_result)
         msg = ""
         if trial.error_file:
             try:
@@ -107,23 +91,23 @@ class ResultsCallback(Callback):
                     msg = f.read().strip().splitlines()[-1][:500]
             except OSError:
                 msg = "see the trial's error file"
-        self._write(trial, res, "failed", msg or "trial raised an exception")
+        self._write(trial, rep, "failed", msg or "trial raised an exception")
 
     # -- rows ----------------------------------------------------------------------------------
-    def _write(self, trial, res: dict, status: str, message: str) -> None:
+    def _write(self, trial, rep: TrialReport, status: str, message: str) -> None:
         stored = self.experiment.join("trials", f"{trial.trial_id}.parquet")
-        if res.get("cached_from") == trial.trial_id and stored.exists():
+        if rep.cached_from == trial.trial_id and stored.exists():
             # finished before an earlier driver died and replayed now: its row is already stored
             self.curves.pop(trial.trial_id, None)
             self.finished[trial.trial_id] = status
             return
-        row = {k: res[k] for k in TRIAL_COLUMNS if k in res}
+        row = {k: rep.value(k) for k in TRIAL_COLUMNS if rep.value(k) is not None}
         row.update(experiment=self.name, trial_id=trial.trial_id,
-                   **recipe_columns(self.space, trial.config, res.get("layer_kinds")))
+                   **recipe_columns(self.space, trial.config, rep.layer_kinds))
         if status == "stopped":
-            row["epochs_trained"] = res.get("fidelity")
-        row.update(status=status, message=message or res.get("message") or "",
-                   wall_seconds=res.get("time_total_s"), finished_at=time.time())
+            row["epochs_trained"] = rep.fidelity
+        row.update(status=status, message=message or rep.message or "",
+                   wall_seconds=rep.metrics.get("time_total_s"), finished_at=time.time())
         write_trial(self.experiment, trial.trial_id, row)
         curve = [{"experiment": self.name, "trial_id": trial.trial_id, **c}
                  for c in self.curves.pop(trial.trial_id, [])]

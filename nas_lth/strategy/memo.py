@@ -13,36 +13,37 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import replace
 
 from ray import tune
 
-from nas_lth.estimation.recipe import Recipe
+from nas_lth.recipe import Recipe
 from nas_lth.store.fs import Location
-
-_KEEP = ("fidelity", "objective", "weights_remaining", "round", "status")
+from nas_lth.strategy.report import COMPLETED, TrialReport
 
 
 class Memo:
-    def __init__(self, experiment: Location, recipe: Recipe, device, trial_id: str):
-        self.trial_id = trial_id
+    def __init__(self, experiment: Location, recipe: Recipe, device, trial_id: str, metric: str = "val_acc"):
+        self.trial_id, self.metric = trial_id, metric
         blob = json.dumps([recipe.model_dump(mode="json"), str(getattr(device, "type", device))],
                           sort_keys=True).encode()
         self.key = hashlib.sha256(blob).hexdigest()[:24]
         self.path = experiment.join("memo", f"{self.key}.json")
         self.reports: list[dict] = []
 
-    def record(self, metrics: dict, evals: list[dict]) -> None:
+    def record(self, rep: TrialReport, evals: list[dict]) -> None:
         """Called with every report of the trial (and all its evaluations so far); stores the final
         one with the epoch reports and the curve."""
-        if metrics.get("final"):
-            if metrics.get("status") == "completed":
-                final = {k: v for k, v in metrics.items() if not isinstance(v, list | dict)}
+        if rep.final:
+            if rep.status == COMPLETED:
+                final = {k: v for k, v in replace(rep, evals=[]).to_tune().items() if not isinstance(v, list | dict)}
                 self.path.write_bytes(json.dumps({"trial_id": self.trial_id, "reports": self.reports,
                                                   "final": final, "evals": evals}).encode())
-        elif metrics.get("fidelity", 0) > 0:
-            self.reports.append({k: metrics[k] for k in metrics if k in _KEEP or k.startswith("val_")})
+        elif rep.fidelity > 0:
+            self.reports.append({"fidelity": rep.fidelity, "objective": rep.objective, "round": rep.round,
+                                 "weights_remaining": rep.weights_remaining, "status": rep.status})
 
-    def replay(self, base: dict, reset: list[bool], before_final=None) -> bool:
+    def replay(self, base: TrialReport, before_final=None) -> bool:
         """Replay the stored reports; ``before_final(source_trial_id)`` runs before the final one (the
         trial's stored files must exist when its row appears)."""
         if not self.path.exists():
@@ -52,18 +53,17 @@ class Memo:
         # because Tune may fold results that arrive this fast into the last one.
         evals = stored.get("evals", [])
         for rep in stored["reports"]:
-            tune.report({**base, **rep, "evals": evals, "evals_reset": True})
-        reset[0] = False
-        final = stored["final"]
+            tune.report(replace(base, **rep, evals=evals, evals_reset=True).to_tune(self.metric))
+        final = TrialReport.from_result(stored["final"])
         source = stored["trial_id"]
         if before_final is not None:
             before_final(source)
-        tune.report({**base, **final, "evals": evals, "evals_reset": True,
-                     "iterations_trained": 0, "trajectory_iterations_trained": 0,
-                     "shared_iterations": (final.get("iterations_trained") or 0)
-                     + (final.get("shared_iterations") or 0),
-                     "message": (f"same recipe as trial {source}: result reused, nothing trained"
-                                 if source != self.trial_id else
-                                 "finished before the driver stopped: stored result replayed, nothing trained"),
-                     "cached_from": source})
+        shared = (final.iterations_trained or 0) + (final.shared_iterations or 0)
+        message = (f"same recipe as trial {source}: result reused, nothing trained" if source != self.trial_id
+                   else "finished before the driver stopped: stored result replayed, nothing trained")
+        tune.report(replace(
+            final, trial_id=base.trial_id, node=base.node, device=base.device, torch_threads=base.torch_threads,
+            torch_version=base.torch_version, restores=base.restores, evals=evals, evals_reset=True,
+            iterations_trained=0, trajectory_iterations_trained=0, shared_iterations=shared, message=message,
+            cached_from=source).to_tune(self.metric))
         return True

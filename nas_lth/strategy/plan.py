@@ -5,13 +5,13 @@ from __future__ import annotations
 import hashlib
 import json
 
-from nas_lth.estimation.recipe import Recipe, parse_stop_at
 from nas_lth.estimation.trajectory import trajectory_key
-from nas_lth.space.schema import SearchSpace
+from nas_lth.recipe import Recipe, parse_stop_at
 
 
-def snapshot_plan(space: SearchSpace, recipe: Recipe, iters_per_epoch: int) -> tuple[set[int], set[int]]:
-    """(iterations to keep, cadences whose multiples to keep).
+def snapshot_plan(values: dict, recipe: Recipe, iters_per_epoch: int) -> tuple[set[int], set[int]]:
+    """(iterations to keep, cadences whose multiples to keep). ``values``: every value ``stop_at``,
+    ``rewind_to`` and ``eb_every`` can take in the space (None for a numeric range).
 
     Early-Bird stopping needs the weights at every check (each ``eb_every`` value the space can take;
     one epoch by default). Stop and rewind points that come from a numeric range (not enumerable) are
@@ -21,7 +21,7 @@ def snapshot_plan(space: SearchSpace, recipe: Recipe, iters_per_epoch: int) -> t
     budget = max(1, int(round(recipe.budget * iters_per_epoch)))
     iters: set[int] = {0}
     grids: set[int] = set()
-    stops = space.values_of("stop_at")
+    stops = values.get("stop_at")
     if stops is None:
         grids.add(recipe.training.eval_every)
     else:
@@ -29,11 +29,11 @@ def snapshot_plan(space: SearchSpace, recipe: Recipe, iters_per_epoch: int) -> t
             stop = parse_stop_at(value)
             it = stop.iteration(iters_per_epoch, budget)
             if it is None:
-                cadences = space.values_of("eb_every")
+                cadences = values.get("eb_every")
                 grids.update(int(c) if c else iters_per_epoch for c in cadences or ())
             elif it <= budget:
                 iters.add(it)
-    rewinds = space.values_of("rewind_to")
+    rewinds = values.get("rewind_to")
     if rewinds is None:
         grids.add(recipe.training.eval_every)
     else:

@@ -9,6 +9,8 @@ from collections import Counter
 
 from ray.tune.progress_reporter import ProgressReporter
 
+from nas_lth.strategy.report import TrialReport
+
 COLUMNS = ("trial", "criterion", "stop_at", "rounds", "weights", "fidelity", "objective", "status")
 
 
@@ -39,8 +41,8 @@ class TableReporter(ProgressReporter):
     def report(self, trials, done, *sys_info):
         self._last = time.monotonic()
         counts = Counter(t.status for t in trials)
-        best = max((t.last_result.get("objective", -1) for t in trials if t.last_result
-                    and t.last_result.get("final")), default=None)
+        reports = [TrialReport.from_result(t.last_result) for t in trials if t.last_result]
+        best = max((r.objective for r in reports if r.final), default=None)
         head = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
         total = f"/{self._total}" if self._total and self._total > 0 else ""
         print(f"== {time.monotonic() - self._start:.0f}s: {len(trials)}{total} trials ({head}); "
@@ -50,12 +52,12 @@ class TableReporter(ProgressReporter):
         if shown:
             rows = [COLUMNS]
             for t in shown:
-                r, c = t.last_result or {}, {**self.fixed, **t.config}
-                wr = r.get("weights_remaining")
+                r, c = TrialReport.from_result(t.last_result), {**self.fixed, **t.config}
+                wr, started = r.weights_remaining, bool(t.last_result)
                 rows.append((t.trial_id, _fmt(c.get("criterion")), _fmt(c.get("stop_at")),
                              _fmt(c.get("rounds")), _fmt(None if wr is None else 100 * wr, ".2f") + "%",
-                             _fmt(r.get("fidelity"), ".2g"), _fmt(r.get("objective"), ".4f"),
-                             r.get("status", "starting")))
+                             _fmt(r.fidelity if started else None, ".2g"),
+                             _fmt(r.objective if started else None, ".4f"), r.status if started else "starting"))
             widths = [max(len(str(row[i])) for row in rows) for i in range(len(COLUMNS))]
             for row in rows:
                 print("   " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)),

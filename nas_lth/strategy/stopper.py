@@ -5,15 +5,16 @@ from __future__ import annotations
 from ray.tune import Stopper
 
 from nas_lth.store.fs import Location
+from nas_lth.strategy.report import COMPLETED, TrialReport
 
 
-def meets(result: dict, target) -> bool:
-    if not result.get("final") or result.get("status") != "completed":
+def meets(rep: TrialReport, target) -> bool:
+    if not rep.final or rep.status != COMPLETED:
         return False
-    weights, obj, dense = result.get("weights_remaining"), result.get("objective"), result.get("dense_objective")
-    if weights is None or obj is None or dense is None:
+    weights, dense = rep.weights_remaining, rep.dense_objective
+    if weights is None or dense is None:
         return False
-    return weights <= target.max_weights_remaining and obj >= dense - target.within_dense
+    return weights <= target.max_weights_remaining and rep.objective >= dense - target.within_dense
 
 
 class TargetStopper(Stopper):
@@ -22,7 +23,7 @@ class TargetStopper(Stopper):
         self.found: str | None = None
 
     def __call__(self, trial_id: str, result: dict) -> bool:
-        if self.found is None and meets(result, self.target):
+        if self.found is None and meets(TrialReport.from_result(result), self.target):
             self.found = trial_id
         return False  # the trial itself is finished anyway
 
@@ -38,4 +39,4 @@ def _target_met(exp: Location, target) -> bool:
         trials = read(exp.uri).trials
     except Exception:  # noqa: BLE001 - no results yet: certainly not met
         return False
-    return any(meets({**row, "final": True}, target) for row in trials.to_dict("records"))
+    return any(meets(TrialReport.from_result({**row, "final": True}), target) for row in trials.to_dict("records"))

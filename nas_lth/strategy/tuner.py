@@ -114,6 +114,7 @@ def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
     from nas_lth.strategy.progress import TableReporter
     from nas_lth.strategy.stopper import TargetStopper, _target_met
     from nas_lth.strategy.trainable import objective_metric, ticket_trainable
+    from nas_lth.strategy.trial import TrialSpec
 
     space, strat, res = opts.space, opts.space.spec.strategy, opts.space.spec.resources
     exp = _check_storage(opts)
@@ -145,13 +146,10 @@ def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     broker = start_broker(opts.name)  # keep the handle: a non-detached actor dies with its last handle
 
-    trainable = tune.with_resources(
-        tune.with_parameters(ticket_trainable, space=space.to_dict(), name=opts.name, experiment=exp.uri,
-                             data_dir=os.path.abspath(opts.data_dir) if opts.data_dir else None,
-                             device=opts.device, threads=max(1, int(cpus)),
-                             checkpoint_every_s=strat.checkpoint_every_s),
-        {"cpu": cpus, "gpu": gpus},
-    )
+    spec = TrialSpec.from_space(space, name=opts.name, experiment=exp.uri, device=opts.device,
+                                data_dir=os.path.abspath(opts.data_dir) if opts.data_dir else None,
+                                threads=max(1, int(cpus)), checkpoint_every_s=strat.checkpoint_every_s)
+    trainable = tune.with_resources(tune.with_parameters(ticket_trainable, spec=spec), {"cpu": cpus, "gpu": gpus})
     if opts.resume:
         from ray.tune import Tuner
 

@@ -1,0 +1,334 @@
+"""The one vocabulary: a ticket recipe and, beside every field, its role (DESIGN.md "Vocabulary").
+
+Every field declares two roles where it is defined, and the rest of the code derives from them:
+
+- **dense**: round 0 (training the dense network) depends on it, so it is part of the shared
+  trajectory's key (:func:`dense_key_fields`); a field that changes dense training and is not marked
+  dense would make trials share a wrong trajectory.
+- **column**: how it is stored in the trials table (:func:`recorded_columns`): a scalar type, ``json``
+  for mappings, ``rates`` for the per-kind prune rates (one column per :data:`LAYER_KINDS`), or
+  ``nested`` for the training settings (one ``training_<key>`` column each). ``applies`` names when a
+  value acts (Early-Bird keys only with ``stop_at: early_bird``, GraSP keys only with GraSP); where it
+  does not, the column is null.
+
+This module imports neither torch nor the substrate: names (criteria, models, datasets, reinit
+variants) are checked against their registries when a recipe is validated, so the space stays plain
+data and the store stays free of torch.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+
+from nas_lth.errors import UserError
+from nas_lth.yamlfile import read_yaml
+
+# The prunable layer kinds; prune rates are given per kind. Declared once, here.
+LAYER_KINDS = ("fc", "conv", "output", "embedding")
+# LTH paper: fc 20 %, conv 15 % (Conv-6; 10 % for Conv-2/4), output 10 % per round
+DEFAULT_PRUNE_RATE = {"fc": 0.2, "conv": 0.15, "output": 0.1, "embedding": 0.1}
+STOP_WORDS = ("end", "early_bird")
+_EPOCHS = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:ep|epoch|epochs)\s*$")
+COLUMN_TYPES = ("string", "int64", "float64", "bool", "json", "rates", "nested")
+
+
+def role(default: Any = ..., *, dense: bool = False, column: str, applies: str | None = None, **kw) -> Any:
+    """A pydantic field with its nas_lth roles (see the module docstring)."""
+    if column not in COLUMN_TYPES:
+        raise ValueError(f"column type {column!r} is not one of {COLUMN_TYPES}")  # a bug in this file
+    extra = {"nas_lth": {"dense": dense, "column": column, "applies": applies}}
+    return Field(default, json_schema_extra=extra, **kw)
+
+
+def roles_of(model: type[BaseModel]) -> dict[str, dict]:
+    """field name -> {"dense", "column", "applies"} (fields without roles are missing: a test catches them)."""
+    out = {}
+    for name, f in model.model_fields.items():
+        extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
+        if "nas_lth" in extra:
+            out[name] = dict(extra["nas_lth"])
+    return out
+
+
+class Training(BaseModel):
+    """How every training run of the recipe is done (dense net and each ticket): all of it is dense."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    optimizer: Literal["adam", "sgd"] = role("adam", dense=True, column="string")
+    lr: float = role(1.2e-3, dense=True, column="float64", gt=0)
+    momentum: float = role(0.0, dense=True, column="float64", ge=0, lt=1)
+    weight_decay: float = role(0.0, dense=True, column="float64", ge=0)
+    batch_size: int = role(60, dense=True, column="int64", ge=1)
+    eval_every: int = role(100, dense=True, column="int64", ge=1, description="iterations between evaluations")
+    lr_milestones: list[float] = role(default_factory=list, dense=True, column="json",
+                                      description="epochs at which lr *= lr_gamma")
+    lr_gamma: float = role(0.1, dense=True, column="float64", gt=0, le=1)
+
+
+class StopAt(BaseModel):
+    """When the mask is selected. Parsed once from the recipe's ``stop_at``."""
+
+    kind: Literal["iterations", "epochs", "end", "early_bird"]
+    value: float = 0.0
+
+    def iteration(self, iters_per_epoch: int, budget_iters: int) -> int | None:
+        """The stopping iteration, or None for ``early_bird`` (decided while training)."""
+        if self.kind == "iterations":
+            return int(self.value)
+        if self.kind == "epochs":
+            return int(round(self.value * iters_per_epoch))
+        if self.kind == "end":
+            return budget_iters
+        return None
+
+    def label(self) -> str:
+        if self.kind == "iterations":
+            return str(int(self.value))
+        if self.kind == "epochs":
+            return f"{self.value:g}ep"
+        return self.kind
+
+
+def parse_stop_at(value) -> StopAt:
+    if isinstance(value, StopAt):
+        return value
+    if isinstance(value, bool):
+        raise ValueError("stop_at must be an iteration count, 'Nep' epochs, 'end' or 'early_bird'")
+    if isinstance(value, int):
+        if value < 0:
+            raise ValueError(f"stop_at iterations must be >= 0, got {value}")
+        return StopAt(kind="iterations", value=value)
+    if isinstance(value, str):
+        v = value.strip()
+        if v in STOP_WORDS:
+            return StopAt(kind=v)
+        if v.isdigit():
+            return StopAt(kind="iterations", value=int(v))
+        m = _EPOCHS.match(v)
+        if m:
+            return StopAt(kind="epochs", value=float(m.group(1)))
+    raise ValueError(
+        f"stop_at {value!r} is not an iteration count, 'Nep' epochs (e.g. '0.5ep'), 'end' or 'early_bird'"
+    )
+
+
+def _known(name: str, registry, kind: str) -> str:
+    if name not in registry:
+        raise ValueError(f"unknown {kind} {name!r}; allowed: {', '.join(registry)}")
+    return name
+
+
+EARLY_BIRD, GRASP = "early_bird", "grasp"  # the `applies` conditions
+
+
+class Recipe(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    model: str = role(dense=True, column="string")
+    dataset: str = role(dense=True, column="string")
+    model_options: dict = role(default_factory=dict, dense=True, column="json")
+    dataset_options: dict = role(default_factory=dict, dense=True, column="json",
+                                 description="e.g. {representation: tokens, max_len: 256}")
+    val_size: int | None = role(None, dense=True, column="int64", ge=1)
+    criterion: str = role("large_final", column="string")
+    stop_at: int | str = role("end", column="string")
+    eb_eps: float = role(0.1, column="float64", applies=EARLY_BIRD, gt=0, lt=1,
+                         description="early-bird: max mask distance (drawn when all <= eps)")
+    eb_window: int = role(5, column="int64", applies=EARLY_BIRD, ge=2,
+                          description="early-bird: masks in the FIFO, the newest compared with the rest")
+    eb_every: int | None = role(None, column="int64", applies=EARLY_BIRD, ge=1,
+                                description="early-bird: iterations between checks (default: one epoch, as in "
+                                "You et al. 2020)")
+    rewind_to: int = role(0, column="int64", ge=0,
+                          description="iteration the kept weights are reset to; the ticket then trains from k to "
+                          "the budget on the dense run's clock (late resetting)")
+    reinit: str = role("original", column="string")
+    prune_rate: dict[str, float] = role(
+        default_factory=lambda: dict(DEFAULT_PRUNE_RATE), column="rates",
+        description="per-round rate per layer kind; kinds not given keep the default")
+    target_weights: float | None = role(
+        None, column="float64", gt=0, lt=1,
+        description="fraction of weights to keep after all rounds; sets the per-round rate of every "
+        "non-output kind to 1 - target**(1/rounds) (the output layer keeps its prune_rate)")
+    rounds: int = role(1, column="int64", ge=0, le=100, description="0 = dense only, 1 = one-shot, >1 iterative")
+    scope: Literal["layerwise", "global"] = role("layerwise", column="string")
+    budget: float = role(1.0, dense=True, column="float64", gt=0, description="epochs of each training run")
+    seed: int = role(0, dense=True, column="int64", ge=0, lt=2**32, description="fixes init, data order, tie-breaks")
+    training: Training = role(default_factory=Training, dense=True, column="nested")
+    score_batches: int = role(1, column="int64", ge=1, description="mini-batches for SNIP gradients")
+    grasp_temperature: float = role(200.0, column="float64", applies=GRASP, gt=0,
+                                    description="GraSP: logits / T before g and Hg (reference: 200)")
+    samples_per_class: int = role(10, column="int64", applies=GRASP, ge=1,
+                                  description="GraSP: class-balanced sample size per class (reference: 10)")
+    synflow_iterations: int = role(100, column="int64", ge=1)
+    eval_rounds: Literal["all", "last"] = role("all", column="string")
+
+    _stop: StopAt = PrivateAttr()
+
+    @field_validator("criterion")
+    @classmethod
+    def _criterion(cls, v: str) -> str:
+        from nas_lth.pruning.criteria import CRITERIA
+
+        return _known(v, CRITERIA, "criterion")
+
+    @field_validator("reinit")
+    @classmethod
+    def _reinit(cls, v: str) -> str:
+        from nas_lth.pruning.reinit import REINIT_VARIANTS
+
+        return _known(v, REINIT_VARIANTS, "reinit")
+
+    @field_validator("stop_at", mode="before")  # before pydantic turns `true` into 1
+    @classmethod
+    def _stop_at(cls, v):
+        parse_stop_at(v)
+        return v
+
+    @field_validator("prune_rate")
+    @classmethod
+    def _rates(cls, v: dict[str, float]) -> dict[str, float]:
+        for kind, rate in v.items():
+            if kind not in LAYER_KINDS:
+                raise ValueError(f"unknown layer kind {kind!r}; allowed: {', '.join(LAYER_KINDS)}")
+            if not (isinstance(rate, int | float) and 0 <= rate < 1):
+                raise ValueError(f"rate for {kind!r} is {rate!r}; allowed: 0 <= rate < 1")
+        return {**DEFAULT_PRUNE_RATE, **{k: float(r) for k, r in v.items()}}
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, v: str) -> str:
+        from nas_lth.data import DATASETS
+
+        return _known(v, DATASETS, "dataset")
+
+    @field_validator("model")
+    @classmethod
+    def _known_model(cls, v: str) -> str:
+        from nas_lth.models import MODELS
+
+        return _known(v, MODELS, "model")
+
+    @model_validator(mode="after")
+    def _stop_within_budget(self) -> Recipe:
+        self._stop = stop = parse_stop_at(self.stop_at)
+        if stop.kind == "epochs" and stop.value > self.budget:
+            raise ValueError(f"stop_at {self.stop_at!r} is beyond the budget of {self.budget:g} epochs")
+        return self
+
+    @property
+    def stop(self) -> StopAt:
+        return self._stop
+
+    def effective_prune_rate(self) -> dict[str, float]:
+        """Per-kind rates per round, after ``target_weights`` (if set) is turned into rates."""
+        rates = dict(self.prune_rate)
+        if self.target_weights is not None and self.rounds > 0:
+            per_round = 1.0 - self.target_weights ** (1.0 / self.rounds)
+            rates.update({k: per_round for k in LAYER_KINDS if k != "output"})
+        return rates
+
+    def check_budget(self, n_train: int) -> None:
+        """Stopping and rewind iterations must lie within the budget (needs the training-set size)."""
+        ipe = self.iterations_per_epoch(n_train)
+        budget = max(1, int(round(self.budget * ipe)))
+        stop = self.stop.iteration(ipe, budget)
+        if stop is not None and stop > budget:
+            raise UserError(f"stop_at {self.stop_at!r} is iteration {stop}, beyond the budget of {budget} "
+                            f"iterations ({self.budget:g} epochs of {ipe})")
+        if self.rewind_to > budget:
+            raise UserError(f"rewind_to {self.rewind_to} is beyond the budget of {budget} iterations "
+                            f"({self.budget:g} epochs of {ipe})")
+
+    def eb_check_every(self, n_train: int) -> int:
+        """Iterations between Early-Bird checks (``eb_every``, else one epoch)."""
+        return self.eb_every or self.iterations_per_epoch(n_train)
+
+    def iterations_per_epoch(self, n_train: int) -> int:
+        return math.ceil(n_train / self.training.batch_size)
+
+    def applies(self, condition: str | None) -> bool:
+        """Whether fields with this ``applies`` condition act in this recipe."""
+        if condition is None:
+            return True
+        if condition == EARLY_BIRD:
+            return self.stop.kind == "early_bird"
+        if condition == GRASP:
+            return self.criterion == "grasp"
+        raise ValueError(f"unknown applies condition {condition!r}")  # a bug in this file
+
+    def columns(self, layer_kinds: set[str] | None = None) -> dict[str, Any]:
+        """The recipe as trials-table columns: null where a value does not act (see ``applies``), and
+        for prune rates of layer kinds the model does not have (``layer_kinds``; None = keep all)."""
+        out: dict[str, Any] = {}
+        rates = self.effective_prune_rate()
+        for name, r in roles_of(Recipe).items():
+            value = getattr(self, name) if self.applies(r["applies"]) else None
+            if r["column"] == "rates":
+                out.update({f"prune_rate_{k}": rates.get(k) if layer_kinds is None or k in layer_kinds else None
+                            for k in LAYER_KINDS})
+            elif r["column"] == "nested":
+                out.update({f"{name}_{k}": _cell(getattr(value, k), rr["column"])
+                            for k, rr in roles_of(type(value)).items()})
+            else:
+                out[name] = _cell(value, r["column"])
+        out["stop_at"] = self.stop.label()
+        return out
+
+
+def _cell(value, column: str):
+    if value is None:
+        return None
+    if column == "json":
+        return json.dumps(value, sort_keys=True)
+    if column == "string":
+        return str(value)
+    return value
+
+
+def dense_key_fields() -> list[str]:
+    return [n for n, r in roles_of(Recipe).items() if r["dense"]]
+
+
+def recorded_columns() -> list[tuple[str, str]]:
+    """(column name, column type) of every recipe field in the trials table, in field order."""
+    cols: list[tuple[str, str]] = []
+    for name, r in roles_of(Recipe).items():
+        if r["column"] == "rates":
+            cols += [(f"prune_rate_{k}", "float64") for k in LAYER_KINDS]
+        elif r["column"] == "nested":
+            cols += [(f"{name}_{k}", rr["column"]) for k, rr in roles_of(Training).items()]
+        else:
+            cols.append((name, r["column"]))
+    return cols
+
+
+def format_validation_error(exc: ValidationError, source: str) -> str:
+    """First pydantic error as '<source>: key.path: message'."""
+    err = exc.errors()[0]
+    loc = ".".join(str(p) for p in err.get("loc", ())) or "(top level)"
+    msg = err.get("msg", "invalid value")
+    msg = msg.removeprefix("Value error, ")
+    if err.get("type") == "extra_forbidden":
+        msg = "unknown key"
+    return f"{source}: {loc}: {msg}"
+
+
+def recipe_from_dict(data: dict, source: str = "recipe") -> Recipe:
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: expected a mapping of recipe keys, got {type(data).__name__}")
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as exc:
+        raise UserError(format_validation_error(exc, source)) from None
+
+
+def load_recipe(path: str | Path) -> Recipe:
+    return recipe_from_dict(read_yaml(path, "recipe"), str(path))

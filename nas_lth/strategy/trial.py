@@ -1,0 +1,258 @@
+"""One Tune trial = one ticket recipe, run by the estimation part: :class:`Trial` owns what the
+trainable holds while it runs (pending curve records, the last validation value, checkpoint clock,
+shared-trajectory accounting), and reports :class:`~nas_lth.strategy.report.TrialReport`s.
+
+Reports once per epoch of the measured (final) training run - the fidelity ASHA promotes - with a
+checkpoint each time, so a retried or resumed trial continues from its last epoch. Earlier rounds
+checkpoint at the end of each run and at least every ``CHECKPOINT_EVERY_S`` seconds.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import socket
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import ray
+import torch
+from ray import tune
+
+from nas_lth.data import load_dataset
+from nas_lth.device import pick_device
+from nas_lth.errors import UserError
+from nas_lth.estimation import TicketRun
+from nas_lth.estimation.train import Diverged
+from nas_lth.estimation.trajectory import compute_trajectory
+from nas_lth.pruning import density
+from nas_lth.recipe import Recipe, format_validation_error
+from nas_lth.space.schema import SearchSpace, set_path
+from nas_lth.store.fs import locate
+from nas_lth.strategy.broker import NAMESPACE, broker_name, get_trajectory
+from nas_lth.strategy.memo import Memo
+from nas_lth.strategy.plan import plan_key, snapshot_plan
+from nas_lth.strategy.report import COMPLETED, DIVERGED, FAILED, TrialReport, finite_or_zero
+from nas_lth.strategy.tickets import copy_ticket, store_ticket
+
+CHECKPOINT_EVERY_S = 30.0
+_DATA: dict[tuple, object] = {}  # per worker process: trials reusing an actor skip reloading
+PLAN_KEYS = ("stop_at", "rewind_to", "eb_every")  # what the shared trajectory must be able to serve
+
+
+def objective_metric(multilabel: bool) -> str:
+    return "val_micro_f1" if multilabel else "val_acc"
+
+
+@dataclass(frozen=True)
+class TrialSpec:
+    """What the driver hands every trial: the space's fixed recipe keys (validated once, on the
+    driver), the values of the keys the shared trajectory depends on, and where to run."""
+
+    name: str
+    experiment: str
+    source: str  # the space file, for error messages
+    fixed: dict
+    plan_values: dict = field(default_factory=dict)  # key -> every value it can take (None: a range)
+    data_dir: str | None = None
+    device: str = "auto"
+    threads: int = 1
+    checkpoint_every_s: float = 0.0
+
+    @classmethod
+    def from_space(cls, space: SearchSpace, **kw) -> TrialSpec:
+        return cls(source=space.source, fixed=copy.deepcopy(space.spec.fixed),
+                   plan_values={k: space.values_of(k) for k in PLAN_KEYS}, **kw)
+
+    def recipe(self, config: dict) -> Recipe:
+        d = copy.deepcopy(self.fixed)
+        for key, value in config.items():
+            set_path(d, key, value)
+        try:
+            return Recipe.model_validate(d)
+        except Exception as exc:  # noqa: BLE001 - pydantic's error, one line
+            msg = format_validation_error(exc, self.source) if hasattr(exc, "errors") else str(exc)
+            raise UserError(msg) from None
+
+
+def _dataset(recipe: Recipe, data_dir, device):
+    opts = recipe.dataset_options or None
+    key = (recipe.dataset, repr(sorted((opts or {}).items())), data_dir, recipe.seed, recipe.val_size, str(device))
+    if key not in _DATA:
+        if len(_DATA) >= 4:
+            _DATA.clear()
+        _DATA[key] = load_dataset(recipe.dataset, data_dir, seed=recipe.seed, val_size=recipe.val_size,
+                                  device=device, options=opts)
+    return _DATA[key]
+
+
+def covered(run: TicketRun, iters: set[int], grids: set[int]) -> bool:
+    """Whether a trajectory with this plan holds every snapshot this recipe needs."""
+    def held(i: int) -> bool:
+        return i in iters or any(i % g == 0 for g in grids)
+
+    if run.stop_iter is None:
+        if run.eb_every not in grids:
+            return False
+    elif not held(run.stop_iter):
+        return False
+    return run.recipe.rewind_to == 0 or held(run.recipe.rewind_to)
+
+
+class Trial:
+    def __init__(self, spec: TrialSpec, config: dict):
+        self.spec, self.config = spec, config
+        self.t_start = time.perf_counter()
+        # results depend on the thread count (reduction order): fixed per trial from its resources, recorded
+        torch.set_num_threads(max(1, spec.threads))
+        self.base = TrialReport(trial_id=tune.get_context().get_trial_id(), node=socket.gethostname(),
+                                torch_threads=torch.get_num_threads(), torch_version=torch.__version__)
+        self.loc = locate(spec.experiment)
+        self.pending: list[dict] = []  # evaluation records not yet sent
+        self.reported: list[dict] = []  # sent in earlier reports (kept in the checkpoint)
+        # the first report of every attempt replaces what the driver holds for this trial: an attempt
+        # that starts over (no checkpoint yet) replays evaluations the driver may already have
+        self.reset = True
+        self.last_ckpt, self.last_val = time.monotonic(), 0.0
+        self.computed = self.shared = 0  # dense-trajectory iterations trained for everyone / reused
+        self.metric = "val_acc"
+
+    # -- reporting -----------------------------------------------------------------------------
+    def report(self, rep: TrialReport, state: dict | None = None) -> None:
+        rep = replace(rep, evals=self.reported + self.pending if self.reset else list(self.pending),
+                      evals_reset=self.reset)
+        self.memo.record(rep, self.reported + self.pending)
+        self.reported.extend(self.pending)
+        self.pending.clear()
+        self.reset = False
+        payload = rep.to_tune(self.metric)
+        if state is None:
+            tune.report(payload)
+            return
+        with tempfile.TemporaryDirectory() as d:
+            torch.save({"ticket": state, "evals": list(self.reported), "restores": self.base.restores},
+                       os.path.join(d, "state.pt"))
+            tune.report(payload, checkpoint=tune.Checkpoint.from_directory(d))
+        self.last_ckpt = time.monotonic()
+
+    def on_eval(self, rnd: int, run_name: str, rec: dict) -> None:
+        self.pending.append({"round": rnd, "run": run_name, **rec})
+        if self.metric in rec and math.isfinite(rec[self.metric]):
+            self.last_val = rec[self.metric]
+
+    def on_checkpoint(self, state: dict, info) -> None:
+        tr, run = info.trainer, self.run_
+        since = time.monotonic() - self.last_ckpt
+        if tr is not None and info.final:
+            if tr.iteration >= run.budget_iters:
+                return  # the final report follows, with test metrics
+            fidelity, keep = tr.iteration / run.ipe, since >= self.spec.checkpoint_every_s
+        else:
+            if tr is not None and since < max(CHECKPOINT_EVERY_S, self.spec.checkpoint_every_s):
+                return
+            fidelity, keep = 0.0, True
+        self.report(replace(
+            self.base, objective=self.last_val, fidelity=fidelity, round=info.round,
+            weights_remaining=density(state["masks"]),
+            iterations_trained=state["cumulative"] + self.computed + (tr.iteration if tr is not None else 0),
+            trajectory_iterations_trained=self.computed, shared_iterations=self.shared),
+            state if keep else None)
+
+    # -- the trial -----------------------------------------------------------------------------
+    def run(self) -> None:
+        try:
+            recipe = self.spec.recipe(self.config)
+            dev = pick_device("cuda" if self.spec.device == "auto" and ray.get_gpu_ids() else
+                              ("cpu" if self.spec.device == "auto" else self.spec.device))
+            data = _dataset(recipe, self.spec.data_dir, dev)
+        except UserError as exc:  # a bad recipe fails the same way on every retry: record it, go on
+            tune.report(replace(self.base, status=FAILED, final=True, message=str(exc)).to_tune(self.metric))
+            return
+        self.metric = objective_metric(data.multilabel)
+        self.base = replace(self.base, device=str(dev))
+        resume = self._restore()
+        self.memo = Memo(self.loc, recipe, dev, self.base.trial_id, self.metric)
+        # The same recipe already ran to completion in this experiment (another trial, or this one
+        # before its driver died: Tune's last snapshot may still show it running): replay, never retrain.
+        if self.memo.replay(self.base, lambda source: copy_ticket(self.loc, source, self.base.trial_id)):
+            return
+        self.run_ = run = TicketRun(recipe, data, device=dev, on_eval=self.on_eval, eval_at_epoch_end=True)
+        self.base = replace(self.base, layer_kinds=",".join(sorted(set(run.kinds.values()))))
+        run.on_checkpoint = self.on_checkpoint
+        traj_key = None
+        if resume is None or resume["round"] == 0:
+            traj_key = self._attach_trajectory(run, recipe, data, dev)
+            if traj_key is False:
+                return
+        self._final(run, run.run(resume=resume), data, traj_key)
+
+    def _restore(self) -> dict | None:
+        ckpt = tune.get_checkpoint()
+        if ckpt is None:
+            return None
+        with ckpt.as_directory() as d:  # a retry after a fault, or a resumed experiment
+            saved = torch.load(Path(d) / "state.pt", map_location="cpu", weights_only=True)
+        self.reported = list(saved["evals"])
+        self.base = replace(self.base, restores=int(saved.get("restores", 0)) + 1)
+        return saved["ticket"]
+
+    def _attach_trajectory(self, run: TicketRun, recipe: Recipe, data, dev):
+        """Serve round 0 from the shared dense trajectory (its key), None when this recipe needs
+        snapshots the plan lacks, False when the dense network diverged (reported)."""
+        iters, grids = snapshot_plan(self.spec.plan_values, recipe, run.ipe)
+        if not covered(run, iters, grids):
+            return None
+        key = plan_key(recipe, iters, grids)
+        broker = ray.get_actor(broker_name(self.spec.name), namespace=NAMESPACE)
+
+        def compute(beat):
+            return compute_trajectory(recipe, data, snapshot_iters=iters, device=dev, grids=grids, key=key,
+                                      on_eval=lambda _r: beat())
+
+        try:
+            run.trajectory, computed_here = get_trajectory(key, self.loc, self.base.trial_id, broker, compute)
+        except Diverged as exc:  # the dense net itself diverged: a result of the recipe, not a fault
+            self.report(replace(self.base, status=DIVERGED, final=True, fidelity=float(recipe.budget),
+                                message=f"dense network: {exc}", round=0, weights_remaining=1.0))
+            return False
+        if computed_here:  # this trial trained the dense net for everyone: its curve goes with it
+            self.computed = run.trajectory.iterations
+            self.pending[:0] = [{"round": 0, "run": "dense", **rec} for rec in run.trajectory.curve]
+        else:
+            self.shared = run.trajectory.iterations
+        return key
+
+    def _final(self, run: TicketRun, rows: list, data, traj_key: str | None) -> None:
+        recipe = run.recipe
+        final = [r for r in rows if r.round == recipe.rounds and r.variant in (recipe.reinit, "dense")]
+        row = final[-1] if final else rows[-1]
+        rec = row.record()
+        value = finite_or_zero(rec.get(self.metric)) if row.status == COMPLETED else 0.0
+        dense = next((r for r in rows if r.round == 0), None)
+        if dense is None and run.trajectory is not None:
+            dense_metrics, dense_early_stop = run.trajectory.metrics, run.trajectory.early_stop_iter
+        elif dense is not None:
+            dense_metrics, dense_early_stop = dense.metrics, dense.early_stop_iter
+        else:
+            dense_metrics, dense_early_stop = {}, None
+        message = rec.pop("message", "")
+        if row.status == COMPLETED and run.final_weights:
+            try:
+                store_ticket(self.loc, run, data, row, self.base.trial_id, experiment_name=self.spec.name)
+            except OSError as exc:  # storage trouble costs the ticket file, not the trial's measured result
+                message = f"ticket not stored: {exc}"
+        for k in ("round", "weights_remaining", "status"):
+            rec.pop(k, None)
+        metrics = {**rec, "epochs_trained": row.iterations / run.ipe, "dense_early_stop_iter": dense_early_stop,
+                   "dense_objective": dense_metrics.get(self.metric),
+                   "trial_wall_seconds": time.perf_counter() - self.t_start,
+                   **{f"dense_{k}": dense_metrics.get(k) for k in ("val_acc", "test_acc", "val_micro_f1",
+                                                                   "test_micro_f1")}}
+        self.report(replace(
+            self.base, status=row.status, final=True, fidelity=float(recipe.budget), objective=value,
+            round=row.round, weights_remaining=row.weights_remaining, message=message,
+            iterations_trained=run.cumulative + self.computed, shared_iterations=self.shared,
+            trajectory_iterations_trained=self.computed, trajectory_key=traj_key, metrics=metrics))
