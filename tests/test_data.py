@@ -18,7 +18,7 @@ import numpy as np
 import pytest
 import torch
 
-from nas_lth.data import DATASETS, FileSpec, dataset_names, fetch, load_dataset, resolve_data_dir
+from nas_lth.data import DATASETS, FileSpec, dataset_names, fetch, load_dataset, register, resolve_data_dir
 from nas_lth.data.idx import parse_idx
 from nas_lth.errors import DataError, UserError
 
@@ -115,6 +115,17 @@ def test_registry_lists_the_datasets():
 def test_unknown_dataset_lists_allowed_names():
     with pytest.raises(UserError, match="unknown dataset 'nope'.*digits.*mnist"):
         load_dataset("nope")
+    with pytest.raises(UserError, match="unknown dataset 'nope'; allowed: .*reuters-r8"):
+        DATASETS.get("nope")
+
+
+def test_dataset_registry_refuses_a_duplicate_name():
+    before = DATASETS["mnist"]
+    with pytest.raises(ValueError, match="dataset 'mnist' registered twice"):
+        register("mnist", num_classes=2, input_shape=(1,), val_size=1)(lambda paths: None)
+    assert DATASETS["mnist"] is before  # the first registration stands
+    with pytest.raises(TypeError):
+        DATASETS["mnist"] = before  # read-only: only register() adds
 
 
 # ---------------------------------------------------------------- MNIST / IDX

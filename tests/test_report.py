@@ -12,12 +12,17 @@ import sys
 import time
 from pathlib import Path
 
+import matplotlib as mpl
 import pandas as pd
 import pytest
 import report_fixtures as fx
 
+import nas_lth.report.figures._common as figure_common
+from nas_lth.errors import UserError
+from nas_lth.registry import Registry
 from nas_lth.report import FIGURE_KEYS, build_report, load
 from nas_lth.report.data import weight_levels
+from nas_lth.report.figures import FIGURES, STYLE, ordered, register
 
 ROOT = Path(__file__).resolve().parents[1]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -147,6 +152,52 @@ def test_weight_levels():
     assert lv.iloc[1] == lv.iloc[2] and lv.iloc[3] == lv.iloc[4] and lv.iloc[6] == lv.iloc[7]
     assert lv.iloc[0] != lv.iloc[1] != lv.iloc[3]
     assert pd.isna(lv.iloc[5])
+
+
+# -- the figure registry ----------------------------------------------------------------------------------
+
+
+def test_registry_order_is_the_report_order():
+    specs = ordered()
+    assert [s.number for s in specs] == list(range(1, len(FIGURE_KEYS) + 1))
+    assert [s.key for s in specs] == FIGURE_KEYS == FIGURES.names()
+    assert all(s.key.startswith(f"fig{s.number}_") for s in specs)
+    # each figure module registers the figure named after it (a module left out of __init__ would be missed)
+    modules = sorted(p.stem for p in (ROOT / "nas_lth" / "report" / "figures").glob("fig*.py"))
+    assert sorted(FIGURES) == modules
+
+
+@pytest.mark.parametrize("case", ["full", "only_failed"])
+def test_every_registered_figure_draws_or_says_why(full, tmp_path, case):
+    exp = full[0] if case == "full" else fx.only_failed_experiment(tmp_path)
+    data = load(exp)
+    for spec in ordered():
+        with mpl.rc_context(STYLE):
+            fr = spec.draw(data)
+        assert fr.key == spec.key and fr.title and fr.caption and not fr.error
+        if case == "full":
+            assert fr.figure is not None and fr.figure.axes, (spec.key, fr.reason)
+        else:
+            assert fr.figure is not None or fr.reason, spec.key
+    if case == "only_failed":  # the outcomes bar needs no completed trial; every other figure does
+        assert fr.key == "fig7_search_progress" and fr.figure is not None
+
+
+def test_a_figure_registered_twice_is_refused(monkeypatch):
+    before = FIGURES.names()
+    with pytest.raises(ValueError, match="figure 'fig6_pareto' registered twice"):
+        register(6, "pareto")(lambda data: None)
+    with pytest.raises(ValueError, match="figure number 6 registered twice"):
+        register(6, "another_front")(lambda data: None)
+    assert FIGURES.names() == before  # a refused registration leaves the registry as it was
+    with pytest.raises(UserError, match="unknown figure 'fig9_none'; allowed: fig1_accuracy_vs_weights, "):
+        FIGURES.get("fig9_none")
+    # a gap in the numbers would number the page's figures differently from their PNGs
+    monkeypatch.setattr(figure_common, "FIGURES", Registry("figure"))
+    register(1, "a")(lambda data: None)
+    register(3, "c")(lambda data: None)
+    with pytest.raises(ValueError, match="must run 1..2"):
+        ordered()
 
 
 # -- variants and partial experiments --------------------------------------------------------------------
@@ -290,5 +341,5 @@ def test_report_renders_in_chromium_without_errors(chromium, full):
 def test_report_package_has_no_strategy_import():
     """Static half of the rule (the CLI test checks sys.modules): the report reads results only."""
     pattern = re.compile(r"^\s*(from|import)\s+(nas_lth\.strategy|ray)\b", re.MULTILINE)
-    for path in (ROOT / "nas_lth" / "report").glob("*.py"):
+    for path in (ROOT / "nas_lth" / "report").rglob("*.py"):
         assert not pattern.search(path.read_text()), path.name

@@ -4,8 +4,8 @@ Lookup order for each file of a dataset (``folder`` is e.g. ``mnist``, ``fashion
 
 1. ``<data_dir>/<folder>/<file>``, then ``<data_dir>/<file>`` where ``data_dir`` is the argument, else
    ``$NAS_LTH_DATA`` (the shared layout ``/work/shared/data/mnist/*.gz`` is case 1);
-2. ``<cache>/<folder>/<file>`` with ``<cache>`` = ``$NAS_LTH_CACHE`` or ``~/.cache/nas_lth`` (the folder
-   level matters: MNIST and Fashion-MNIST use the same file names);
+2. ``<cache>/<folder>/<file>`` with ``<cache>`` = ``$NAS_LTH_CACHE`` or ``~/.cache/nas_lth`` (see
+   ``cache.py``; the folder level matters: MNIST and Fashion-MNIST use the same file names);
 3. otherwise download from the published URLs (tried in order) into the cache.
 
 Checksums: a download is always checked against the published SHA-256 (streamed to a temp file in the
@@ -24,16 +24,17 @@ import hashlib
 import http.client
 import os
 import sys
-import tempfile
 import zlib
 from pathlib import Path
+from typing import BinaryIO
 from urllib.request import urlopen  # module-level name so tests can monkeypatch it (no network)
 
 from ..errors import DataError
+from . import cache
+from .cache import ENV_CACHE, atomic_file
 from .registry import DatasetSpec, FileSpec
 
 ENV_DATA = "NAS_LTH_DATA"
-ENV_CACHE = "NAS_LTH_CACHE"
 TIMEOUT_S = 60
 _CHUNK = 1 << 20
 
@@ -67,9 +68,7 @@ def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path | None:
 
 
 def cache_dir(spec: DatasetSpec) -> Path:
-    root = os.environ.get(ENV_CACHE, "")
-    base = Path(root).expanduser() if root else Path.home() / ".cache" / "nas_lth"
-    return base / spec.folder
+    return cache.cache_dir(spec.folder)
 
 
 def candidates(spec: DatasetSpec, file: FileSpec, data_dir: Path | None) -> list[Path]:
@@ -144,33 +143,37 @@ def download(file: FileSpec, dest_dir: Path, *, dataset: str) -> Path:
     target = dest_dir / file.name
     errors: list[str] = []
     for url in file.urls:
-        fd, tmp_name = tempfile.mkstemp(prefix=f".{file.name}.", suffix=".part", dir=dest_dir)
-        tmp = Path(tmp_name)
-        done = False
+        print(f"downloading {url} -> {target}", file=sys.stderr)
         try:
-            print(f"downloading {url} -> {target}", file=sys.stderr)
-            digest = hashlib.sha256()
-            try:
-                with os.fdopen(fd, "wb") as out, urlopen(url, timeout=TIMEOUT_S) as resp:
-                    while chunk := resp.read(_CHUNK):
-                        digest.update(chunk)
-                        out.write(chunk)
-            except (OSError, http.client.HTTPException, ValueError) as exc:  # URLError is an OSError
-                errors.append(f"{url}: {exc}")
-                continue
-            actual = digest.hexdigest()
-            if not file.accepts(actual):
-                raise DataError(
-                    f"download of {file.name} from {url} failed its checksum: expected SHA-256 "
-                    f"{file.sha256}, got {actual}; nothing was stored in {dest_dir}"
-                )
-            os.replace(tmp, target)  # atomic: readers never see a partial file under the real name
-            done = True
-            return target
-        finally:
-            if not done:
-                tmp.unlink(missing_ok=True)
+            with atomic_file(target) as out:  # readers never see a partial file under the real name
+                _receive(url, out, file, dest_dir)
+        except _Unreachable as exc:
+            errors.append(str(exc))
+            continue
+        return target
     raise DataError(
         f"could not download {file.name} for {dataset} ({'; '.join(errors)}); put the file in "
         f"<data_dir>/{dest_dir.name}/ and pass data_dir or set {ENV_DATA}"
     )
+
+
+class _Unreachable(Exception):
+    """A URL that could not be read (the next one is tried)."""
+
+
+def _receive(url: str, out: BinaryIO, file: FileSpec, dest_dir: Path) -> None:
+    """Stream ``url`` into ``out``; a wrong SHA-256 is a :class:`DataError` (the temp file is dropped)."""
+    digest = hashlib.sha256()
+    try:
+        with urlopen(url, timeout=TIMEOUT_S) as resp:
+            while chunk := resp.read(_CHUNK):
+                digest.update(chunk)
+                out.write(chunk)
+    except (OSError, http.client.HTTPException, ValueError) as exc:  # URLError is an OSError
+        raise _Unreachable(f"{url}: {exc}") from None
+    actual = digest.hexdigest()
+    if not file.accepts(actual):
+        raise DataError(
+            f"download of {file.name} from {url} failed its checksum: expected SHA-256 "
+            f"{file.sha256}, got {actual}; nothing was stored in {dest_dir}"
+        )

@@ -12,14 +12,12 @@ import torch
 from ..errors import DataError, UserError
 from .base import Dataset, Split
 from .fetch import fetch_files, resolve_data_dir
-from .registry import DATASETS, DatasetSpec, LoadContext, RawData, dataset_names
+from .registry import DATASETS, DatasetSpec, LoadContext, RawData
 
 
 def get_spec(name: str) -> DatasetSpec:
-    spec = DATASETS.get(name)
-    if spec is None:
-        raise UserError(f"unknown dataset {name!r}; allowed: {', '.join(dataset_names())}")
-    return spec
+    """The spec of dataset ``name``; an unknown name is a UserError listing the registered ones."""
+    return DATASETS.get(name)
 
 
 def load_dataset(
@@ -67,24 +65,16 @@ def load_dataset(
     x_train, x_val, x_test = (_dense(x) for x in (raw.x_train[train_idx], raw.x_train[val_idx], raw.x_test))
     meta = dict(raw.meta)
     if spec.standardize:
-        x_train, x_val, x_test = (_unit_float(x) for x in (x_train, x_val, x_test))
-        mean, std = _channel_stats(x_train)
-        for x in (x_train, x_val, x_test):
-            x -= mean  # in place: the arrays above are fresh copies
-            x /= std
-        meta.update(mean=mean.ravel().tolist(), std=std.ravel().tolist())
+        x_train, x_val, x_test = _standardize(x_train, x_val, x_test, meta)
     meta.update(seed=int(seed), val_size=len(val_idx), files=[str(p) for p in paths.values()])
     if spec.options:
         meta.setdefault("options", dict(opts))  # a loader may narrow it to the options that took effect
 
-    def split(x: np.ndarray, y: np.ndarray) -> Split:
-        return Split(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y)))
-
     ds = Dataset(
         name=name,
-        train=split(x_train, raw.y_train[train_idx]),
-        val=split(x_val, raw.y_train[val_idx]),
-        test=split(x_test, raw.y_test),
+        train=_split(x_train, raw.y_train[train_idx]),
+        val=_split(x_val, raw.y_train[val_idx]),
+        test=_split(x_test, raw.y_test),
         num_classes=spec.num_classes,
         input_shape=tuple(raw.input_shape) if raw.input_shape is not None else spec.input_shape,
         multilabel=spec.multilabel,
@@ -137,6 +127,21 @@ def _holdout(spec: DatasetSpec, n: int, val_size: int | None, seed: int) -> tupl
         raise UserError(f"val_size={val_size!r} for {spec.name}: must be an integer in 0..{n - 1} (train has {n})")
     perm = np.random.default_rng(seed).permutation(n)
     return np.sort(perm[:val_size]), np.sort(perm[val_size:])
+
+
+def _standardize(x_train: np.ndarray, x_val: np.ndarray, x_test: np.ndarray, meta: dict):
+    """Images in [0, 1], then standardised per channel with the training split's mean/std (into ``meta``)."""
+    x_train, x_val, x_test = (_unit_float(x) for x in (x_train, x_val, x_test))
+    mean, std = _channel_stats(x_train)
+    for x in (x_train, x_val, x_test):
+        x -= mean  # in place: the arrays above are fresh copies
+        x /= std
+    meta.update(mean=mean.ravel().tolist(), std=std.ravel().tolist())
+    return x_train, x_val, x_test
+
+
+def _split(x: np.ndarray, y: np.ndarray) -> Split:
+    return Split(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(y)))
 
 
 def _dense(x):

@@ -1,5 +1,9 @@
 """The dataset registry: each source module registers one loader per dataset with :func:`register`.
 
+``DATASETS`` is a :class:`nas_lth.registry.Registry` of :class:`DatasetSpec`: a read-only mapping whose
+``get(name)`` turns an unknown name into a one-line :class:`~nas_lth.errors.UserError` listing the
+allowed ones; registering a name twice is a ``ValueError``.
+
 A loader only turns files into raw numpy arrays; splitting, normalisation and moving to a device are
 shared (see ``load.py``), so a new source is one small module that knows its file format.
 """
@@ -11,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from ..registry import Registry
 
 
 @dataclass(frozen=True)
@@ -86,7 +92,7 @@ class DatasetSpec:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
-DATASETS: dict[str, DatasetSpec] = {}
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
 
 
 def register(
@@ -107,10 +113,8 @@ def register(
     Without ``options`` the loader is called as ``loader(paths)``; with them (a mapping of option name
     to default) as ``loader(paths, context)`` with a :class:`LoadContext`."""
 
-    def decorator(loader: Loader) -> Loader:
-        if name in DATASETS:
-            raise ValueError(f"dataset {name!r} is registered twice")
-        DATASETS[name] = DatasetSpec(
+    def spec(loader: Loader) -> DatasetSpec:
+        return DatasetSpec(
             name=name,
             loader=loader,
             num_classes=num_classes,
@@ -123,10 +127,10 @@ def register(
             description=description,
             options=dict(options or {}),
         )
-        return loader
 
-    return decorator
+    return DATASETS.register(name, make=spec)
 
 
 def dataset_names() -> list[str]:
+    """Sorted (the registry itself keeps registration order)."""
     return sorted(DATASETS)
