@@ -18,15 +18,16 @@ data and the store stays free of torch.
 
 from __future__ import annotations
 
-import json
 import math
 import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator, model_validator
 
 from nas_lth.errors import UserError
+from nas_lth.roles import cell as _cell
+from nas_lth.roles import role, roles_of
 from nas_lth.yamlfile import read_yaml
 
 # The prunable layer kinds; prune rates are given per kind. Declared once, here.
@@ -35,25 +36,6 @@ LAYER_KINDS = ("fc", "conv", "output", "embedding")
 DEFAULT_PRUNE_RATE = {"fc": 0.2, "conv": 0.15, "output": 0.1, "embedding": 0.1}
 STOP_WORDS = ("end", "early_bird")
 _EPOCHS = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:ep|epoch|epochs)\s*$")
-COLUMN_TYPES = ("string", "int64", "float64", "bool", "json", "rates", "nested")
-
-
-def role(default: Any = ..., *, dense: bool = False, column: str, applies: str | None = None, **kw) -> Any:
-    """A pydantic field with its nas_lth roles (see the module docstring)."""
-    if column not in COLUMN_TYPES:
-        raise ValueError(f"column type {column!r} is not one of {COLUMN_TYPES}")  # a bug in this file
-    extra = {"nas_lth": {"dense": dense, "column": column, "applies": applies}}
-    return Field(default, json_schema_extra=extra, **kw)
-
-
-def roles_of(model: type[BaseModel]) -> dict[str, dict]:
-    """field name -> {"dense", "column", "applies"} (fields without roles are missing: a test catches them)."""
-    out = {}
-    for name, f in model.model_fields.items():
-        extra = f.json_schema_extra if isinstance(f.json_schema_extra, dict) else {}
-        if "nas_lth" in extra:
-            out[name] = dict(extra["nas_lth"])
-    return out
 
 
 class Training(BaseModel):
@@ -281,16 +263,6 @@ class Recipe(BaseModel):
                 out[name] = _cell(value, r["column"])
         out["stop_at"] = self.stop.label()
         return out
-
-
-def _cell(value, column: str):
-    if value is None:
-        return None
-    if column == "json":
-        return json.dumps(value, sort_keys=True)
-    if column == "string":
-        return str(value)
-    return value
 
 
 def dense_key_fields() -> list[str]:

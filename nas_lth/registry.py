@@ -7,6 +7,8 @@ programming error (``ValueError`` at import time); asking for an unknown name is
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 from collections.abc import Callable, Iterator, Mapping
 from typing import Generic, TypeVar
 
@@ -56,3 +58,11 @@ class Registry(Mapping[str, T], Generic[T]):
 
     def __repr__(self) -> str:
         return f"Registry({self.kind!r}, {self.names()})"
+
+
+def import_submodules(package: str, path, skip: tuple[str, ...] = ()) -> None:
+    """Import every module of ``package`` (its ``__path__``): a module that registers something only
+    has to exist, so adding a model, dataset or figure touches one file."""
+    for info in pkgutil.iter_modules(path):
+        if info.name not in skip and not info.name.startswith("__"):
+            importlib.import_module(f"{package}.{info.name}")

@@ -1,18 +1,26 @@
-"""Imports point one way (DESIGN.md): substrate <- estimation <- strategy <- search; the space is plain
-data; store and report never import the strategy. Checked in a fresh interpreter per module."""
+"""Imports point one way (DESIGN.md): recipe <- substrate <- estimation <- strategy <- search; the space is
+plain data over the recipe (no torch); store and report never import the strategy. Checked in a fresh
+interpreter per module."""
 
 import subprocess
 import sys
 
 import pytest
 
+_SUBSTRATE = ("nas_lth.data", "nas_lth.models", "nas_lth.pruning")
 FORBIDDEN = {
+    # the vocabulary at the bottom: plain data, no torch (names are checked against the registries
+    # only when a recipe is validated)
+    "nas_lth.recipe": ("torch", "ray", "optuna", *_SUBSTRATE, "nas_lth.estimation", "nas_lth.strategy",
+                       "nas_lth.space", "nas_lth.store"),
+    "nas_lth.roles": ("torch", "ray", "optuna", "nas_lth.recipe"),
+    "nas_lth.registry": ("torch", "ray", "optuna", "nas_lth.recipe"),
     "nas_lth.data": ("ray", "optuna", "nas_lth.estimation", "nas_lth.strategy", "nas_lth.space"),
     "nas_lth.models": ("ray", "optuna", "nas_lth.estimation", "nas_lth.strategy", "nas_lth.space"),
     "nas_lth.pruning": ("ray", "optuna", "nas_lth.estimation", "nas_lth.strategy", "nas_lth.space"),
     "nas_lth.estimation": ("ray", "optuna", "nas_lth.strategy", "nas_lth.space", "nas_lth.store"),
-    "nas_lth.space": ("ray", "nas_lth.strategy", "nas_lth.store"),
-    "nas_lth.store": ("ray", "optuna", "nas_lth.strategy", "nas_lth.space"),
+    "nas_lth.space": ("torch", "ray", *_SUBSTRATE, "nas_lth.estimation", "nas_lth.strategy", "nas_lth.store"),
+    "nas_lth.store": ("torch", "ray", "optuna", "nas_lth.strategy", "nas_lth.space"),
     "nas_lth.report": ("ray", "optuna", "nas_lth.strategy"),
     "nas_lth.ticket": ("ray", "optuna", "nas_lth.strategy"),
     "nas_lth.export": ("ray", "optuna", "nas_lth.strategy", "nas_lth.space"),

@@ -48,6 +48,23 @@ EvalListener = Callable[[int, str, dict], None]  # (round, run, eval record)
 CheckpointListener = Callable[[dict, CheckpointInfo], None]
 
 
+def round_plan(recipe, variants: list[str], r: int) -> list[tuple[str, bool, bool]]:
+    """The training runs of round ``r``: (run name, picks the next stopping point, produces a row).
+    "traj" is a run that only trains up to the next mask (a round that is not evaluated)."""
+    if r == 0:
+        return [("dense", recipe.rounds > 0, recipe.eval_rounds == "all" or recipe.rounds == 0)]
+    evaluate = recipe.eval_rounds == "all" or r == recipe.rounds
+    more = r < recipe.rounds
+    plan = []
+    if "original" in variants and evaluate:
+        plan.append(("original", more, True))
+    elif more:
+        plan.append(("traj", True, False))
+    if evaluate:
+        plan += [(v, False, True) for v in variants if v != "original"]
+    return plan
+
+
 def to_device(obj, device: torch.device):
     """Tensors anywhere in nested dicts/lists moved to ``device`` (other values unchanged)."""
     if isinstance(obj, torch.Tensor):

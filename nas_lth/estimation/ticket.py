@@ -35,6 +35,7 @@ from nas_lth.estimation.rounds import (
     CheckpointListener,
     RoundListener,
     RoundResult,
+    round_plan,
     to_device,
 )
 from nas_lth.estimation.rounds import (
@@ -146,7 +147,7 @@ class TicketRun:
                 if not self.masks_ready:
                     self.masks = self._next_masks()
                     self.masks_ready = True
-                for name, trajectory, evaluate in self._plan(r):
+                for name, trajectory, evaluate in round_plan(self.recipe, self.variants, r):
                     if name not in self.runs_done:
                         self._execute(r, name, trajectory=trajectory, evaluate=evaluate)
                         self.runs_done.append(name)
@@ -156,23 +157,6 @@ class TicketRun:
         except _Halt:
             pass
         return self.rows
-
-    def _plan(self, r: int) -> list[tuple[str, bool, bool]]:
-        """(run name, picks the next stopping point, produces a row) for round ``r``."""
-        rc = self.recipe
-        if r == 0:
-            dense_row = rc.eval_rounds == "all" or rc.rounds == 0
-            return [("dense", rc.rounds > 0, dense_row)]
-        evaluate = rc.eval_rounds == "all" or r == rc.rounds
-        more = r < rc.rounds
-        plan = []
-        if "original" in self.variants and evaluate:
-            plan.append(("original", more, True))
-        elif more:
-            plan.append(("traj", True, False))
-        if evaluate:
-            plan += [(v, False, True) for v in self.variants if v != "original"]
-        return plan
 
     def _first_iter(self, r: int) -> int:
         """Where round ``r``'s training starts on the dense run's clock: 0, or k after a rewind to k."""

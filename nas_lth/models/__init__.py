@@ -1,6 +1,6 @@
-"""Model registry and prunable layers. Importing this package registers every model."""
+"""Model registry and prunable layers. Importing this package registers every model: each module
+here that decorates a builder with :func:`register` (adding a model is one file)."""
 
-from nas_lth.models import conv, lenet, resnet, text, vgg  # noqa: F401  (registration side effect)
 from nas_lth.models.layers import (
     LAYER_KINDS,
     MaskedConv1d,
@@ -16,6 +16,9 @@ from nas_lth.models.layers import (
     set_masks,
 )
 from nas_lth.models.registry import MODELS, build_model, model_names, register
+from nas_lth.registry import import_submodules
+
+import_submodules(__name__, __path__)
 
 __all__ = [
     "LAYER_KINDS", "MODELS", "MaskedConv1d", "MaskedConv2d", "MaskedEmbedding", "MaskedLinear",

@@ -97,22 +97,83 @@ def _init_ray(opts: SearchOptions) -> tuple[str | None, bool]:
     return (f"http://{url}" if url and not url.startswith("http") else url), True
 
 
-def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
+def _quiet_libraries() -> None:
     # Tune's CSV/JSON/TensorBoard loggers would duplicate the Parquet tables (and grow with the
     # per-report curve records); the legacy output engine is the one that takes our reporter.
     os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")
     os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     import optuna
-    import ray
-    from ray import tune
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # a trial resumed from a checkpoint reports some steps again; Optuna keeps the first value
+    warnings.filterwarnings("ignore", message="The reported value is ignored")
+    logging.getLogger("ray.tune").setLevel(logging.WARNING)
+    # with Tune's file loggers off, its ResultGrid warns that result.json is missing: we don't use it
+    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
+
+
+def _searcher_and_scheduler(space: SearchSpace, seed: int | None, max_t: int):
+    import optuna
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
     from ray.tune.search.optuna import OptunaSearch
 
-    from nas_lth.strategy.broker import start_broker
+    strat = space.spec.strategy
+    if strat.searcher == "tpe":
+        sampler = optuna.samplers.TPESampler(seed=seed)
+    elif strat.searcher == "grid":
+        sampler = optuna.samplers.GridSampler(space.grid(), seed=seed)
+    else:
+        sampler = optuna.samplers.RandomSampler(seed=seed)
+    searcher = OptunaSearch(define_by_run(space), metric="objective", mode="max", sampler=sampler)
+    if strat.scheduler == "asha":
+        scheduler = ASHAScheduler(time_attr="fidelity", metric="objective", mode="max", max_t=max_t,
+                                  grace_period=min(strat.grace_period, max_t), reduction_factor=strat.reduction_factor)
+    else:
+        scheduler = FIFOScheduler()
+    return searcher, scheduler
+
+
+def _tuner(opts: SearchOptions, exp: Location, trainable, metric: str, seed: int | None, max_t: int):
+    """A new Tuner, or the experiment's restored one (``--resume``)."""
+    from ray import tune
+
     from nas_lth.strategy.callback import ResultsCallback
     from nas_lth.strategy.progress import TableReporter
-    from nas_lth.strategy.stopper import TargetStopper, _target_met
+    from nas_lth.strategy.stopper import TargetStopper
+
+    space, strat = opts.space, opts.space.spec.strategy
+    if opts.resume:
+        if not tune.Tuner.can_restore(exp.uri):
+            raise UserError(f"--resume: {exp.uri} holds no restorable Tune state (was the first run "
+                            "interrupted before it started?)")
+        return tune.Tuner.restore(exp.uri, trainable, resume_unfinished=True, resume_errored=True)
+    searcher, scheduler = _searcher_and_scheduler(space, seed, max_t)
+    root = locate(opts.storage)
+    return tune.Tuner(
+        trainable,
+        tune_config=tune.TuneConfig(
+            search_alg=searcher, scheduler=scheduler, num_samples=opts.num_samples or space.num_samples(),
+            max_concurrent_trials=opts.max_concurrent or strat.max_concurrent,
+            reuse_actors=True, time_budget_s=strat.time_budget_s),
+        run_config=tune.RunConfig(
+            name=opts.name, storage_path=root.uri if "://" in root.uri else root.path,
+            failure_config=tune.FailureConfig(max_failures=strat.max_failures),
+            checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+            callbacks=[ResultsCallback(space, exp, opts.name, metric, quiet=opts.quiet, target=strat.stop_when)],
+            progress_reporter=TableReporter(metric, space.fixed_flat(), every_s=opts.progress_every_s),
+            stop=TargetStopper(strat.stop_when) if strat.stop_when else None,
+            verbose=1),
+    )
+
+
+def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
+    _quiet_libraries()  # first: some settings must be in the environment before Tune reads them
+    import ray
+    from ray import tune
+
+    from nas_lth.strategy.broker import start_broker
+    from nas_lth.strategy.stopper import _target_met
     from nas_lth.strategy.trainable import objective_metric, ticket_trainable
     from nas_lth.strategy.trial import TrialSpec
 
@@ -123,11 +184,8 @@ def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
     gpus = opts.gpus_per_trial if opts.gpus_per_trial is not None else res.gpus_per_trial
     if cpus <= 0 or gpus < 0:
         raise UserError(f"--cpus-per-trial must be > 0 and --gpus-per-trial >= 0 (got {cpus}, {gpus})")
-    multilabel = _check_data(space, opts.data_dir)
-    metric = strat.metric or objective_metric(multilabel)
-    budgets = space.values_of("budget") or [space.recipe({}).budget]
-    max_t = max(1, math.ceil(max(float(b) for b in budgets)))
-
+    metric = strat.metric or objective_metric(_check_data(space, opts.data_dir))
+    max_t = max(1, math.ceil(max(float(b) for b in space.values_of("budget") or [space.recipe({}).budget])))
     dashboard_url, owns_ray = _init_ray(opts)
     try:
         _check_resources(opts, cpus, gpus)
@@ -138,72 +196,25 @@ def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
         raise
     if on_start is not None:
         on_start(dashboard_url)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    # a trial resumed from a checkpoint reports some steps again; Optuna keeps the first value
-    warnings.filterwarnings("ignore", message="The reported value is ignored")
-    logging.getLogger("ray.tune").setLevel(logging.WARNING)
-    # with Tune's file loggers off, its ResultGrid warns that result.json is missing: we don't use it
-    logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
     broker = start_broker(opts.name)  # keep the handle: a non-detached actor dies with its last handle
-
     spec = TrialSpec.from_space(space, name=opts.name, experiment=exp.uri, device=opts.device,
                                 data_dir=os.path.abspath(opts.data_dir) if opts.data_dir else None,
                                 threads=max(1, int(cpus)), checkpoint_every_s=strat.checkpoint_every_s)
     trainable = tune.with_resources(tune.with_parameters(ticket_trainable, spec=spec), {"cpu": cpus, "gpu": gpus})
-    if opts.resume:
-        from ray.tune import Tuner
-
-        if not Tuner.can_restore(exp.uri):
-            raise UserError(f"--resume: {exp.uri} holds no restorable Tune state (was the first run "
-                            "interrupted before it started?)")
-        tuner = Tuner.restore(exp.uri, trainable, resume_unfinished=True, resume_errored=True)
-    else:
-        if strat.searcher == "tpe":
-            sampler = optuna.samplers.TPESampler(seed=seed)
-        elif strat.searcher == "grid":
-            sampler = optuna.samplers.GridSampler(space.grid(), seed=seed)
-        else:
-            sampler = optuna.samplers.RandomSampler(seed=seed)
-        searcher = OptunaSearch(define_by_run(space), metric="objective", mode="max", sampler=sampler)
-        if strat.scheduler == "asha":
-            scheduler = ASHAScheduler(time_attr="fidelity", metric="objective", mode="max", max_t=max_t,
-                                      grace_period=min(strat.grace_period, max_t),
-                                      reduction_factor=strat.reduction_factor)
-        else:
-            scheduler = FIFOScheduler()
-        root = locate(opts.storage)
-        tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(
-                search_alg=searcher, scheduler=scheduler,
-                num_samples=opts.num_samples or space.num_samples(),
-                max_concurrent_trials=opts.max_concurrent or strat.max_concurrent,
-                reuse_actors=True, time_budget_s=strat.time_budget_s),
-            run_config=tune.RunConfig(
-                name=opts.name, storage_path=root.uri if "://" in root.uri else root.path,
-                failure_config=tune.FailureConfig(max_failures=strat.max_failures),
-                checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-                callbacks=[ResultsCallback(space, exp, opts.name, metric, quiet=opts.quiet,
-                                           target=strat.stop_when)],
-                progress_reporter=TableReporter(metric, space.fixed_flat(), every_s=opts.progress_every_s),
-                stop=TargetStopper(strat.stop_when) if strat.stop_when else None,
-                verbose=1),
-        )
     try:
-        results = tuner.fit()
+        tuner = _tuner(opts, exp, trainable, metric, seed, max_t)
+        tuner.fit()
         stats = ray.get(broker.get_stats.remote())
     finally:
         if owns_ray:
             ray.shutdown()  # the session this search started (local instance or cluster connection)
     # After a SIGINT Tune saves its state and returns early; the trials table tells what is done.
-    del results
     wanted = opts.num_samples or space.num_samples()
     if opts.resume:
         wanted = max(wanted, _restored_num_samples(tuner, wanted))
     done = len(exp.join("trials").list(".parquet"))
     target_met = bool(strat.stop_when) and _target_met(exp, strat.stop_when)
-    timed_out = strat.time_budget_s is not None
-    interrupted = done < wanted and not timed_out and not target_met
+    interrupted = done < wanted and strat.time_budget_s is None and not target_met
     return SearchOutcome(exp, interrupted, stats, dashboard_url, metric)
 
 

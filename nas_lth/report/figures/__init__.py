@@ -3,7 +3,7 @@
 Each figure module registers one function in :data:`FIGURES` with ``@register(number, name)``; it takes a
 :class:`~nas_lth.report.data.ReportData` and returns a :class:`FigureResult`: a matplotlib ``Figure`` (or
 ``None`` with the reason) plus notes on what is missing from it. The number is the figure's place in the
-report, so adding a figure is one module (imported below) and its test. Figures are built with the
+report, so adding a figure is one module here (every module is imported) and its test. Figures are built with the
 object-oriented API (``matplotlib.figure.Figure``, rendered by Agg when saved): no pyplot, no global backend
 switch, nothing left open.
 
@@ -22,6 +22,7 @@ import traceback
 
 import matplotlib as mpl
 
+from nas_lth.registry import import_submodules
 from nas_lth.report.data import ReportData
 from nas_lth.report.figures._common import (
     DPI,
@@ -51,6 +52,7 @@ __all__ = [
     "learning_curves", "ordered", "pareto", "register", "search_progress", "series_label",
 ]
 
+import_submodules(__name__, __path__, skip=("_common",))  # figures beyond the seven named above
 FIGURE_KEYS = [spec.key for spec in ordered()]
 
 
