@@ -343,3 +343,16 @@ def test_report_package_has_no_strategy_import():
     pattern = re.compile(r"^\s*(from|import)\s+(nas_lth\.strategy|ray)\b", re.MULTILINE)
     for path in (ROOT / "nas_lth" / "report").rglob("*.py"):
         assert not pattern.search(path.read_text()), path.name
+
+
+def test_single_label_rows_with_micro_f1_still_report_accuracy():
+    """Every evaluation records micro-F1; for single-label data it equals the accuracy, and the report
+    must keep calling the experiment's metric accuracy (it called it micro-F1 once)."""
+    import pandas as pd
+
+    from nas_lth.report.data import _multilabel
+
+    single = pd.DataFrame({"val_acc": [0.9, 0.8, None], "val_micro_f1": [0.9, 0.8, None]})
+    multi = pd.DataFrame({"val_acc": [0.5, 0.4], "val_micro_f1": [0.8, 0.7]})
+    assert not _multilabel(single) and _multilabel(multi)
+    assert _multilabel(pd.DataFrame({"val_micro_f1": [0.7]})) and not _multilabel(pd.DataFrame({"val_acc": [0.7]}))

@@ -209,6 +209,15 @@ def iterations_per_epoch(curves: pd.DataFrame) -> float | None:
     return float((both["iteration"] / both["epoch"]).median())
 
 
+def _multilabel(trials: pd.DataFrame) -> bool:
+    """Every evaluation records micro-F1, but for single-label data it equals the accuracy (one
+    prediction per example): the experiment is multi-label where the two differ."""
+    if "val_micro_f1" not in trials or "val_acc" not in trials:
+        return "val_micro_f1" in trials and bool(trials["val_micro_f1"].notna().any())
+    both = trials[["val_micro_f1", "val_acc"]].dropna()
+    return bool(((both.val_micro_f1 - both.val_acc).abs() > 1e-6).any())
+
+
 def load(experiment_dir: str) -> ReportData:
     """Read and normalise an experiment directory; a :class:`UserError` if it is not one."""
     notes: list[str] = []
@@ -220,10 +229,7 @@ def load(experiment_dir: str) -> ReportData:
     loc = locate(str(experiment_dir))
     trials, order_note = _normalise_trials(trials, _mtimes(loc.join("trials")), notes)
     curves = _normalise_curves(curves)
-    if "val_micro_f1" in trials and trials["val_micro_f1"].notna().any():
-        metric = MICRO_F1
-    else:
-        metric = ACCURACY
+    metric = MICRO_F1 if _multilabel(trials) else ACCURACY
     names = [n for n in trials["experiment"].unique() if n]
     name = names[0] if names else posixpath.basename(location.rstrip("/")) or "experiment"
     if len(names) > 1:
