@@ -108,6 +108,9 @@ def _known(name: str, registry, kind: str) -> str:
 
 
 EARLY_BIRD, GRASP = "early_bird", "grasp"  # the `applies` conditions
+# named fields and the registry that knows their names (imported when a recipe is validated)
+_REGISTRIES = {"criterion": ("nas_lth.pruning.criteria", "CRITERIA"), "reinit": ("nas_lth.pruning.reinit",
+               "REINIT_VARIANTS"), "dataset": ("nas_lth.data", "DATASETS"), "model": ("nas_lth.models", "MODELS")}
 
 
 class Recipe(BaseModel):
@@ -154,19 +157,13 @@ class Recipe(BaseModel):
 
     _stop: StopAt = PrivateAttr()
 
-    @field_validator("criterion")
+    @field_validator("criterion", "reinit", "dataset", "model")
     @classmethod
-    def _criterion(cls, v: str) -> str:
-        from nas_lth.pruning.criteria import CRITERIA
+    def _known_name(cls, v: str, info) -> str:
+        import importlib
 
-        return _known(v, CRITERIA, "criterion")
-
-    @field_validator("reinit")
-    @classmethod
-    def _reinit(cls, v: str) -> str:
-        from nas_lth.pruning.reinit import REINIT_VARIANTS
-
-        return _known(v, REINIT_VARIANTS, "reinit")
+        module, attr = _REGISTRIES[info.field_name]
+        return _known(v, getattr(importlib.import_module(module), attr), info.field_name)
 
     @field_validator("stop_at", mode="before")  # before pydantic turns `true` into 1
     @classmethod
@@ -183,20 +180,6 @@ class Recipe(BaseModel):
             if not (isinstance(rate, int | float) and 0 <= rate < 1):
                 raise ValueError(f"rate for {kind!r} is {rate!r}; allowed: 0 <= rate < 1")
         return {**DEFAULT_PRUNE_RATE, **{k: float(r) for k, r in v.items()}}
-
-    @field_validator("dataset")
-    @classmethod
-    def _known_dataset(cls, v: str) -> str:
-        from nas_lth.data import DATASETS
-
-        return _known(v, DATASETS, "dataset")
-
-    @field_validator("model")
-    @classmethod
-    def _known_model(cls, v: str) -> str:
-        from nas_lth.models import MODELS
-
-        return _known(v, MODELS, "model")
 
     @model_validator(mode="after")
     def _stop_within_budget(self) -> Recipe:
