@@ -423,3 +423,18 @@ def test_real_mnist():
     assert ds.num_classes == 10 and ds.train.x.shape[1:] == (1, 28, 28)
     assert sorted(set(ds.test.y.tolist())) == list(range(10))
     assert abs(ds.meta["mean"][0] - 0.1307) < 2e-3 and abs(ds.meta["std"][0] - 0.3081) < 2e-3
+
+
+@pytest.mark.parametrize("name", [n for n, spec in DATASETS.items() if not spec.files])
+def test_every_dataset_that_needs_no_download_loads(name):
+    ds = load_dataset(name)
+    spec = DATASETS[name]
+    assert ds.num_classes == spec.num_classes and tuple(ds.input_shape) == tuple(spec.input_shape)
+    assert min(ds.sizes().values()) > 0
+
+
+def test_datasets_that_need_files_name_them():
+    # every other dataset declares its published files (name + SHA-256), so a loader can fetch and check
+    for name, spec in DATASETS.items():
+        for f in spec.files:
+            assert f.name and len(f.sha256) == 64, (name, f)

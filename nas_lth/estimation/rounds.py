@@ -44,7 +44,7 @@ class CheckpointInfo:
 
 
 RoundListener = Callable[[RoundResult], None]
-EvalListener = Callable[[int, str, dict], None]  # (round, run, eval record)
+EvalRecordListener = Callable[[int, str, dict], None]  # (round, run, eval record)
 CheckpointListener = Callable[[dict, CheckpointInfo], None]
 
 

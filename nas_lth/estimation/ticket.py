@@ -33,13 +33,11 @@ from nas_lth.estimation.replay import round0_from_trajectory
 from nas_lth.estimation.rounds import (
     CheckpointInfo,
     CheckpointListener,
+    EvalRecordListener,
     RoundListener,
     RoundResult,
     round_plan,
     to_device,
-)
-from nas_lth.estimation.rounds import (
-    EvalListener as EvalRecordListener,
 )
 from nas_lth.estimation.train import Diverged, State, Trainer, TrainResult, clone_state
 from nas_lth.estimation.trajectory import DenseTrajectory
