@@ -207,6 +207,54 @@ def test_search_end_to_end(e2e):
     print(f"end-to-end search: {e2e.seconds:.0f} s")
 
 
+def study_of(exp: Path):
+    """The Optuna study inside the searcher state Tune saved with the experiment."""
+    import pickle
+
+    states = sorted(exp.glob("searcher-state-*.pkl"), key=lambda p: p.stat().st_mtime)
+    assert states, f"no searcher state in {exp}: {sorted(p.name for p in exp.iterdir())}"
+    with open(states[-1], "rb") as f:
+        return pickle.load(f)["_ot_study"]
+
+
+def check_study_matches_trials(exp: Path, trials) -> dict:
+    """Every stopped row is PRUNED (its intermediate values at epoch steps), every completed row COMPLETE
+    with its full-budget objective, a replay FAIL with ``replay_of``, failed/diverged FAIL."""
+    from optuna.trial import TrialState
+
+    by_tune = {t.user_attrs.get("tune_trial_id"): t for t in study_of(exp).trials}
+    seen = {}
+    for row in trials.to_dict("records"):
+        ot = by_tune.get(row["trial_id"])
+        assert ot is not None, f"trial {row['trial_id']} is not in the Optuna study"
+        replay = row["message"].startswith("same recipe as trial")
+        if replay:
+            assert ot.state == TrialState.FAIL and ot.user_attrs["replay_of"], (row["trial_id"], ot.state)
+        elif row["status"] == "stopped":
+            assert ot.state == TrialState.PRUNED, (row["trial_id"], ot.state)
+            steps = sorted(ot.intermediate_values)
+            assert steps and steps == list(range(1, len(steps) + 1)), steps  # epochs 1, 2, ...
+            assert max(steps) <= row["epochs_trained"] + 1e-9 < row["budget"]
+        elif row["status"] == "completed":
+            assert ot.state == TrialState.COMPLETE, (row["trial_id"], ot.state)
+            assert ot.value == pytest.approx(row["objective"]) and ot.value == pytest.approx(row["val_acc"])
+        else:
+            assert ot.state == TrialState.FAIL, (row["trial_id"], row["status"], ot.state)
+        seen[ot.state] = seen.get(ot.state, 0) + 1
+    return seen
+
+
+@pytest.mark.integration
+def test_the_searcher_tells_optuna_what_each_trial_was(e2e):
+    """With ASHA: stopped trials enter the study as PRUNED, not as COMPLETE with their early value (what
+    Ray's OptunaSearch does), and completed ones with their full-budget value."""
+    from optuna.trial import TrialState
+
+    trials = read(str(e2e.exp)).trials
+    seen = check_study_matches_trials(e2e.exp, trials)
+    assert seen.get(TrialState.PRUNED, 0) >= 1 and seen.get(TrialState.COMPLETE, 0) >= 1, seen
+
+
 @pytest.mark.integration
 def test_every_completed_trial_stores_its_trained_ticket(e2e):
     from nas_lth import export
@@ -359,6 +407,14 @@ def test_sigint_then_resume_finishes_every_trial_exactly_once(tmp_path):
     assert {k: after_curves.get(k) for k in finished_curves} == finished_curves
     assert set(res.curves.trial_id) == set(trials.trial_id)
     assert (trials.weights_remaining.between(0.19, 0.23)).all()
+    # the Optuna study survived the interruption: every trial in it once, with its state
+    from optuna.trial import TrialState
+
+    study = study_of(exp)
+    assert sorted(t.user_attrs["tune_trial_id"] for t in study.trials if "tune_trial_id" in t.user_attrs) == \
+        sorted(trials.trial_id)
+    assert check_study_matches_trials(exp, trials).get(TrialState.COMPLETE, 0) + \
+        sum(trials.message.str.startswith("same recipe")) == RESUME_SAMPLES
 
 
 # ------------------------------------------------------------------ a trial restarted without a checkpoint
@@ -456,3 +512,8 @@ def test_a_repeated_recipe_reuses_the_first_result(tmp_path):
         assert ticket["provenance"]["trial_id"] == row["trial_id"]
         assert ticket["provenance"]["trained_in_trial"] == first["trial_id"]
         assert ticket["provenance"]["mask_digest"] == first["mask_digest"]
+    # the recipe entered the Optuna study once: the replays are FAIL with replay_of (TPE ignores them)
+    from optuna.trial import TrialState
+
+    seen = check_study_matches_trials(tmp_path / "runs" / "same_recipe", trials)
+    assert seen == {TrialState.COMPLETE: 1, TrialState.FAIL: 2}, seen

@@ -52,10 +52,10 @@ class Memo:
         # The source trial's curve, so every trial has one; sent whole (replacing) with every report
         # because Tune may fold results that arrive this fast into the last one.
         evals = stored.get("evals", [])
-        for rep in stored["reports"]:
-            tune.report(replace(base, **rep, evals=evals, evals_reset=True).to_tune(self.metric))
-        final = TrialReport.from_result(stored["final"])
         source = stored["trial_id"]
+        for rep in stored["reports"]:  # marked as replayed: the searcher must not learn them twice
+            tune.report(replace(base, **rep, evals=evals, evals_reset=True, cached_from=source).to_tune(self.metric))
+        final = TrialReport.from_result(stored["final"])
         if before_final is not None:
             before_final(source)
         shared = (final.iterations_trained or 0) + (final.shared_iterations or 0)

@@ -116,7 +116,8 @@ def _quiet_libraries() -> None:
 def _searcher_and_scheduler(space: SearchSpace, seed: int | None, max_t: int):
     import optuna
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
-    from ray.tune.search.optuna import OptunaSearch
+
+    from nas_lth.strategy.searcher import FidelitySearch
 
     strat = space.spec.strategy
     if strat.searcher == "tpe":
@@ -125,7 +126,8 @@ def _searcher_and_scheduler(space: SearchSpace, seed: int | None, max_t: int):
         sampler = optuna.samplers.GridSampler(space.grid(), seed=seed)
     else:
         sampler = optuna.samplers.RandomSampler(seed=seed)
-    searcher = OptunaSearch(define_by_run(space), metric="objective", mode="max", sampler=sampler)
+    # told PRUNED / COMPLETE / FAIL by what the trial reported, intermediate values at their epoch
+    searcher = FidelitySearch(define_by_run(space), metric="objective", mode="max", sampler=sampler)
     if strat.scheduler == "asha":
         scheduler = ASHAScheduler(time_attr="fidelity", metric="objective", mode="max", max_t=max_t,
                                   grace_period=min(strat.grace_period, max_t), reduction_factor=strat.reduction_factor)

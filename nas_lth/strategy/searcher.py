@@ -1,0 +1,74 @@
+"""A searcher that tells Optuna what each trial's results mean.
+
+Ray's ``OptunaSearch`` (2.60) reports every result at ``training_iteration`` (the count of reports, which
+here includes the checkpoint reports of earlier rounds) and tells a trial ``COMPLETE`` with its last value
+whenever a result exists - a trial ASHA stopped after one epoch enters TPE's model as if its one-epoch
+accuracy were final. :class:`FidelitySearch` reads each result as a :class:`TrialReport` instead:
+
+- intermediate values only from the measured (final) run, at their fidelity step (the epoch);
+- a trial that ran its full budget: ``COMPLETE`` with its full-budget objective;
+- a trial stopped by the scheduler (no final report): ``PRUNED`` - Optuna's TPE ranks pruned trials by
+  their furthest step, then by value, so an early value never passes for a final one;
+- a failed or diverged trial: ``FAIL`` (no value: TPE leaves it out);
+- a trial that replayed another trial's stored result (same recipe): ``FAIL`` with the user attribute
+  ``replay_of``, so the same evaluation does not enter the study twice.
+
+Each study trial carries ``tune_trial_id`` and ``nas_lth_status`` user attributes. The state is pickled
+by Tune with the experiment (``searcher-state-*.pkl``), so ``--resume`` keeps it.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from optuna.trial import TrialState
+from ray.tune.search.optuna import OptunaSearch
+
+from nas_lth.strategy.report import COMPLETED, TrialReport
+
+log = logging.getLogger(__name__)
+
+
+class FidelitySearch(OptunaSearch):
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        self._report(trial_id, TrialReport.from_result(result))
+
+    def _report(self, trial_id: str, rep: TrialReport) -> None:
+        if rep.final or rep.fidelity <= 0 or rep.cached_from:
+            return  # earlier rounds (fidelity 0), the final result (told at completion), replays
+        step = int(round(rep.fidelity))
+        # a trial resumed from a checkpoint reports some epochs again: Optuna keeps the first value
+        steps = self.__dict__.setdefault("_reported_steps", {}).setdefault(trial_id, set())
+        if step not in steps:
+            self._ot_trials[trial_id].report(rep.objective, step)
+            steps.add(step)
+
+    def on_trial_complete(self, trial_id: str, result: dict | None = None, error: bool = False) -> None:
+        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+            return
+        ot_trial = self._ot_trials[trial_id]
+        rep = TrialReport.from_result(result) if result else None
+        state, value, status = TrialState.PRUNED, None, "stopped"
+        if error or rep is None:
+            state, status = (TrialState.FAIL, "failed") if error else (TrialState.PRUNED, "stopped")
+        elif rep.cached_from and rep.cached_from != trial_id:
+            state, status = TrialState.FAIL, "replayed"
+            ot_trial.set_user_attr("replay_of", rep.cached_from)
+        elif not rep.final:
+            # Tune hands the result that made the scheduler stop the trial to on_trial_complete only
+            self._report(trial_id, rep)
+        else:
+            status = rep.status
+            if rep.status == COMPLETED:
+                state, value = TrialState.COMPLETE, rep.objective
+            else:
+                state = TrialState.FAIL
+        ot_trial.set_user_attr("tune_trial_id", trial_id)
+        ot_trial.set_user_attr("nas_lth_status", status)
+        try:
+            self._ot_study.tell(ot_trial, value, state=state)
+        except Exception as exc:  # noqa: BLE001 - e.g. a trial told twice after a restore: never fatal
+            log.warning("optuna tell for trial %s: %s", trial_id, exc)
+        self._completed_trials.add(trial_id)
