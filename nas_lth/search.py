@@ -34,6 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="experiment name (default: the space's name)")
     p.add_argument("--address", help="Ray cluster to join ('auto' on a `ray up` head); default: local Ray")
     p.add_argument("--resume", action="store_true", help="continue an interrupted experiment")
+    p.add_argument("--warm-start", metavar="EXPERIMENT",
+                   help="seed the new study with the completed trials of an earlier experiment of a compatible space")
     p.add_argument("--data-dir", help="folder with dataset files (default: $NAS_LTH_DATA, else download)")
     p.add_argument("--seed", type=int, help="searcher seed (default: the space's)")
     p.add_argument("--device", default="auto", help="auto (CUDA when the trial has a GPU), cpu, cuda")
@@ -82,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         max_concurrent=args.max_concurrent, address=args.address, resume=args.resume,
         data_dir=args.data_dir, seed=args.seed, device=args.device, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, dashboard=not args.no_dashboard, num_cpus=args.num_cpus,
-        progress_every_s=args.progress_every,
+        progress_every_s=args.progress_every, warm_start=args.warm_start,
     )
     print(f"nas_lth search '{name}': {space.source} -> {opts.storage}/{name}", flush=True)
     if args.address and "://" not in args.storage:

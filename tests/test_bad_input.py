@@ -79,6 +79,22 @@ LATIN1_SPACE = yaml.safe_dump(space(description="DESC")).replace("DESC", "caf\xe
 FOREIGN_DIR = {"foreign/notes.txt": "my notes\n", "foreign/data/table.csv": "a,b\n1,2\n"}
 
 
+def trials_parquet(**row) -> bytes:
+    """A real trials-table file (the store's schema) holding one completed row of BASE_SPACE's recipe."""
+    import io
+
+    import pyarrow.parquet as pq
+
+    from nas_lth.store.schema import TRIAL_SCHEMA, to_table
+
+    base = {"experiment": "old", "trial_id": "t0", "model": "lenet300_100", "dataset": "digits", "budget": 1.0,
+            "criterion": "random", "stop_at": "end", "status": "completed", "objective": 0.9, "val_acc": 0.9,
+            "message": "", "eval_rounds": "last"}
+    buf = io.BytesIO()
+    pq.write_table(to_table([{**base, **row}], TRIAL_SCHEMA), buf)
+    return buf.getvalue()
+
+
 @dataclass(frozen=True)
 class Case:
     """``argv`` (after ``python``) and ``expect`` may use ``{tmp}`` for the test's tmp_path. ``files``
@@ -153,6 +169,20 @@ CASES = [
     pytest.param(search("--resume: no experiment 'ghost'", None, "--resume", "--name", "ghost"),
                  id="search-resume-missing-experiment"),
     pytest.param(search("--device 'bogus'", None, "--device", "bogus"), id="search-unknown-device"),
+    # -- --warm-start: a missing, foreign or incompatible experiment
+    pytest.param(search("--warm-start {tmp}/nowhere: ", None, "--warm-start", "{tmp}/nowhere"),
+                 id="search-warm-start-missing"),
+    pytest.param(search("--warm-start {tmp}/foreign: not a nas_lth experiment", None, "--warm-start", "{tmp}/foreign",
+                        files=FOREIGN_DIR), id="search-warm-start-foreign"),
+    pytest.param(search("trial t0: search.criterion = 'snip' is not one of", None, "--warm-start", "{tmp}/old",
+                        files={"old/trials/t0.parquet": trials_parquet(criterion="snip")}),
+                 id="search-warm-start-value-outside-the-space"),
+    pytest.param(search("--warm-start {tmp}/old: fixed.budget is 1", None, "--warm-start", "{tmp}/old",
+                        files={"old/trials/t0.parquet": trials_parquet(budget=3.0)}),
+                 id="search-warm-start-other-fixed-recipe"),
+    pytest.param(search("--warm-start: only for a new experiment", None, "--resume", "--name", "existing",
+                        "--warm-start", "{tmp}/old", files={"old/trials/t0.parquet": trials_parquet()}),
+                 id="search-warm-start-with-resume"),
     pytest.param(search("--seed", None, "--seed", "-1"), id="search-negative-seed"),
     pytest.param(search("--name", None, "--name", "../escape"), id="search-name-outside-storage"),
     pytest.param(search("--num-samples", None, "--num-samples", "many"), id="search-num-samples-not-an-int"),

@@ -517,3 +517,55 @@ def test_a_repeated_recipe_reuses_the_first_result(tmp_path):
 
     seen = check_study_matches_trials(tmp_path / "runs" / "same_recipe", trials)
     assert seen == {TrialState.COMPLETE: 1, TrialState.FAIL: 2}, seen
+
+
+# ------------------------------------------------------------------ warm start
+
+
+def test_warm_start_distributions_are_the_define_by_run_ones():
+    import optuna
+
+    from nas_lth.space import SearchSpace, define_by_run
+    from nas_lth.strategy.warm import distribution
+
+    space = SearchSpace.from_dict(tiny_space("d", 1, {
+        "criterion": {"choice": ["large_final", "random"]}, "stop_at": {"choice": [20, "end", "early_bird"]},
+        "eb_eps": {"float": [0.02, 0.2], "log": True, "when": {"stop_at": "early_bird"}},
+        "rounds": {"int": [1, 3]}, "prune_rate.fc": {"float": [0.1, 0.5], "step": 0.1}}), "d.yaml")
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    fn = define_by_run(space)
+    for _ in range(20):
+        trial = study.ask()
+        fn(trial)
+        for key, dist in trial.distributions.items():
+            assert dist == distribution(space.dims[key]), key
+        study.tell(trial, 0.0)
+
+
+@pytest.mark.integration
+def test_warm_start_seeds_the_study_with_the_old_completed_trials(tmp_path):
+    data = tiny_space("old", 3, {"criterion": {"choice": ["large_final", "random", "snip"]},
+                                 "rounds": {"int": [1, 2]}}, scheduler="fifo", max_concurrent=1)
+    data["fixed"]["budget"] = 1
+    space = write_space(tmp_path / "s.yaml", data)
+    storage = tmp_path / "runs"
+    first = run(search_cmd(space, storage), tmp_path, "old")
+    assert first.returncode == 0, first.stdout[-2000:] + first.stderr[-2000:]
+    old = read(str(storage / "old")).trials
+    done = old[(old.status == "completed") & ~old.message.str.startswith("same recipe")]
+
+    second = run(search_cmd(space, storage, "--name", "new", "--num-samples", "2", "--warm-start",
+                            str(storage / "old")), tmp_path, "new")
+    assert second.returncode == 0, second.stdout[-2000:] + second.stderr[-2000:]
+    distinct = len(done.drop_duplicates(["criterion", "rounds"]))
+    assert f"warm start: the study began with {distinct} completed trial(s)" in second.stdout
+    study = study_of(storage / "new")
+    warm = [t for t in study.trials if "warm_start_from" in t.user_attrs]
+    assert len(warm) == distinct
+    by_id = old.set_index("trial_id")
+    for t in warm:
+        source = t.user_attrs["warm_start_from"].rsplit("#", 1)[1]
+        assert t.state.name == "COMPLETE" and t.value == pytest.approx(by_id.loc[source, "objective"])
+        assert t.params == {"criterion": by_id.loc[source, "criterion"], "rounds": int(by_id.loc[source, "rounds"])}
+    # the new experiment's own trials follow, and only they have rows
+    assert len(read(str(storage / "new")).trials) == 2

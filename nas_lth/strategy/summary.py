@@ -54,6 +54,8 @@ def print_summary(outcome) -> None:
         print(f"\nshared dense trajectory: computed {computed}x, reused by {reused} trials: "
               f"{int(own):,} training iterations instead of {int(shared + own):,} without sharing "
               f"({100 * shared / max(shared + own, 1):.0f}% saved)")
+    if getattr(outcome, "warm_started", 0):
+        print(f"\nwarm start: the study began with {outcome.warm_started} completed trial(s) of an earlier experiment")
     print(f"\nParquet: {exp.uri}/trials  and  {exp.uri}/curves")
     print(f"report:  python -m nas_lth.report {exp.uri}")
     if (trials.status == "completed").any():

@@ -32,6 +32,7 @@ class SearchOptions:
     num_cpus: int | None = None  # local Ray only
     progress_every_s: float = 15.0
     quiet: bool = False
+    warm_start: str | None = None  # an earlier experiment whose completed trials seed the study
 
 
 @dataclass
@@ -41,6 +42,7 @@ class SearchOutcome:
     trajectory_stats: dict
     dashboard_url: str | None
     metric: str
+    warm_started: int = 0  # trials of --warm-start added to the study
 
 
 def _check_storage(opts: SearchOptions) -> Location:
@@ -136,7 +138,8 @@ def _searcher_and_scheduler(space: SearchSpace, seed: int | None, max_t: int):
     return searcher, scheduler
 
 
-def _tuner(opts: SearchOptions, exp: Location, trainable, metric: str, seed: int | None, max_t: int):
+def _tuner(opts: SearchOptions, exp: Location, trainable, metric: str, seed: int | None, max_t: int,
+           warm: list | None = None):
     """A new Tuner, or the experiment's restored one (``--resume``)."""
     from ray import tune
 
@@ -151,6 +154,8 @@ def _tuner(opts: SearchOptions, exp: Location, trainable, metric: str, seed: int
                             "interrupted before it started?)")
         return tune.Tuner.restore(exp.uri, trainable, resume_unfinished=True, resume_errored=True)
     searcher, scheduler = _searcher_and_scheduler(space, seed, max_t)
+    if warm:
+        searcher._ot_study.add_trials(warm)  # the study exists once metric and mode are given
     root = locate(opts.storage)
     return tune.Tuner(
         trainable,
@@ -181,6 +186,7 @@ def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
 
     space, strat, res = opts.space, opts.space.spec.strategy, opts.space.spec.resources
     exp = _check_storage(opts)
+    warm = _warm(opts)
     seed = strat.seed if opts.seed is None else opts.seed
     cpus = opts.cpus_per_trial if opts.cpus_per_trial is not None else res.cpus_per_trial
     gpus = opts.gpus_per_trial if opts.gpus_per_trial is not None else res.gpus_per_trial
@@ -204,7 +210,7 @@ def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
                                 threads=max(1, int(cpus)), checkpoint_every_s=strat.checkpoint_every_s)
     trainable = tune.with_resources(tune.with_parameters(ticket_trainable, spec=spec), {"cpu": cpus, "gpu": gpus})
     try:
-        tuner = _tuner(opts, exp, trainable, metric, seed, max_t)
+        tuner = _tuner(opts, exp, trainable, metric, seed, max_t, warm)
         tuner.fit()
         stats = ray.get(broker.get_stats.remote())
     finally:
@@ -217,7 +223,21 @@ def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
     done = len(exp.join("trials").list(".parquet"))
     target_met = bool(strat.stop_when) and _target_met(exp, strat.stop_when)
     interrupted = done < wanted and strat.time_budget_s is None and not target_met
-    return SearchOutcome(exp, interrupted, stats, dashboard_url, metric)
+    return SearchOutcome(exp, interrupted, stats, dashboard_url, metric, warm_started=len(warm))
+
+
+def _warm(opts: SearchOptions) -> list:
+    """The --warm-start trials, checked before Ray starts (a bad experiment changes nothing)."""
+    if not opts.warm_start:
+        return []
+    if opts.resume:
+        raise UserError("--warm-start: only for a new experiment (a resumed one keeps its own study)")
+    from nas_lth.strategy.warm import warm_trials
+
+    warm = warm_trials(opts.space, opts.warm_start)
+    if not warm:
+        raise UserError(f"--warm-start {opts.warm_start}: it has no completed trials to start from")
+    return warm
 
 
 def _restored_num_samples(tuner, default: int) -> int:
