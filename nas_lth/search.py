@@ -10,6 +10,7 @@ ticket file.
 from __future__ import annotations
 
 import argparse
+import math
 import signal
 import sys
 from pathlib import Path
@@ -53,6 +54,8 @@ def _check_args(args) -> None:
         v = getattr(args, flag)
         if v is not None and v < 1:
             raise UserError(f"--{flag.replace('_', '-')} must be >= 1, got {v}")
+    if not (math.isfinite(args.progress_every) and args.progress_every > 0):
+        raise UserError(f"--progress-every {args.progress_every}: give a number of seconds > 0")
     if args.data_dir and not Path(args.data_dir).is_dir():
         raise UserError(f"--data-dir {args.data_dir}: no such directory")
     if args.seed is not None and not 0 <= args.seed < 2**32:
@@ -68,6 +71,10 @@ def _check_args(args) -> None:
                 raise UserError(f"--device {args.device!r}: allowed auto, cpu, cuda, cuda:N") from None
         else:
             pick_device(args.device)
+
+
+def _sigterm_as_sigint() -> None:
+    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
 
 
 @cli_entry
@@ -90,10 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     if args.address and "://" not in args.storage:
         print(f"note: --storage {args.storage} is a local path; with --address every node must reach it "
               "(a shared filesystem), otherwise use s3:// or gs://", file=sys.stderr, flush=True)
-    # `ray job stop` and schedulers send SIGTERM: treat it like Ctrl-C, so Tune saves its state for --resume
-    signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
-    outcome = run_search(opts, on_start=lambda url: print(
-        f"Ray dashboard: {url}" if url else "Ray dashboard: not running", flush=True))
+    # `ray job stop` and schedulers send SIGTERM: treat it like Ctrl-C, so Tune saves its state for --resume.
+    # ray.init() installs its own SIGTERM handler (a plain exit), so ours goes in again once Ray is up.
+    _sigterm_as_sigint()
+
+    def on_start(url):
+        _sigterm_as_sigint()
+        print(f"Ray dashboard: {url}" if url else "Ray dashboard: not running", flush=True)
+
+    outcome = run_search(opts, on_start=on_start)
     print_summary(outcome)
     if outcome.interrupted:
         print(f"\ninterrupted: continue with  python -m nas_lth.search {args.space or ''} --name {name} "

@@ -169,6 +169,21 @@ CASES = [
     pytest.param(search("--resume: no experiment 'ghost'", None, "--resume", "--name", "ghost"),
                  id="search-resume-missing-experiment"),
     pytest.param(search("--device 'bogus'", None, "--device", "bogus"), id="search-unknown-device"),
+    # -- hostile YAML: aliases (billion laughs), duplicate keys, deep nesting, a device as the file
+    pytest.param(search("YAML aliases (*name) are not allowed",
+                        "name: x\nfixed:\n  model: lenet300_100\n  dataset: digits\n  model_options:\n"
+                        "    a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]\n    b: &b [*a, *a, *a, *a, *a, *a, *a, *a, *a]\n"
+                        "    c: [*b, *b, *b, *b, *b, *b, *b, *b, *b]\nsearch: {criterion: {choice: [random]}}\n"),
+                 id="space-yaml-aliases"),
+    pytest.param(search("duplicate key 'search' at line", yaml.safe_dump(BASE_SPACE, sort_keys=False)
+                        + "search: {rounds: {int: [1, 9]}}\n"), id="space-duplicate-key"),
+    pytest.param(search("nested more than 50 levels", "name: x\nfixed: " + "[" * 200 + "]" * 200 + "\n"),
+                 id="space-deep-nesting"),
+    pytest.param(Case(("-m", "nas_lth.search", "/dev/zero", "--storage", "{tmp}/runs"),
+                      "/dev/zero: not a regular file"), id="space-is-a-device"),
+    pytest.param(search("--progress-every 0.0", None, "--progress-every", "0"), id="search-progress-every-zero"),
+    pytest.param(search("--progress-every nan", None, "--progress-every", "nan"), id="search-progress-every-nan"),
+    pytest.param(search("--progress-every -1.0", None, "--progress-every", "-1"), id="search-progress-every-negative"),
     # -- --warm-start: a missing, foreign or incompatible experiment
     pytest.param(search("--warm-start {tmp}/nowhere: ", None, "--warm-start", "{tmp}/nowhere"),
                  id="search-warm-start-missing"),
@@ -186,6 +201,13 @@ CASES = [
     pytest.param(search("--seed", None, "--seed", "-1"), id="search-negative-seed"),
     pytest.param(search("--name", None, "--name", "../escape"), id="search-name-outside-storage"),
     pytest.param(search("--num-samples", None, "--num-samples", "many"), id="search-num-samples-not-an-int"),
+    # -- tables are data: a crafted trial id is not followed as a path
+    pytest.param(Case(("-m", "nas_lth.export", "{tmp}/evil", "--best"), "is not a plain name",
+                      {"evil/trials/t0.parquet": trials_parquet(trial_id="../../../outside")}),
+                 id="export-trial-id-with-a-path"),
+    pytest.param(Case(("-m", "nas_lth.export", "{tmp}/evil", "--best"), "is not a plain name",
+                      {"evil/trials/t0.parquet": trials_parquet(trial_id="/etc/passwd")}),
+                 id="export-absolute-trial-id"),
     # -- the ticket CLI (a single recipe)
     pytest.param(ticket("recipe.yaml: cannot read recipe"), id="ticket-missing-recipe"),
     pytest.param(ticket("recipe.yaml: malformed YAML", "model: lenet300_100\n  dataset: digits\n"),

@@ -224,11 +224,12 @@ def test_only_failed_trials(tmp_path):
     exp = fx.only_failed_experiment(tmp_path)
     out = tmp_path / "out"
     out.mkdir()
-    (out / "fig1_accuracy_vs_weights.png").write_bytes(b"stale")  # from an earlier run
+    (out / "fig1_accuracy_vs_weights.png").write_bytes(b"stale")  # from an earlier run, or someone's file
     proc = run_cli(str(exp), "-o", str(out))
     assert proc.returncode == 0, proc.stderr
     assert "missing:" in proc.stdout and "not drawn" in proc.stdout
-    assert not (out / "fig1_accuracy_vs_weights.png").exists()
+    # never deleted (the report removes nothing it did not write in this run), and not referred to
+    assert (out / "fig1_accuracy_vs_weights.png").read_bytes() == b"stale"
     assert_valid_png(out / "fig7_search_progress.png")  # the outcomes bar is still drawn
     html = (out / "index.html").read_text(encoding="utf-8")
     assert "What is missing" in html and "no completed (full-budget) trials yet" in html
@@ -356,3 +357,27 @@ def test_single_label_rows_with_micro_f1_still_report_accuracy():
     multi = pd.DataFrame({"val_acc": [0.5, 0.4], "val_micro_f1": [0.8, 0.7]})
     assert not _multilabel(single) and _multilabel(multi)
     assert _multilabel(pd.DataFrame({"val_micro_f1": [0.7]})) and not _multilabel(pd.DataFrame({"val_acc": [0.7]}))
+
+
+def test_the_default_report_folder_is_named_from_the_command_line_not_the_table(tmp_path):
+    """A trials table whose experiment column says ``../../outside`` (or an absolute path) must not send
+    the report outside reports/ (issue: readers trust table contents)."""
+    import pyarrow.parquet as pq
+
+    exp = fx.full_experiment(tmp_path, "honest")
+    for f in (exp / "trials").glob("*.parquet"):
+        t = pq.read_table(f)
+        col = t.schema.get_field_index("experiment")
+        pq.write_table(t.set_column(col, "experiment", pa_array(["../../outside"] * t.num_rows)), f)
+    work = tmp_path / "work"
+    work.mkdir()
+    proc = run_cli(str(exp), cwd=work)
+    assert proc.returncode == 0, proc.stderr
+    assert (work / "reports" / "honest" / "index.html").exists()
+    assert not (tmp_path / "outside").exists() and not (work.parent.parent / "outside").exists()
+
+
+def pa_array(values):
+    import pyarrow as pa
+
+    return pa.array(values, pa.string())

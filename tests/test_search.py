@@ -417,6 +417,38 @@ def test_sigint_then_resume_finishes_every_trial_exactly_once(tmp_path):
         sum(trials.message.str.startswith("same recipe")) == RESUME_SAMPLES
 
 
+@pytest.mark.integration
+def test_sigterm_saves_state_like_sigint_and_the_search_resumes(tmp_path):
+    """`ray job stop` and batch schedulers send SIGTERM. ray.init() replaces the driver's SIGTERM handler
+    with a plain exit (exit 15 in 2 s, no resume hint); the search puts its own back once Ray is up."""
+    space = write_space(tmp_path / "term.yaml", tiny_space(
+        "tiny_term", 8, {"criterion": {"choice": ["large_final", "random", "snip", "magnitude_increase"]},
+                         "rounds": {"int": [1, 3]}}, scheduler="fifo"))
+    storage = tmp_path / "runs"
+    exp = storage / "tiny_term"
+    cmd = search_cmd(space, storage)
+    proc = start(cmd, tmp_path, "first")
+    try:
+        deadline = time.monotonic() + SEARCH_TIMEOUT_S
+        while len(list((exp / "trials").glob("*.parquet"))) < 1:
+            assert proc.poll() is None, (tmp_path / "first.out").read_text()[-3000:]
+            assert time.monotonic() < deadline, "no trial written in time"
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(120)
+    finally:
+        left = reap_session(proc)
+    out = (tmp_path / "first.out").read_text()
+    assert not left, f"processes left behind after SIGTERM: {left}"
+    assert proc.returncode == 130, out[-3000:] + (tmp_path / "first.err").read_text()[-3000:]
+    assert any("--resume" in line for line in out.splitlines()), out[-2000:]
+    assert len(list((exp / "trials").glob("*.parquet"))) < 8, "the search finished before SIGTERM arrived"
+    proc2 = run([*cmd, "--resume"], tmp_path, "second")
+    assert proc2.returncode == 0, proc2.stdout[-3000:] + proc2.stderr[-3000:]
+    trials = read(str(exp)).trials
+    assert len(trials) == 8 and trials.trial_id.is_unique and (trials.status == "completed").all()
+
+
 # ------------------------------------------------------------------ a trial restarted without a checkpoint
 
 

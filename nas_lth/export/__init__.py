@@ -33,6 +33,7 @@ from nas_lth.export.format import (
     to_bytes,
 )
 from nas_lth.export.sparse import to_sparse
+from nas_lth.space.schema import valid_name
 from nas_lth.store import locate
 from nas_lth.store import read as read_results
 
@@ -46,6 +47,11 @@ TICKETS_DIR = "tickets"
 
 
 def ticket_path(experiment_uri: str, trial_id: str):
+    """``<experiment>/tickets/<trial_id>.pt``. The id often comes from a trials table (data, not code): a
+    value that is not a plain name (``../x``, ``/etc/x``) is refused rather than followed."""
+    if not valid_name(str(trial_id)):
+        raise UserError(f"{experiment_uri}: trial id {str(trial_id)[:80]!r} is not a plain name; refusing to build a "
+                        "path from it")
     return locate(experiment_uri).join(TICKETS_DIR, f"{trial_id}.pt")
 
 

@@ -15,6 +15,7 @@ import sys
 from nas_lth.device import pick_device
 from nas_lth.errors import ArgumentParser, UserError, cli_entry
 from nas_lth.export import WEIGHT_SETS, evaluate_ticket, export_trial, load, recorded, save, ticket_path
+from nas_lth.space.schema import valid_name
 from nas_lth.store import locate
 from nas_lth.store import read as read_results
 
@@ -56,6 +57,16 @@ def _list(experiment: str) -> int:
     return 0
 
 
+def _default_output(experiment, trial_id) -> str:
+    """``<experiment>-<trial>.ticket.pt`` in the working directory; both names come from stored data, so
+    they must be plain names (no path) or the user names the file."""
+    name = f"{experiment}-{trial_id}.ticket.pt"
+    if not (valid_name(str(experiment)) and valid_name(str(trial_id))):
+        raise UserError(f"the ticket's experiment/trial names ({str(experiment)[:60]!r}, {str(trial_id)[:60]!r}) are "
+                        "not plain names; give the output file with -o")
+    return name
+
+
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
@@ -65,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device(args.device) if args.verify else None
     ticket, row = export_trial(args.experiment, args.trial, best=args.best, weights=weights)
     prov = ticket["provenance"]
-    out = args.output or f"{prov['experiment']}-{row.trial_id}.ticket.pt"
+    out = args.output or _default_output(prov.get("experiment"), row.trial_id)
     if locate(out).exists() and not args.force:
         raise UserError(f"{out}: exists; pass --force to overwrite it or -o to write elsewhere")
     if "://" not in out and os.path.isdir(out):

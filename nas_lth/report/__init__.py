@@ -9,13 +9,16 @@ writes ``index.html`` (self-contained: figures embedded as data URIs), one PNG p
 from __future__ import annotations
 
 import os
+import posixpath
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from nas_lth.errors import UserError
 from nas_lth.report import html, markdown
 from nas_lth.report.data import ReportData, load
 from nas_lth.report.figures import FIGURE_KEYS, FigureResult, draw_all
 from nas_lth.report.tables import Summary, summarise
+from nas_lth.space.schema import valid_name
 
 __all__ = ["FIGURE_KEYS", "Report", "ReportData", "build_report", "default_out_dir", "load"]
 
@@ -31,7 +34,12 @@ class Report:
     missing: list[str] = field(default_factory=list)  # every gap, in the order the page lists them
 
 
-def default_out_dir(name: str) -> Path:
+def default_out_dir(experiment_dir: str | os.PathLike) -> Path:
+    """``reports/<name>`` with the name taken from the command line (the experiment folder's name), never
+    from the tables: a trials table is data, and its ``experiment`` column could hold ``../x`` or ``/x``."""
+    name = posixpath.basename(str(experiment_dir).rstrip("/"))
+    if not valid_name(name):
+        raise UserError(f"{experiment_dir}: cannot name a report folder after {name!r}; give one with -o OUT_DIR")
     return Path("reports") / name
 
 
@@ -42,7 +50,7 @@ def _dedupe(items: list[str]) -> list[str]:
 def build_report(experiment_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None) -> Report:
     """Read the experiment, draw the figures and write the page, the PNGs and the Markdown summary."""
     data = load(str(experiment_dir))
-    out = Path(out_dir) if out_dir is not None else default_out_dir(data.name)
+    out = Path(out_dir) if out_dir is not None else default_out_dir(experiment_dir)
     out.mkdir(parents=True, exist_ok=True)
     figures = draw_all(data)
     summary = summarise(data)
@@ -58,7 +66,8 @@ def build_report(experiment_dir: str | os.PathLike, out_dir: str | os.PathLike |
     for fr in figures:
         path = out / f"{fr.key}.png"
         if fr.figure is None:
-            path.unlink(missing_ok=True)  # a figure of an earlier run that no longer applies
+            # a same-named PNG from an earlier run stays (the report deletes nothing it did not write in
+            # this run: the folder may hold someone's files); the page and summary no longer refer to it
             html_figs.append((fr, None))
             md_figs.append((fr, None))
             continue
