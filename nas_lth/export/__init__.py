@@ -33,7 +33,7 @@ from nas_lth.export.format import (
     to_bytes,
 )
 from nas_lth.export.sparse import to_sparse
-from nas_lth.space.schema import valid_name
+from nas_lth.names import valid_name
 from nas_lth.store import locate
 from nas_lth.store import read as read_results
 

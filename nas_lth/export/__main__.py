@@ -15,7 +15,7 @@ import sys
 from nas_lth.device import pick_device
 from nas_lth.errors import ArgumentParser, UserError, cli_entry
 from nas_lth.export import WEIGHT_SETS, evaluate_ticket, export_trial, load, recorded, save, ticket_path
-from nas_lth.space.schema import valid_name
+from nas_lth.names import valid_name
 from nas_lth.store import locate
 from nas_lth.store import read as read_results
 

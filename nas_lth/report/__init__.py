@@ -14,11 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from nas_lth.errors import UserError
+from nas_lth.names import valid_name
 from nas_lth.report import html, markdown
 from nas_lth.report.data import ReportData, load
 from nas_lth.report.figures import FIGURE_KEYS, FigureResult, draw_all
 from nas_lth.report.tables import Summary, summarise
-from nas_lth.space.schema import valid_name
 
 __all__ = ["FIGURE_KEYS", "Report", "ReportData", "build_report", "default_out_dir", "load"]
 

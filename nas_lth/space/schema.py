@@ -24,23 +24,18 @@ unknown criterion or a rate outside [0, 1) is reported with the file and the key
 from __future__ import annotations
 
 import copy
-import re
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from nas_lth.errors import UserError
+from nas_lth.names import valid_name
 from nas_lth.recipe import Recipe, format_validation_error
 from nas_lth.yamlfile import read_yaml
 
 Scalar = str | int | float | bool | None
 # an experiment name is a folder name inside the storage: no separators, not "." or ".."
-NAME_PATTERN = r"^[A-Za-z0-9_.-]+$"
-
-
-def valid_name(name: str) -> bool:
-    return re.fullmatch(NAME_PATTERN, name) is not None and name not in (".", "..")
 
 
 class Dimension(BaseModel):
