@@ -211,7 +211,9 @@ def study_of(exp: Path):
     """The Optuna study inside the searcher state Tune saved with the experiment."""
     import pickle
 
-    states = sorted(exp.glob("searcher-state-*.pkl"), key=lambda p: p.stat().st_mtime)
+    # one file per Tune session, named by its start time; the latest session's is the current state
+    # (modification times do not tell: syncing to the storage path rewrites the older files as well)
+    states = sorted(exp.glob("searcher-state-*.pkl"), key=lambda p: p.name)
     assert states, f"no searcher state in {exp}: {sorted(p.name for p in exp.iterdir())}"
     with open(states[-1], "rb") as f:
         return pickle.load(f)["_ot_study"]
