@@ -354,6 +354,30 @@ def test_resume_of_a_missing_experiment_is_a_user_error(e2e):
 RESUME_SAMPLES = 10
 
 
+def interrupt(cmd: list[str], tmp_path: Path, exp: Path, trials: int, sig: int) -> None:
+    """Start the search and send ``sig`` once ``trials`` rows exist; it must stop resumable."""
+    proc = start(cmd, tmp_path, "first")
+    try:
+        deadline = time.monotonic() + SEARCH_TIMEOUT_S
+        while len(list((exp / "trials").glob("*.parquet"))) < trials:
+            assert proc.poll() is None, (
+                f"the search ended (exit {proc.returncode}) before {trials} trial(s) were written:\n"
+                + (tmp_path / "first.out").read_text()[-3000:] + (tmp_path / "first.err").read_text()[-3000:])
+            assert time.monotonic() < deadline, f"no {trials} trial(s) written in time"
+            time.sleep(0.1)
+        proc.send_signal(sig)
+        proc.wait(120)
+    finally:
+        left = reap_session(proc)
+    out, err = (tmp_path / "first.out").read_text(), (tmp_path / "first.err").read_text()
+    # Tune saved its state: exit 130 with the command that resumes, nothing left running
+    assert not left, f"processes left behind after signal {sig}: {left}"
+    assert proc.returncode == 130, out[-3000:] + err[-3000:]
+    assert "Traceback" not in err, err[-3000:]
+    hint = [line for line in out.splitlines() if "--resume" in line]
+    assert hint and "python -m nas_lth.search" in hint[-1], out[-2000:]
+
+
 @pytest.mark.integration
 def test_sigint_then_resume_finishes_every_trial_exactly_once(tmp_path):
     space = write_space(tmp_path / "resume.yaml", tiny_space(
@@ -366,26 +390,7 @@ def test_sigint_then_resume_finishes_every_trial_exactly_once(tmp_path):
     exp = storage / "tiny_resume"
     cmd = search_cmd(space, storage)
 
-    proc = start(cmd, tmp_path, "first")
-    try:
-        deadline = time.monotonic() + SEARCH_TIMEOUT_S
-        while len(list((exp / "trials").glob("*.parquet"))) < 2:
-            assert proc.poll() is None, (
-                f"the search ended (exit {proc.returncode}) before 2 trials were written:\n"
-                + (tmp_path / "first.out").read_text()[-3000:] + (tmp_path / "first.err").read_text()[-3000:])
-            assert time.monotonic() < deadline, "no 2 trials written in time"
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGINT)
-        proc.wait(120)
-    finally:
-        left = reap_session(proc)
-    out = (tmp_path / "first.out").read_text()
-    err = (tmp_path / "first.err").read_text()
-    assert not left, f"processes left behind after SIGINT: {left}"
-    assert proc.returncode == 130, out[-3000:] + err[-3000:]
-    assert "Traceback" not in err, err[-3000:]
-    hint = [line for line in out.splitlines() if "--resume" in line]
-    assert hint and "python -m nas_lth.search" in hint[-1], out[-2000:]
+    interrupt(cmd, tmp_path, exp, 2, signal.SIGINT)
 
     finished = digests(exp / "trials")
     finished_curves = digests(exp / "curves")
@@ -429,21 +434,7 @@ def test_sigterm_saves_state_like_sigint_and_the_search_resumes(tmp_path):
     storage = tmp_path / "runs"
     exp = storage / "tiny_term"
     cmd = search_cmd(space, storage)
-    proc = start(cmd, tmp_path, "first")
-    try:
-        deadline = time.monotonic() + SEARCH_TIMEOUT_S
-        while len(list((exp / "trials").glob("*.parquet"))) < 1:
-            assert proc.poll() is None, (tmp_path / "first.out").read_text()[-3000:]
-            assert time.monotonic() < deadline, "no trial written in time"
-            time.sleep(0.1)
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(120)
-    finally:
-        left = reap_session(proc)
-    out = (tmp_path / "first.out").read_text()
-    assert not left, f"processes left behind after SIGTERM: {left}"
-    assert proc.returncode == 130, out[-3000:] + (tmp_path / "first.err").read_text()[-3000:]
-    assert any("--resume" in line for line in out.splitlines()), out[-2000:]
+    interrupt(cmd, tmp_path, exp, 1, signal.SIGTERM)
     assert len(list((exp / "trials").glob("*.parquet"))) < 8, "the search finished before SIGTERM arrived"
     proc2 = run([*cmd, "--resume"], tmp_path, "second")
     assert proc2.returncode == 0, proc2.stdout[-3000:] + proc2.stderr[-3000:]
