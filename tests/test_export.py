@@ -245,3 +245,18 @@ def test_pickle_of_evil_is_not_run(tmp_path, capsys):
     with pytest.raises(UserError):
         export.read(tmp_path / "e.pt")
     assert "this must never run" not in capsys.readouterr().out
+
+
+def test_export_skips_and_names_an_unreadable_table_file(tmp_path):
+    """A damaged Parquet file among the rows: --list still lists the readable trials, with one warning
+    naming the file (it ended in an ArrowInvalid traceback, exit 1)."""
+    from nas_lth.store import locate, write_trial
+
+    exp = locate(str(tmp_path / "exp"))
+    write_trial(exp, "good1", {"trial_id": "good1", "status": "stopped", "objective": 0.5, "weights_remaining": 0.2})
+    (tmp_path / "exp" / "trials" / "noise.parquet").write_bytes(bytes(range(256)))
+    proc = subprocess.run([sys.executable, "-m", "nas_lth.export", str(tmp_path / "exp"), "--list"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "good1" in proc.stdout
+    assert "warning: skipped unreadable trials/noise.parquet" in proc.stderr and "Traceback" not in proc.stderr

@@ -297,3 +297,26 @@ def test_best_tickets_lists_each_recipe_once_with_its_trial_count():
     best = best_tickets(pd.DataFrame(rows))
     assert list(best.trial_id) == ["a", "c"]
     assert list(best.trials) == [3, 1]
+
+
+def test_unreadable_and_foreign_files_are_skipped_and_named(three_trials, tmp_path):
+    """One place reads tolerantly: a truncated, an empty, a random-bytes and a foreign Parquet file with a
+    conflicting column type are skipped and named; the good rows are read (the export CLI crashed on them)."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    exp = tmp_path / "runs" / "exp"
+    trials_dir = exp / "trials"
+    good = sorted(trials_dir.glob("*.parquet"))[0].read_bytes()
+    (trials_dir / "truncated.parquet").write_bytes(good[: len(good) // 2])
+    (trials_dir / "empty.parquet").write_bytes(b"")
+    (trials_dir / "noise.parquet").write_bytes(bytes(range(256)) * 4)
+    buf = io.BytesIO()
+    pq.write_table(pa.table({"trial_id": [1, 2], "val_acc": ["high", "low"]}), buf)  # ints and strings
+    (trials_dir / "foreign.parquet").write_bytes(buf.getvalue())
+    res = read(str(exp))
+    assert len(res.trials) == 3 and set(res.trials.trial_id) == {"t1", "t2", "t3"}
+    assert sorted(s.split(":")[0] for s in res.skipped) == [
+        "trials/empty.parquet", "trials/foreign.parquet", "trials/noise.parquet", "trials/truncated.parquet"]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 
 import pandas as pd
 import torch
@@ -40,7 +41,7 @@ from nas_lth.store import read as read_results
 __all__ = [
     "FORMAT", "VERSION", "WEIGHT_SETS", "ModelSpec", "evaluate_ticket", "export_trial", "from_bytes", "load",
     "masks_of", "model_spec", "pack", "read", "recorded", "save", "stored_ticket", "ticket_path", "to_bytes",
-    "to_sparse",
+    "to_sparse", "trials_of",
 ]
 
 TICKETS_DIR = "tickets"
@@ -88,9 +89,17 @@ def load(path: str | os.PathLike, *, weights: str | None = None, device: str | t
     return model.to(device)
 
 
+def trials_of(experiment_dir: str) -> pd.DataFrame:
+    """The trials table; files that cannot be read are skipped and named on stderr."""
+    res = read_results(experiment_dir)
+    for s in res.skipped:
+        print(f"warning: skipped unreadable {s}", file=sys.stderr)
+    return res.trials
+
+
 def stored_ticket(experiment_dir: str, trial_id: str | None = None, *, best: bool = False) -> tuple[dict, pd.Series]:
     """The ticket the search stored for a trial (or the best completed one) with its trials-table row."""
-    table = read_results(experiment_dir).trials
+    table = trials_of(experiment_dir)
     if table.empty:
         raise UserError(f"{experiment_dir}: no trials recorded yet")
     if best:

@@ -14,10 +14,9 @@ import sys
 
 from nas_lth.device import pick_device
 from nas_lth.errors import ArgumentParser, UserError, cli_entry
-from nas_lth.export import WEIGHT_SETS, evaluate_ticket, export_trial, load, recorded, save, ticket_path
+from nas_lth.export import WEIGHT_SETS, evaluate_ticket, export_trial, load, recorded, save, ticket_path, trials_of
 from nas_lth.names import valid_name
 from nas_lth.store import locate
-from nas_lth.store import read as read_results
 
 # a reloaded ticket must reproduce the recorded accuracy / micro-F1 exactly (same weights, same data);
 # the tolerance only absorbs float rounding of the stored numbers
@@ -43,7 +42,7 @@ def build_parser():
 
 
 def _list(experiment: str) -> int:
-    trials = read_results(experiment).trials
+    trials = trials_of(experiment)
     if trials.empty:
         print("no trials yet")
         return 0

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from nas_lth.errors import UserError
 from nas_lth.store import CURVE_COLUMNS, SCHEMA_VERSION, STATUSES, TRIAL_COLUMNS, locate, read
@@ -107,28 +106,10 @@ def _mtimes(trials_dir) -> dict[str, float]:
     return out
 
 
-def _read_tolerant(loc, sub: str, notes: list[str]) -> pd.DataFrame:
-    """Read ``sub/*.parquet`` file by file, skipping unreadable ones (fallback when a bulk read fails)."""
-    tables = []
-    for f in loc.join(sub).list(".parquet"):
-        try:
-            tables.append(pq.read_table(f.path, filesystem=f.fs))
-        except (OSError, pa.ArrowException) as exc:
-            notes.append(f"skipped unreadable {sub}/{posixpath.basename(f.path)}: {str(exc).splitlines()[0]}")
-    if not tables:
-        return pd.DataFrame()
-    return pa.concat_tables(tables, promote_options="default").to_pandas()
-
-
 def _read(experiment_dir: str, notes: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, str]:
-    try:
-        res = read(experiment_dir)
-        return res.trials, res.curves, res.location
-    except UserError:
-        raise
-    except (OSError, pa.ArrowException):  # e.g. a foreign or damaged file among the rows
-        loc = locate(str(experiment_dir))
-        return _read_tolerant(loc, "trials", notes), _read_tolerant(loc, "curves", notes), loc.uri
+    res = read(experiment_dir)  # skips unreadable or foreign files and names them
+    notes += [f"skipped unreadable {s}" for s in res.skipped]
+    return res.trials, res.curves, res.location
 
 
 def _numeric(df: pd.DataFrame, cols) -> None:

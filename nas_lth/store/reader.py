@@ -1,8 +1,15 @@
-"""Read an experiment's Parquet tables into pandas (any Parquet reader works the same way)."""
+"""Read an experiment's Parquet tables into pandas (any Parquet reader works the same way).
+
+Read tolerantly, in this one place: a table folder may hold a damaged file (truncated, empty, random
+bytes, a dangling link) or a foreign Parquet file whose columns conflict with the store's schema. Such
+files are skipped and named in ``Results.skipped``; every reader (report, export, summary, warm start)
+says which, instead of failing on the first one.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import posixpath
+from dataclasses import dataclass, field
 
 import pandas as pd
 import pyarrow as pa
@@ -10,6 +17,7 @@ import pyarrow.parquet as pq
 
 from nas_lth.errors import UserError
 from nas_lth.store.fs import Location, locate
+from nas_lth.store.schema import CURVE_SCHEMA, TRIAL_SCHEMA
 
 
 @dataclass
@@ -17,22 +25,44 @@ class Results:
     trials: pd.DataFrame
     curves: pd.DataFrame
     location: str
+    skipped: list[str] = field(default_factory=list)  # "<table>/<file>: why", for files that could not be read
 
 
-def _read_dir(loc: Location) -> pd.DataFrame:
-    files = loc.list(".parquet")
-    if not files:
+def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """Cast the columns the store knows to its types (older files may differ where a cast is safe);
+    a file without the key columns, or with a column that cannot be cast, is not a table of this store."""
+    if "trial_id" not in table.column_names:
+        raise ValueError("no trial_id column: not a nas_lth table")
+    for name in table.column_names:
+        if name in schema.names and not table.schema.field(name).type.equals(schema.field(name).type):
+            i = table.column_names.index(name)
+            table = table.set_column(i, name, table.column(name).cast(schema.field(name).type))
+    return table
+
+
+def _read_dir(loc: Location, schema: pa.Schema, skipped: list[str]) -> pd.DataFrame:
+    tables = []
+    sub = posixpath.basename(loc.path.rstrip("/"))
+    for f in loc.list(".parquet"):
+        try:
+            tables.append(_conform(pq.read_table(f.path, filesystem=f.fs), schema))
+        except (OSError, ValueError, TypeError, pa.ArrowException) as exc:
+            why = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+            skipped.append(f"{sub}/{posixpath.basename(f.path)}: {why}")
+    if not tables:
         return pd.DataFrame()
-    tables = [pq.read_table(f.path, filesystem=f.fs) for f in files]
     # one schema for all files since v1; permissive promotion still reads files of older versions
     return pa.concat_tables(tables, promote_options="permissive").to_pandas()
 
 
 def read(experiment_dir: str) -> Results:
-    """``Results(trials, curves)`` of an experiment directory (local path or URI)."""
+    """``Results(trials, curves, location, skipped)`` of an experiment directory (local path or URI)."""
     loc = locate(str(experiment_dir))
     if not loc.is_dir():
         raise UserError(f"{experiment_dir}: no such experiment directory")
     if not loc.join("trials").is_dir():
         raise UserError(f"{experiment_dir}: not a nas_lth experiment (no trials/ folder of Parquet files)")
-    return Results(_read_dir(loc.join("trials")), _read_dir(loc.join("curves")), loc.uri)
+    skipped: list[str] = []
+    trials = _read_dir(loc.join("trials"), TRIAL_SCHEMA, skipped)
+    curves = _read_dir(loc.join("curves"), CURVE_SCHEMA, skipped)
+    return Results(trials, curves, loc.uri, skipped)
