@@ -53,11 +53,9 @@ def _replay_early_bird(run: TicketRun) -> MaskPoint:
     rc = run.recipe
     detector = pruning.EarlyBird(rc.eb_eps, rc.eb_window, alive=run.masks)
     w_init = {n: run.theta0[f"{n}.weight"] for n in run.masks}
-    probe = run._build(rc.seed)  # the candidate masks are computed on a model holding each snapshot
 
     def detect(state: State) -> bool:
-        probe.load_state_dict(to_device(state, run.device))
-        return detector.update(run._candidate(w_init, probe))
+        return detector.update(run._candidate(w_init, to_device(state, run.device)))
 
     point = run.trajectory.replay_early_bird(run.eb_every, detect)
     return MaskPoint(to_device(point.state, run.device), point.iteration, point.eb_drawn)

@@ -187,10 +187,10 @@ class TicketRun:
             context_fn=context_fn(rc.criterion, self.model, state, self.data, rc),
             iterations=rc.synflow_iterations, kinds=self.kinds)
 
-    def _candidate(self, w_init: dict, model: torch.nn.Module) -> Masks:
-        """The mask the criterion would select now (Early-Bird); fixed tie-breaks at every check."""
-        state = clone_state(model) if self.criterion.needs else model.state_dict()
-        return self._select(w_init, {n: m.weight.detach() for n, m in masked_layers(model)}, state,
+    def _candidate(self, w_init: dict, state: State) -> Masks:
+        """The mask the criterion would select at weights ``state`` (Early-Bird); fixed tie-breaks at every
+        check. ``state`` is only read (gradient contexts load it into a copy of the model)."""
+        return self._select(w_init, {n: state[f"{n}.weight"] for n in self.masks}, state,
                             torch.Generator().manual_seed(self.recipe.seed))
 
     # -- one training run ----------------------------------------------------------------------
@@ -257,8 +257,8 @@ class TicketRun:
             detector.load_state_dict(pending["early_bird"])
             point = MaskPoint(**pending["stop"])
         w_init = {n: w_init_state[f"{n}.weight"] for n in self.masks}
-        return EarlyBirdStop(detector, self.eb_every, lambda model: self._candidate(w_init, model), clone_state,
-                             stop_when_drawn=not evaluate, must_reach=must_reach, point=point)
+        return EarlyBirdStop(detector, self.eb_every, lambda model: self._candidate(w_init, model.state_dict()),
+                             clone_state, stop_when_drawn=not evaluate, must_reach=must_reach, point=point)
 
     def _epoch_checkpoint(self, tr: Trainer, r: int, name: str, final: bool, eb: EarlyBirdStop | None,
                           w_init_state: dict) -> None:
