@@ -23,7 +23,6 @@ unknown criterion or a rate outside [0, 1) is reported with the file and the key
 
 from __future__ import annotations
 
-import copy
 from pathlib import Path
 from typing import Any, Literal
 
@@ -32,6 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from nas_lth.errors import UserError
 from nas_lth.names import valid_name
 from nas_lth.recipe import Recipe, format_validation_error
+from nas_lth.space.sample import build_recipe, merge_sampled
 from nas_lth.yamlfile import read_yaml
 
 Scalar = str | int | float | bool | None
@@ -146,18 +146,6 @@ RECIPE_KEYS = set(Recipe.model_fields)
 NESTED_KEYS = {"prune_rate", "training", "model_options"}
 
 
-def set_path(d: dict, dotted: str, value: Any) -> None:
-    """``set_path(d, "prune_rate.fc", 0.3)`` -> d["prune_rate"]["fc"] = 0.3."""
-    head, _, rest = dotted.partition(".")
-    if not rest:
-        d[head] = value
-        return
-    sub = d.setdefault(head, {})
-    if not isinstance(sub, dict):
-        raise UserError(f"{head} is not a mapping, cannot set {dotted}")
-    set_path(sub, rest, value)
-
-
 class SearchSpace:
     """A validated space: fixed recipe keys + dimensions + strategy + resources."""
 
@@ -191,16 +179,10 @@ class SearchSpace:
 
     # -- recipes -------------------------------------------------------------------------------
     def recipe_dict(self, sampled: dict[str, Any]) -> dict:
-        d = copy.deepcopy(self.spec.fixed)
-        for key, value in sampled.items():
-            set_path(d, key, value)
-        return d
+        return merge_sampled(self.spec.fixed, sampled)
 
     def recipe(self, sampled: dict[str, Any]) -> Recipe:
-        try:
-            return Recipe.model_validate(self.recipe_dict(sampled))
-        except ValidationError as exc:
-            raise UserError(format_validation_error(exc, self.source)) from None
+        return build_recipe(self.spec.fixed, sampled, self.source)
 
     def fixed_flat(self) -> dict[str, Any]:
         """Fixed values by dotted key (conditions may refer to fixed keys too)."""

@@ -29,8 +29,8 @@ from nas_lth.estimation import TicketRun
 from nas_lth.estimation.train import Diverged
 from nas_lth.estimation.trajectory import compute_trajectory
 from nas_lth.pruning import density
-from nas_lth.recipe import Recipe, format_validation_error
-from nas_lth.space.schema import SearchSpace, set_path
+from nas_lth.recipe import Recipe
+from nas_lth.space.schema import SearchSpace, build_recipe
 from nas_lth.store.fs import locate
 from nas_lth.strategy.broker import NAMESPACE, broker_name, get_trajectory
 from nas_lth.strategy.memo import Memo
@@ -68,14 +68,7 @@ class TrialSpec:
                    plan_values={k: space.values_of(k) for k in PLAN_KEYS}, **kw)
 
     def recipe(self, config: dict) -> Recipe:
-        d = copy.deepcopy(self.fixed)
-        for key, value in config.items():
-            set_path(d, key, value)
-        try:
-            return Recipe.model_validate(d)
-        except Exception as exc:  # noqa: BLE001 - pydantic's error, one line
-            msg = format_validation_error(exc, self.source) if hasattr(exc, "errors") else str(exc)
-            raise UserError(msg) from None
+        return build_recipe(self.fixed, config, self.source)
 
 
 def _dataset(recipe: Recipe, data_dir, device):
