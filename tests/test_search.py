@@ -551,7 +551,7 @@ def test_warm_start_distributions_are_the_define_by_run_ones():
     import optuna
 
     from nas_lth.space import SearchSpace, define_by_run
-    from nas_lth.strategy.warm import distribution
+    from nas_lth.space.optuna_space import distribution
 
     space = SearchSpace.from_dict(tiny_space("d", 1, {
         "criterion": {"choice": ["large_final", "random"]}, "stop_at": {"choice": [20, "end", "early_bird"]},

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nas_lth.space.schema import SearchSpace
+from nas_lth.space.schema import Dimension, SearchSpace
 
 
 class DefineByRun:
@@ -24,17 +24,29 @@ class DefineByRun:
         for key, dim in self.space.dims.items():
             if not dim.matches({**self.fixed, **values}):
                 continue
+            d = distribution(dim)
             if dim.kind == "choice":
-                values[key] = trial.suggest_categorical(key, dim.choice)
+                values[key] = trial.suggest_categorical(key, d.choices)
             elif dim.kind == "int":
-                lo, hi = dim.int_
-                step = int(dim.step) if dim.step and not dim.log else 1
-                values[key] = trial.suggest_int(key, lo, hi, step=step, log=dim.log)
+                values[key] = trial.suggest_int(key, d.low, d.high, step=d.step, log=d.log)
             else:
-                lo, hi = dim.float_
-                values[key] = trial.suggest_float(key, lo, hi, log=dim.log,
-                                                  step=None if dim.log else dim.step)
+                values[key] = trial.suggest_float(key, d.low, d.high, step=d.step, log=d.log)
         return None  # OptunaSearch turns the suggested parameters into the trial config
+
+
+def distribution(dim: Dimension):
+    """The Optuna distribution of a dimension: what the define-by-run space samples from, and what a
+    warm-started trial is recorded with (the two must agree for TPE to use the old trials)."""
+    import optuna  # here: loading a space file needs no optuna
+
+    if dim.kind == "choice":
+        return optuna.distributions.CategoricalDistribution(dim.choice)
+    if dim.kind == "int":
+        lo, hi = dim.int_
+        return optuna.distributions.IntDistribution(lo, hi, log=dim.log,
+                                                    step=int(dim.step) if dim.step and not dim.log else 1)
+    lo, hi = dim.float_
+    return optuna.distributions.FloatDistribution(lo, hi, log=dim.log, step=None if dim.log else dim.step)
 
 
 def define_by_run(space: SearchSpace) -> DefineByRun:

@@ -17,22 +17,11 @@ import pandas as pd
 
 from nas_lth.errors import UserError
 from nas_lth.recipe import parse_stop_at
+from nas_lth.space.optuna_space import distribution
 from nas_lth.space.schema import Dimension, SearchSpace
 from nas_lth.store import read
 from nas_lth.store.analysis import unique_recipes
 from nas_lth.store.schema import RECIPE_COLUMNS
-
-
-def distribution(dim: Dimension) -> optuna.distributions.BaseDistribution:
-    """The Optuna distribution the define-by-run space samples ``dim`` from."""
-    if dim.kind == "choice":
-        return optuna.distributions.CategoricalDistribution(dim.choice)
-    if dim.kind == "int":
-        lo, hi = dim.int_
-        return optuna.distributions.IntDistribution(lo, hi, log=dim.log,
-                                                    step=int(dim.step) if dim.step and not dim.log else 1)
-    lo, hi = dim.float_
-    return optuna.distributions.FloatDistribution(lo, hi, log=dim.log, step=None if dim.log else dim.step)
 
 
 def _column(key: str) -> str:
