@@ -35,6 +35,8 @@ LAYER_KINDS = ("fc", "conv", "output", "embedding")
 # LTH paper: fc 20 %, conv 15 % (Conv-6; 10 % for Conv-2/4), output 10 % per round
 DEFAULT_PRUNE_RATE = {"fc": 0.2, "conv": 0.15, "output": 0.1, "embedding": 0.1}
 STOP_WORDS = ("end", "early_bird")
+# how rewind_to is applied, recorded with every result: the ticket continues the dense run's clock from k
+REWIND_MODE = "continue"
 _EPOCHS = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:ep|epoch|epochs)\s*$")
 
 

@@ -9,6 +9,8 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from nas_lth.recipe import REWIND_MODE
+
 RUNNING, COMPLETED, DIVERGED, FAILED = "running", "completed", "diverged", "failed"
 
 
@@ -27,7 +29,7 @@ class TrialReport:
     device: str | None = None
     torch_threads: int | None = None
     torch_version: str | None = None
-    rewind_mode: str = "continue"
+    rewind_mode: str = REWIND_MODE
     restores: int = 0
     layer_kinds: str | None = None  # comma-separated kinds of the model's prunable layers
     # training spent: by this trial, for everyone (the shared dense run), reused from another trial

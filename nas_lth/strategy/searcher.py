@@ -49,22 +49,18 @@ class FidelitySearch(OptunaSearch):
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
         ot_trial = self._ot_trials[trial_id]
-        rep = TrialReport.from_result(result) if result else None
-        state, value, status = TrialState.PRUNED, None, "stopped"
-        if error or rep is None:
-            state, status = (TrialState.FAIL, "failed") if error else (TrialState.PRUNED, "stopped")
+        rep = TrialReport.from_result(result)  # an empty one without a result: not final, no fidelity
+        state, value, status = TrialState.PRUNED, None, "stopped"  # no final report: the scheduler stopped it
+        if error:
+            state, status = TrialState.FAIL, "failed"
         elif rep.cached_from and rep.cached_from != trial_id:
             state, status = TrialState.FAIL, "replayed"
             ot_trial.set_user_attr("replay_of", rep.cached_from)
-        elif not rep.final:
-            # Tune hands the result that made the scheduler stop the trial to on_trial_complete only
-            self._report(trial_id, rep)
-        else:
+        elif rep.final:
             status = rep.status
-            if rep.status == COMPLETED:
-                state, value = TrialState.COMPLETE, rep.objective
-            else:
-                state = TrialState.FAIL
+            state, value = (TrialState.COMPLETE, rep.objective) if rep.status == COMPLETED else (TrialState.FAIL, None)
+        else:  # Tune hands the result that made the scheduler stop the trial to on_trial_complete only
+            self._report(trial_id, rep)
         ot_trial.set_user_attr("tune_trial_id", trial_id)
         ot_trial.set_user_attr("nas_lth_status", status)
         try:

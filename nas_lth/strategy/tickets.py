@@ -8,6 +8,7 @@ import torch
 import nas_lth
 from nas_lth import export
 from nas_lth.estimation import TicketRun
+from nas_lth.recipe import REWIND_MODE
 
 
 def store_ticket(loc, run: TicketRun, data, row, trial_id: str, experiment_name: str) -> None:
@@ -23,7 +24,7 @@ def store_ticket(loc, run: TicketRun, data, row, trial_id: str, experiment_name:
         "dataset": rc.dataset, "dataset_options": rc.dataset_options, "val_size": rc.val_size, "seed": rc.seed,
         "mask_iter": row.mask_iter, "early_stop_iter": row.early_stop_iter, "iterations": row.iterations,
         "metrics": metrics, "nas_lth_version": nas_lth.__version__, "torch_version": torch.__version__,
-        "torch_threads": torch.get_num_threads(), "device": str(run.device), "rewind_mode": "continue",
+        "torch_threads": torch.get_num_threads(), "device": str(run.device), "rewind_mode": REWIND_MODE,
     }
     spec = export.model_spec(rc.model, data.input_shape, data.num_classes, rc.model_options, data.meta)
     masks = {n: m.detach().cpu() for n, m in run.masks.items()}
