@@ -90,11 +90,11 @@ def load(path: str | os.PathLike, *, weights: str | None = None, device: str | t
 
 
 def trials_of(experiment_dir: str) -> pd.DataFrame:
-    """The trials table; files that cannot be read are skipped and named on stderr."""
+    """The trials table, confirmation rows included; files that cannot be read are skipped and named on stderr."""
     res = read_results(experiment_dir)
     for s in res.skipped:
         print(f"warning: skipped unreadable {s}", file=sys.stderr)
-    return res.trials
+    return res.all_trials
 
 
 def stored_ticket(experiment_dir: str, trial_id: str | None = None, *, best: bool = False) -> tuple[dict, pd.Series]:
@@ -103,7 +103,9 @@ def stored_ticket(experiment_dir: str, trial_id: str | None = None, *, best: boo
     if table.empty:
         raise UserError(f"{experiment_dir}: no trials recorded yet")
     if best:
-        done = table[(table.status == "completed") & table.objective.notna()]
+        # the search's best (a confirmation row re-runs a recipe the search already ranked)
+        search = table[table["stage"].fillna("search") != "confirm"] if "stage" in table else table
+        done = search[(search.status == "completed") & search.objective.notna()]
         if done.empty:
             raise UserError(f"{experiment_dir}: no completed trial yet; --best needs one")
         row = done.sort_values(["objective", "weights_remaining", "trial_id"], ascending=[False, True, True]).iloc[0]

@@ -52,6 +52,7 @@ class ReportData:
     ipe: float | None  # training iterations per epoch, from the curves (None if unknown)
     order_note: str  # how the finishing order of the trials was established
     notes: list[str] = field(default_factory=list)  # data-level caveats and missing pieces
+    confirm: pd.DataFrame = field(default_factory=pd.DataFrame)  # rows of the confirmation stage
 
     @property
     def completed(self) -> pd.DataFrame:
@@ -106,10 +107,10 @@ def _mtimes(trials_dir) -> dict[str, float]:
     return out
 
 
-def _read(experiment_dir: str, notes: list[str]) -> tuple[pd.DataFrame, pd.DataFrame, str]:
+def _read(experiment_dir: str, notes: list[str]):
     res = read(experiment_dir)  # skips unreadable or foreign files and names them
     notes += [f"skipped unreadable {s}" for s in res.skipped]
-    return res.trials, res.curves, res.location
+    return res
 
 
 def _numeric(df: pd.DataFrame, cols) -> None:
@@ -202,7 +203,9 @@ def _multilabel(trials: pd.DataFrame) -> bool:
 def load(experiment_dir: str) -> ReportData:
     """Read and normalise an experiment directory; a :class:`UserError` if it is not one."""
     notes: list[str] = []
-    trials, curves, location = _read(str(experiment_dir), notes)
+    res = _read(str(experiment_dir), notes)
+    trials, curves, location, confirm = res.trials, res.curves, res.location, res.confirm.copy()
+    _numeric(confirm, _NUMERIC)
     if trials.empty:
         raise UserError(f"{experiment_dir}: no trial rows yet (trials/ holds no readable Parquet files)")
     if "trial_id" not in trials or "status" not in trials:
@@ -216,7 +219,7 @@ def load(experiment_dir: str) -> ReportData:
     if len(names) > 1:
         notes.append(f"rows of several experiments in one folder: {', '.join(names)}")
     return ReportData(name=name, location=location, trials=trials, curves=curves, metric=metric,
-                      ipe=iterations_per_epoch(curves), order_note=order_note, notes=notes)
+                      ipe=iterations_per_epoch(curves), order_note=order_note, notes=notes, confirm=confirm)
 
 
 def weight_levels(weights: pd.Series, tol: float = 0.1) -> pd.Series:

@@ -10,7 +10,7 @@ from html import escape
 import pandas as pd
 
 from nas_lth.report.figures import FigureResult
-from nas_lth.report.tables import Summary
+from nas_lth.report.tables import CONFIRMED_TEXT, Summary
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0 auto; max-width: 1180px;
@@ -106,6 +106,10 @@ def render(name: str, summary: Summary, figures: list[tuple[FigureResult, bytes 
         "pp = percentage points.</p>",
         table(summary.top, "top") if not summary.top.empty else _missing_box(["no completed tickets yet"]),
     ]
+    if not summary.confirmed.empty:
+        parts += ['<h2 id="confirmed">Confirmed</h2>', f"<p>{escape(CONFIRMED_TEXT)}</p>",
+                  table(summary.confirmed, "confirmed"),
+                  '<ul class="headline">' + "".join(f"<li>{escape(v)}</li>" for v in summary.verdict) + "</ul>"]
     if not summary.problems.empty:
         parts += ['<h2 id="problems">Failed and diverged trials</h2>',
                   "<p>The last line of each trial's error (failed) or the reason it diverged.</p>",

@@ -11,10 +11,14 @@ import pandas as pd
 from nas_lth.report.data import RECIPE_ORDER, ReportData, dense_column
 from nas_lth.store import STATUSES
 from nas_lth.store.analysis import unique_recipes
+from nas_lth.store.confirmed import confirmed, format_table
 
 # columns always shown in the top-tickets table (the rest of the recipe only when it varies)
 _ALWAYS = ["criterion", "stop_at", "reinit", "rounds"]
 _CONTEXT = ["model", "dataset", "device"]
+CONFIRMED_TEXT = ("The search's top recipes retrained from scratch with fresh seeds (the confirmation stage), ranked "
+                  "by mean validation metric: mean ± half-width of the 95 % t interval over the seeds; the dense "
+                  "network trained with the same seeds; search-time = what the search measured for the recipe.")
 
 
 @dataclass
@@ -26,6 +30,8 @@ class Summary:
     top: pd.DataFrame  # formatted strings, one row per ticket
     problems: pd.DataFrame = field(default_factory=pd.DataFrame)  # failed/diverged trials and their messages
     missing: list[str] = field(default_factory=list)
+    confirmed: pd.DataFrame = field(default_factory=pd.DataFrame)  # the confirmation stage's ranking (strings)
+    verdict: list[str] = field(default_factory=list)  # its significance and winner's-curse lines
 
 
 def fmt(v) -> str:
@@ -180,4 +186,8 @@ def summarise(data: ReportData) -> Summary:
     missing = []
     if top.empty:
         missing.append("no completed tickets yet: the top-tickets table is empty")
-    return Summary(settings, fixed, searched, headline(data), top, problem_trials(data), missing)
+    verdict = confirmed(data.trials, data.confirm, data.metric.col("val"))
+    conf, lines = (format_table(verdict), verdict.lines()) if verdict is not None else (pd.DataFrame(), [])
+    if len(data.confirm):
+        settings.append(("confirmation trials", str(len(data.confirm))))
+    return Summary(settings, fixed, searched, headline(data), top, problem_trials(data), missing, conf, lines)

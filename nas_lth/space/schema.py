@@ -98,6 +98,32 @@ class StopWhen(BaseModel):
     within_dense: float = Field(0.0, ge=0, description="objective >= dense objective - this")
 
 
+class Confirm(BaseModel):
+    """After the search: retrain the ``top`` distinct full-budget recipes (by the validation objective)
+    from scratch with fresh ``seeds`` (a count, or the seeds themselves), as trials of the same experiment."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+    top: int = Field(ge=1, le=100, description="distinct recipes to re-evaluate")
+    seeds: int | list[int] = Field(3, description="how many fresh seeds (1-100), or a list of them")
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: int | list[int]) -> int | list[int]:
+        if isinstance(v, int):
+            if not 1 <= v <= 100:
+                raise ValueError(f"{v} seeds: allowed 1 to 100")
+            return v
+        if not v:
+            raise ValueError("an empty list: give at least one seed (or a count)")
+        if len(v) > 100 or len(set(v)) != len(v):
+            raise ValueError("give at most 100 distinct seeds")
+        bad = [s for s in v if not 0 <= s < 2**32]
+        if bad:
+            raise ValueError(f"seed {bad[0]} out of range: allowed 0 <= seed < 2**32")
+        return v
+
+
 class Strategy(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
@@ -112,6 +138,7 @@ class Strategy(BaseModel):
     time_budget_s: float | None = Field(None, gt=0)
     max_failures: int = Field(2, ge=0, description="retries of a trial whose worker or node died")
     stop_when: StopWhen | None = None
+    confirm: Confirm | None = None
     checkpoint_every_s: float = Field(
         0.0, ge=0, description="least seconds between two trial checkpoints; 0 = every epoch of the "
         "measured run (tiny models finish an epoch in milliseconds: there a few seconds is wiser)")
@@ -204,6 +231,34 @@ class SearchSpace:
         field = Recipe.model_fields.get(key)
         return [field.get_default(call_default_factory=True)] if field is not None else None
 
+    def search_seeds(self):
+        """The seeds the search's trials can run with (a set or a range)."""
+        dim = self.dims.get("seed")
+        if dim is None:
+            return set(self.values_of("seed") or [])
+        if dim.int_ is not None:
+            return range(dim.int_[0], dim.int_[1] + 1)
+        return {v for v in dim.choice or [] if isinstance(v, int)}
+
+    def confirm_seeds(self) -> list[int]:
+        """The confirmation stage's seeds: the listed ones, or the first ``n`` seeds the search did not use
+        (a recipe re-run with a seed of the search would only repeat its search-time result)."""
+        conf, taken = self.spec.strategy.confirm, self.search_seeds()
+        if conf is None:
+            return []
+        if isinstance(conf.seeds, list):
+            reused = [s for s in conf.seeds if s in taken]
+            if reused:
+                raise UserError(f"{self.source}: strategy.confirm.seeds: seed {reused[0]} is one the search runs "
+                                "with; confirmation needs fresh seeds")
+            return list(conf.seeds)
+        fresh, s = [], 0
+        while len(fresh) < conf.seeds:
+            if s not in taken:
+                fresh.append(s)
+            s += 1
+        return fresh
+
     # -- validation ----------------------------------------------------------------------------
     def _validate(self) -> None:
         src = self.source
@@ -232,6 +287,7 @@ class SearchSpace:
         for key, dim in self.dims.items():
             for value in dim.extremes():
                 self._check({**base, key: value}, key, value)
+        self.confirm_seeds()
         if self.spec.strategy.searcher == "grid":
             for key, dim in self.dims.items():
                 if dim.kind != "choice" or dim.when:

@@ -22,10 +22,17 @@ from nas_lth.store.schema import CURVE_SCHEMA, TRIAL_SCHEMA
 
 @dataclass
 class Results:
-    trials: pd.DataFrame
+    trials: pd.DataFrame  # the search's rows
     curves: pd.DataFrame
     location: str
     skipped: list[str] = field(default_factory=list)  # "<table>/<file>: why", for files that could not be read
+    # rows of the confirmation stage (top recipes re-run with fresh seeds): kept apart, so that what
+    # ranks the search's recipes (best tickets, fronts, search progress) never counts a recipe twice
+    confirm: pd.DataFrame = field(default_factory=pd.DataFrame)
+
+    @property
+    def all_trials(self) -> pd.DataFrame:
+        return pd.concat([self.trials, self.confirm], ignore_index=True) if len(self.confirm) else self.trials
 
 
 def _conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
@@ -65,4 +72,8 @@ def read(experiment_dir: str) -> Results:
     skipped: list[str] = []
     trials = _read_dir(loc.join("trials"), TRIAL_SCHEMA, skipped)
     curves = _read_dir(loc.join("curves"), CURVE_SCHEMA, skipped)
-    return Results(trials, curves, loc.uri, skipped)
+    confirm = pd.DataFrame()
+    if "stage" in trials:  # tables before schema 3 have no stage: all search rows
+        is_confirm = trials["stage"] == "confirm"
+        trials, confirm = trials[~is_confirm].reset_index(drop=True), trials[is_confirm].reset_index(drop=True)
+    return Results(trials, curves, loc.uri, skipped, confirm)

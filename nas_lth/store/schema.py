@@ -17,7 +17,8 @@ from nas_lth.recipe import recorded_columns
 # 2: rewind_to continues the dense run's clock (late resetting as in OpenLTH; before: restarted at 0);
 #    Early-Bird distances among the weights alive before the round; GraSP with its temperature
 #    every recipe field has a column (training_*, model_options/dataset_options as JSON, ...)
-SCHEMA_VERSION = 2
+# 3: stage (search | confirm) and confirm_of: rows of the confirmation stage; files without stage are search rows
+SCHEMA_VERSION = 3
 
 _METRICS = ["loss", "acc", "micro_precision", "micro_recall", "micro_f1", "macro_precision", "macro_recall",
             "macro_f1"]
@@ -34,7 +35,8 @@ RECIPE_FIELDS: list[tuple[str, pa.DataType]] = [(name, _ARROW[typ]) for name, ty
 RECIPE_COLUMNS = [name for name, _ in RECIPE_FIELDS]
 
 TRIAL_SCHEMA = pa.schema([
-    ("experiment", pa.string()), ("trial_id", pa.string()), *RECIPE_FIELDS, ("weights_remaining", pa.float64()),
+    ("experiment", pa.string()), ("trial_id", pa.string()), ("stage", pa.string()), ("confirm_of", pa.string()),
+    *RECIPE_FIELDS, ("weights_remaining", pa.float64()),
     *[(c, pa.float64()) for c in METRIC_COLUMNS],
     ("early_stop_iter", pa.int64()), ("mask_iter", pa.int64()), ("early_bird_drawn", pa.bool_()),
     ("epochs_trained", pa.float64()), ("iterations_trained", pa.int64()), ("shared_iterations", pa.int64()),

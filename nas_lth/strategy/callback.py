@@ -14,13 +14,14 @@ from nas_lth.store import write_curve, write_trial
 from nas_lth.store.fs import Location
 from nas_lth.store.schema import RECIPE_COLUMNS, TRIAL_COLUMNS
 from nas_lth.strategy.report import TrialReport
+from nas_lth.strategy.stage import unwrap
 from nas_lth.strategy.stopper import meets
 
 
 def recipe_columns(space: SearchSpace, config: dict, layer_kinds: str | None = None) -> dict:
     """The recipe as table columns (:meth:`Recipe.columns`: null where a value does not act, and for
     layer kinds the model does not have; ``layer_kinds``: comma-separated kinds the trial reported)."""
-    raw = space.recipe_dict(config)
+    raw = space.recipe_dict(unwrap(config)[0])
     present = set(layer_kinds.split(",")) if layer_kinds else None
     try:
         return Recipe.model_validate(raw).columns(present)
@@ -103,7 +104,7 @@ class ResultsCallback(Callback):
             return
         row = {k: rep.value(k) for k in TRIAL_COLUMNS if rep.value(k) is not None}
         row.update(experiment=self.name, trial_id=trial.trial_id,
-                   **recipe_columns(self.space, trial.config, rep.layer_kinds))
+                   **recipe_columns(self.space, trial.config, rep.layer_kinds), **unwrap(trial.config)[1])
         if status == "stopped":
             row["epochs_trained"] = rep.fidelity
         row.update(status=status, message=message or rep.message or "",
@@ -121,7 +122,8 @@ class ResultsCallback(Callback):
             return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
         wr = row.get("weights_remaining")
-        print(f"[{time.monotonic() - self.t0:6.0f}s] trial {row['trial_id']} {row['status']:<9} "
+        stage = f"confirm of {row['confirm_of']} seed={row.get('seed')} " if row.get("stage") == "confirm" else ""
+        print(f"[{time.monotonic() - self.t0:6.0f}s] trial {row['trial_id']} {row['status']:<9} {stage}"
               f"criterion={row.get('criterion')} stop_at={row.get('stop_at')} rounds={row.get('rounds')} "
               f"weights={f(None if wr is None else 100 * wr, '.2f')}% "
               f"{self.metric}={f(row.get('val_acc'), '.4f')}"

@@ -10,6 +10,7 @@ from collections import Counter
 from ray.tune.progress_reporter import ProgressReporter
 
 from nas_lth.strategy.report import TrialReport
+from nas_lth.strategy.stage import unwrap
 
 COLUMNS = ("trial", "criterion", "stop_at", "rounds", "weights", "fidelity", "objective", "status")
 
@@ -52,7 +53,7 @@ class TableReporter(ProgressReporter):
         if shown:
             rows = [COLUMNS]
             for t in shown:
-                r, c = TrialReport.from_result(t.last_result), {**self.fixed, **t.config}
+                r, c = TrialReport.from_result(t.last_result), {**self.fixed, **unwrap(t.config)[0]}
                 wr, started = r.weights_remaining, bool(t.last_result)
                 rows.append((t.trial_id, _fmt(c.get("criterion")), _fmt(c.get("stop_at")),
                              _fmt(c.get("rounds")), _fmt(None if wr is None else 100 * wr, ".2f") + "%",

@@ -6,6 +6,7 @@ import pandas as pd
 
 from nas_lth.store import read
 from nas_lth.store.analysis import best_tickets, pareto_front, unique_recipes
+from nas_lth.store.confirmed import confirmed, format_table
 
 SHOW = ["trial_id", "criterion", "stop_at", "rewind_to", "reinit", "rounds", "weights_remaining", "val_acc",
         "test_acc", "early_stop_iter", "trials"]
@@ -24,6 +25,18 @@ def _table(df: pd.DataFrame) -> str:
         if c in out:
             out[c] = out[c].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
     return out.to_string(index=False)
+
+
+def _print_confirmed(res, metric: str) -> None:
+    verdict = confirmed(res.trials, res.confirm, metric)
+    if verdict is None:
+        return
+    n = int((verdict.table["entry"] == "recipe").sum())
+    print(f"\nconfirmed: the top {n} recipes retrained with fresh seeds, ranked by mean {verdict.val} "
+          f"(95% t intervals; `recipe of` = the search trial):")
+    print(format_table(verdict).to_string(index=False))
+    for line in verdict.lines():
+        print(f"  {line}")
 
 
 def print_summary(outcome) -> None:
@@ -54,6 +67,7 @@ def print_summary(outcome) -> None:
         print(f"\nshared dense trajectory: computed {computed}x, reused by {reused} trials: "
               f"{int(own):,} training iterations instead of {int(shared + own):,} without sharing "
               f"({100 * shared / max(shared + own, 1):.0f}% saved)")
+    _print_confirmed(res, outcome.metric)
     if getattr(outcome, "warm_started", 0):
         print(f"\nwarm start: the study began with {outcome.warm_started} completed trial(s) of an earlier experiment")
     print(f"\nParquet: {exp.uri}/trials  and  {exp.uri}/curves")

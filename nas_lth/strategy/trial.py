@@ -36,6 +36,7 @@ from nas_lth.strategy.broker import NAMESPACE, broker_name, get_trajectory
 from nas_lth.strategy.memo import Memo
 from nas_lth.strategy.plan import plan_key, snapshot_plan
 from nas_lth.strategy.report import COMPLETED, DIVERGED, FAILED, TrialReport, finite_or_zero
+from nas_lth.strategy.stage import unwrap
 from nas_lth.strategy.tickets import copy_ticket, store_ticket
 
 CHECKPOINT_EVERY_S = 30.0
@@ -68,7 +69,7 @@ class TrialSpec:
                    plan_values={k: space.values_of(k) for k in PLAN_KEYS}, **kw)
 
     def recipe(self, config: dict) -> Recipe:
-        return build_recipe(self.fixed, config, self.source)
+        return build_recipe(self.fixed, unwrap(config)[0], self.source)
 
 
 def _dataset(recipe: Recipe, data_dir, device):

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from nas_lth.errors import UserError
 from nas_lth.space import SearchSpace, define_by_run
+from nas_lth.store import read
 from nas_lth.store.fs import Location, locate
 
 
@@ -43,6 +44,7 @@ class SearchOutcome:
     dashboard_url: str | None
     metric: str
     warm_started: int = 0  # trials of --warm-start added to the study
+    confirm: object = None  # ConfirmOutcome of the confirmation stage, when one ran
 
 
 def _check_storage(opts: SearchOptions) -> Location:
@@ -209,21 +211,52 @@ def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
                                 data_dir=os.path.abspath(opts.data_dir) if opts.data_dir else None,
                                 threads=max(1, int(cpus)), checkpoint_every_s=strat.checkpoint_every_s)
     trainable = tune.with_resources(tune.with_parameters(ticket_trainable, spec=spec), {"cpu": cpus, "gpu": gpus})
+    confirm = None
     try:
         tuner = _tuner(opts, exp, trainable, metric, seed, max_t, warm)
-        tuner.fit()
+        grid = tuner.fit()
+        # After a SIGINT Tune saves its state and returns early; the trials table tells what is done.
+        wanted = opts.num_samples or space.num_samples()
+        if opts.resume:
+            wanted = max(wanted, _restored_num_samples(tuner, wanted))
+        done = len(read(exp.uri).trials)
+        target_met = bool(strat.stop_when) and _target_met(exp, strat.stop_when)
+        interrupted = done < wanted and strat.time_budget_s is None and not target_met
+        if not interrupted:
+            configs = {r.metrics["trial_id"]: r.config for r in grid if r.metrics and "trial_id" in r.metrics}
+            try:
+                confirm = _confirm_stage(opts, exp, trainable, metric, configs)
+                interrupted = confirm is not None and confirm.interrupted
+            except KeyboardInterrupt:  # between the stages, outside Tune's handler: nothing of it is lost
+                interrupted = True
         stats = ray.get(broker.get_stats.remote())
     finally:
         if owns_ray:
             ray.shutdown()  # the session this search started (local instance or cluster connection)
-    # After a SIGINT Tune saves its state and returns early; the trials table tells what is done.
-    wanted = opts.num_samples or space.num_samples()
-    if opts.resume:
-        wanted = max(wanted, _restored_num_samples(tuner, wanted))
-    done = len(exp.join("trials").list(".parquet"))
-    target_met = bool(strat.stop_when) and _target_met(exp, strat.stop_when)
-    interrupted = done < wanted and strat.time_budget_s is None and not target_met
-    return SearchOutcome(exp, interrupted, stats, dashboard_url, metric, warm_started=len(warm))
+    return SearchOutcome(exp, interrupted, stats, dashboard_url, metric, warm_started=len(warm), confirm=confirm)
+
+
+def _confirm_stage(opts: SearchOptions, exp: Location, trainable, metric: str, configs: dict):
+    """The confirmation stage (``strategy.confirm``): a FIFO grid over the plan in ``<experiment>/confirm``."""
+    from ray import tune
+    from ray.tune.schedulers import FIFOScheduler
+
+    from nas_lth.strategy.callback import ResultsCallback
+    from nas_lth.strategy.confirm import FOLDER, run_confirm
+    from nas_lth.strategy.progress import TableReporter
+
+    space, strat = opts.space, opts.space.spec.strategy
+    tune_config = tune.TuneConfig(scheduler=FIFOScheduler(), num_samples=1, reuse_actors=True,
+                                  max_concurrent_trials=opts.max_concurrent or strat.max_concurrent)
+    run_config = tune.RunConfig(
+        name=FOLDER, storage_path=exp.uri if "://" in exp.uri else exp.path,
+        failure_config=tune.FailureConfig(max_failures=strat.max_failures),
+        checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
+        callbacks=[ResultsCallback(space, exp, opts.name, metric, quiet=opts.quiet)],
+        progress_reporter=TableReporter(metric, space.fixed_flat(), every_s=opts.progress_every_s), verbose=1)
+    if not opts.quiet and strat.confirm is not None:
+        print(f"\n== confirmation stage: top {strat.confirm.top} recipes x seeds {space.confirm_seeds()}", flush=True)
+    return run_confirm(tune_config, run_config, exp, trainable, configs, space, metric)
 
 
 def _warm(opts: SearchOptions) -> list:
