@@ -356,14 +356,20 @@ RESUME_SAMPLES = 10
 
 def interrupt(cmd: list[str], tmp_path: Path, exp: Path, trials: int, sig: int) -> None:
     """Start the search and send ``sig`` once ``trials`` rows exist; it must stop resumable."""
+    interrupt_when(cmd, tmp_path, lambda: len(list((exp / "trials").glob("*.parquet"))) >= trials, sig,
+                   f"{trials} trial(s) written")
+
+
+def interrupt_when(cmd: list[str], tmp_path: Path, ready, sig: int, what: str = "the condition") -> None:
+    """Start the search and send ``sig`` once ``ready()`` holds; it must stop resumable."""
     proc = start(cmd, tmp_path, "first")
     try:
         deadline = time.monotonic() + SEARCH_TIMEOUT_S
-        while len(list((exp / "trials").glob("*.parquet"))) < trials:
+        while not ready():
             assert proc.poll() is None, (
-                f"the search ended (exit {proc.returncode}) before {trials} trial(s) were written:\n"
+                f"the search ended (exit {proc.returncode}) before {what}:\n"
                 + (tmp_path / "first.out").read_text()[-3000:] + (tmp_path / "first.err").read_text()[-3000:])
-            assert time.monotonic() < deadline, f"no {trials} trial(s) written in time"
+            assert time.monotonic() < deadline, f"not {what} in time"
             time.sleep(0.1)
         proc.send_signal(sig)
         proc.wait(120)
@@ -594,3 +600,26 @@ def test_warm_start_seeds_the_study_with_the_old_completed_trials(tmp_path):
         assert t.params == {"criterion": by_id.loc[source, "criterion"], "rounds": int(by_id.loc[source, "rounds"])}
     # the new experiment's own trials follow, and only they have rows
     assert len(read(str(storage / "new")).trials) == 2
+
+
+@pytest.mark.integration
+def test_epoch_budget_ends_the_search_once_its_trials_trained_that_much(tmp_path):
+    """strategy.epoch_budget: a budget in training epochs (every iteration of every trial, the shared dense
+    run once), the unit the search-quality benchmark compares methods at. The search exits 0 (it is not
+    interrupted) and records the trial it cut as stopped."""
+    budget = 20
+    space = write_space(tmp_path / "budget.yaml", tiny_space(
+        "tiny_budget", 30, {"criterion": {"choice": ["large_final", "random", "snip", "magnitude_increase"]},
+                            "rounds": {"int": [1, 3]}},
+        scheduler="fifo", max_concurrent=1, epoch_budget=budget))
+    exp = tmp_path / "runs" / "tiny_budget"
+    proc = run(search_cmd(space, tmp_path / "runs"), tmp_path, "budget")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    trials = read(str(exp)).trials
+    spent = trials.iterations_trained / trials.iterations_per_epoch
+    assert 1 < len(trials) < 30
+    assert spent.sum() >= budget  # it ran until the budget was spent ...
+    before_last = spent.sum() - spent[trials.finished_at == trials.finished_at.max()].sum()
+    assert before_last < budget  # ... and no trial started after
+    cut = trials[trials.message.str.contains("strategy.epoch_budget", na=False)]
+    assert len(cut) <= 1 and (cut.status == "stopped").all()

@@ -136,6 +136,9 @@ class Strategy(BaseModel):
     reduction_factor: float = Field(3, gt=1)
     metric: str | None = Field(None, description="default: val_acc, or val_micro_f1 for multi-label data")
     time_budget_s: float | None = Field(None, gt=0)
+    epoch_budget: float | None = Field(
+        None, gt=0, le=1e7, description="end the search once its trials trained this many epochs in all (every "
+        "iteration of every round, the shared dense run once); trials still running then are recorded as stopped")
     max_failures: int = Field(2, ge=0, description="retries of a trial whose worker or node died")
     stop_when: StopWhen | None = None
     confirm: Confirm | None = None

@@ -17,7 +17,8 @@ from nas_lth.recipe import recorded_columns
 # 2: rewind_to continues the dense run's clock (late resetting as in OpenLTH; before: restarted at 0);
 #    Early-Bird distances among the weights alive before the round; GraSP with its temperature
 #    every recipe field has a column (training_*, model_options/dataset_options as JSON, ...)
-# 3: stage (search | confirm) and confirm_of: rows of the confirmation stage; files without stage are search rows
+# 3: stage (search | confirm) and confirm_of: rows of the confirmation stage (files without stage: search rows);
+#    iterations_per_epoch
 SCHEMA_VERSION = 3
 
 _METRICS = ["loss", "acc", "micro_precision", "micro_recall", "micro_f1", "macro_precision", "macro_recall",
@@ -39,7 +40,8 @@ TRIAL_SCHEMA = pa.schema([
     *RECIPE_FIELDS, ("weights_remaining", pa.float64()),
     *[(c, pa.float64()) for c in METRIC_COLUMNS],
     ("early_stop_iter", pa.int64()), ("mask_iter", pa.int64()), ("early_bird_drawn", pa.bool_()),
-    ("epochs_trained", pa.float64()), ("iterations_trained", pa.int64()), ("shared_iterations", pa.int64()),
+    ("epochs_trained", pa.float64()), ("iterations_trained", pa.int64()),
+    ("iterations_per_epoch", pa.int64()), ("shared_iterations", pa.int64()),
     ("trajectory_iterations_trained", pa.int64()),
     ("dense_val_acc", pa.float64()), ("dense_test_acc", pa.float64()), ("dense_val_micro_f1", pa.float64()),
     ("dense_test_micro_f1", pa.float64()), ("dense_objective", pa.float64()),

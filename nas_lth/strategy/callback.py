@@ -15,7 +15,7 @@ from nas_lth.store.fs import Location
 from nas_lth.store.schema import RECIPE_COLUMNS, TRIAL_COLUMNS
 from nas_lth.strategy.report import TrialReport
 from nas_lth.strategy.stage import unwrap
-from nas_lth.strategy.stopper import meets
+from nas_lth.strategy.stopper import epochs_spent, meets
 
 
 def recipe_columns(space: SearchSpace, config: dict, layer_kinds: str | None = None) -> dict:
@@ -35,7 +35,7 @@ class ResultsCallback(Callback):
     progress line per finished trial (the periodic table comes from the progress reporter)."""
 
     def __init__(self, space: SearchSpace, experiment: Location, name: str, metric: str, quiet: bool = False,
-                 target=None):
+                 target=None, epoch_budget: float | None = None):
         self.space = space
         self.experiment = experiment
         self.name = name
@@ -45,6 +45,8 @@ class ResultsCallback(Callback):
         self.finished: dict[str, str] = {}  # trial id -> status, for the summary
         self.target = target  # strategy.stop_when: the search ends once a ticket meets it
         self.target_met_by: str | None = None
+        self.epoch_budget = epoch_budget  # strategy.epoch_budget: the search ends once its trials trained this much
+        self.latest: dict[str, TrialReport] = {}  # each trial's latest report, for the epochs spent
         self.t0 = time.monotonic()
 
     def setup(self, **info):
@@ -61,6 +63,7 @@ class ResultsCallback(Callback):
     # -- Tune hooks ----------------------------------------------------------------------------
     def on_trial_result(self, iteration, trials, trial, result, **info):
         rep = TrialReport.from_result(result)
+        self.latest[trial.trial_id] = rep
         if rep.evals_reset:
             self.curves[trial.trial_id] = []
         self.curves.setdefault(trial.trial_id, []).extend(rep.evals)
@@ -76,12 +79,15 @@ class ResultsCallback(Callback):
         # Tune stops the other running trials without on_trial_complete when a stopper ends the
         # experiment; record them (their work counts). After a SIGINT they stay unrecorded: --resume
         # continues them.
-        if self.target_met_by is None:
+        if self.target_met_by is not None:
+            why = f"search ended: trial {self.target_met_by} met strategy.stop_when"
+        elif self.epoch_budget is not None and epochs_spent(self.latest) >= self.epoch_budget:
+            why = f"search ended: strategy.epoch_budget of {self.epoch_budget:g} epochs spent"
+        else:
             return
         for trial in trials:
             if trial.trial_id not in self.finished and trial.last_result:
-                self._write(trial, TrialReport.from_result(trial.last_result), "stopped",
-                            f"search ended: trial {self.target_met_by} met strategy.stop_when")
+                self._write(trial, TrialReport.from_result(trial.last_result), "stopped", why)
 
     def on_trial_error(self, iteration, trials, trial, **info):
         rep = TrialReport.from_result(trial.last_result)

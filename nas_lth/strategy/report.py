@@ -33,7 +33,8 @@ class TrialReport:
     restores: int = 0
     layer_kinds: str | None = None  # comma-separated kinds of the model's prunable layers
     # training spent: by this trial, for everyone (the shared dense run), reused from another trial
-    iterations_trained: int | None = None
+    iterations_trained: int | None = None  # by this trial so far, every round (its share of the dense run too)
+    iterations_per_epoch: int | None = None
     trajectory_iterations_trained: int | None = None
     shared_iterations: int | None = None
     trajectory_key: str | None = None

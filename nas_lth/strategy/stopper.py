@@ -1,4 +1,5 @@
-"""End the search once a ticket good enough is found (``strategy.stop_when`` in the space)."""
+"""End the search early: once a ticket good enough is found (``strategy.stop_when``), or once its trials have
+trained a budget of epochs (``strategy.epoch_budget``)."""
 
 from __future__ import annotations
 
@@ -29,6 +30,40 @@ class TargetStopper(Stopper):
 
     def stop_all(self) -> bool:
         return self.found is not None
+
+
+def epochs_spent(reports: dict[str, TrialReport]) -> float:
+    """Epochs trained by these trials (their latest reports): every iteration of every round, the shared dense
+    run counted once (by the trial that trained it), replays nothing."""
+    return sum((r.iterations_trained or 0) / r.iterations_per_epoch for r in reports.values()
+               if r.iterations_per_epoch)
+
+
+class EpochBudgetStopper(Stopper):
+    def __init__(self, budget: float):
+        self.budget = budget
+        self.latest: dict[str, TrialReport] = {}
+
+    def __call__(self, trial_id: str, result: dict) -> bool:
+        self.latest[trial_id] = TrialReport.from_result(result)
+        return False
+
+    def stop_all(self) -> bool:
+        return epochs_spent(self.latest) >= self.budget
+
+
+def budget_spent(exp: Location) -> float:
+    """Epochs the stored trials trained (the search's rows)."""
+    from nas_lth.store import read
+
+    try:
+        trials = read(exp.uri).trials
+    except Exception:  # noqa: BLE001 - no results yet
+        return 0.0
+    if trials.empty or "iterations_per_epoch" not in trials:
+        return 0.0
+    ok = trials.dropna(subset=["iterations_per_epoch", "iterations_trained"])
+    return float((ok.iterations_trained / ok.iterations_per_epoch).sum())
 
 
 def _target_met(exp: Location, target) -> bool:

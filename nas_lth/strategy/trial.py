@@ -174,7 +174,8 @@ class Trial:
         if self.memo.replay(self.base, lambda source: copy_ticket(self.loc, source, self.base.trial_id)):
             return
         self.run_ = run = TicketRun(recipe, data, device=dev, on_eval=self.on_eval, eval_at_epoch_end=True)
-        self.base = replace(self.base, layer_kinds=",".join(sorted(set(run.kinds.values()))))
+        self.base = replace(self.base, layer_kinds=",".join(sorted(set(run.kinds.values()))),
+                            iterations_per_epoch=run.ipe)
         run.on_checkpoint = self.on_checkpoint
         traj_key = None
         if resume is None or resume["round"] == 0:

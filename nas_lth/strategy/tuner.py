@@ -34,6 +34,9 @@ class SearchOptions:
     progress_every_s: float = 15.0
     quiet: bool = False
     warm_start: str | None = None  # an earlier experiment whose completed trials seed the study
+    # the Tune searcher class over the Optuna sampler (None: FidelitySearch); benchmarks pass Ray's own
+    # OptunaSearch to measure what telling stopped trials PRUNED adds
+    searcher_cls: type | None = None
 
 
 @dataclass
@@ -117,7 +120,7 @@ def _quiet_libraries() -> None:
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 
 
-def _searcher_and_scheduler(space: SearchSpace, seed: int | None, max_t: int):
+def _searcher_and_scheduler(space: SearchSpace, seed: int | None, max_t: int, searcher_cls: type | None = None):
     import optuna
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
@@ -131,7 +134,7 @@ def _searcher_and_scheduler(space: SearchSpace, seed: int | None, max_t: int):
     else:
         sampler = optuna.samplers.RandomSampler(seed=seed)
     # told PRUNED / COMPLETE / FAIL by what the trial reported, intermediate values at their epoch
-    searcher = FidelitySearch(define_by_run(space), metric="objective", mode="max", sampler=sampler)
+    searcher = (searcher_cls or FidelitySearch)(define_by_run(space), metric="objective", mode="max", sampler=sampler)
     if strat.scheduler == "asha":
         scheduler = ASHAScheduler(time_attr="fidelity", metric="objective", mode="max", max_t=max_t,
                                   grace_period=min(strat.grace_period, max_t), reduction_factor=strat.reduction_factor)
@@ -144,10 +147,11 @@ def _tuner(opts: SearchOptions, exp: Location, trainable, metric: str, seed: int
            warm: list | None = None):
     """A new Tuner, or the experiment's restored one (``--resume``)."""
     from ray import tune
+    from ray.tune.stopper import CombinedStopper
 
     from nas_lth.strategy.callback import ResultsCallback
     from nas_lth.strategy.progress import TableReporter
-    from nas_lth.strategy.stopper import TargetStopper
+    from nas_lth.strategy.stopper import EpochBudgetStopper, TargetStopper
 
     space, strat = opts.space, opts.space.spec.strategy
     if opts.resume:
@@ -155,10 +159,12 @@ def _tuner(opts: SearchOptions, exp: Location, trainable, metric: str, seed: int
             raise UserError(f"--resume: {exp.uri} holds no restorable Tune state (was the first run "
                             "interrupted before it started?)")
         return tune.Tuner.restore(exp.uri, trainable, resume_unfinished=True, resume_errored=True)
-    searcher, scheduler = _searcher_and_scheduler(space, seed, max_t)
+    searcher, scheduler = _searcher_and_scheduler(space, seed, max_t, opts.searcher_cls)
     if warm:
         searcher._ot_study.add_trials(warm)  # the study exists once metric and mode are given
     root = locate(opts.storage)
+    stoppers = ([TargetStopper(strat.stop_when)] if strat.stop_when else []) + \
+        ([EpochBudgetStopper(strat.epoch_budget)] if strat.epoch_budget else [])
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
@@ -169,9 +175,10 @@ def _tuner(opts: SearchOptions, exp: Location, trainable, metric: str, seed: int
             name=opts.name, storage_path=root.uri if "://" in root.uri else root.path,
             failure_config=tune.FailureConfig(max_failures=strat.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[ResultsCallback(space, exp, opts.name, metric, quiet=opts.quiet, target=strat.stop_when)],
+            callbacks=[ResultsCallback(space, exp, opts.name, metric, quiet=opts.quiet, target=strat.stop_when,
+                                       epoch_budget=strat.epoch_budget)],
             progress_reporter=TableReporter(metric, space.fixed_flat(), every_s=opts.progress_every_s),
-            stop=TargetStopper(strat.stop_when) if strat.stop_when else None,
+            stop=CombinedStopper(*stoppers) if stoppers else None,
             verbose=1),
     )
 
@@ -182,7 +189,7 @@ def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
     from ray import tune
 
     from nas_lth.strategy.broker import start_broker
-    from nas_lth.strategy.stopper import _target_met
+    from nas_lth.strategy.stopper import _target_met, budget_spent
     from nas_lth.strategy.trainable import objective_metric, ticket_trainable
     from nas_lth.strategy.trial import TrialSpec
 
@@ -221,7 +228,8 @@ def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
             wanted = max(wanted, _restored_num_samples(tuner, wanted))
         done = len(read(exp.uri).trials)
         target_met = bool(strat.stop_when) and _target_met(exp, strat.stop_when)
-        interrupted = done < wanted and strat.time_budget_s is None and not target_met
+        budget_met = bool(strat.epoch_budget) and budget_spent(exp) >= strat.epoch_budget
+        interrupted = done < wanted and strat.time_budget_s is None and not target_met and not budget_met
         if not interrupted:
             configs = {r.metrics["trial_id"]: r.config for r in grid if r.metrics and "trial_id" in r.metrics}
             try:
