@@ -26,7 +26,7 @@ validation; NaN if none within the budget).
 
 Resumable: each (method, searcher seed) run appends one file under ``benchmarks/results/search_quality/runs/``
 and each confirmation (recipe, seed) a row of ``benchmarks/results/search_quality/confirm.parquet``; a rerun
-skips what exists. The summary (``benchmarks/results/search_quality.parquet`` and the figure
+skips what exists. The summary (``benchmarks/results/search_quality/summary.parquet`` and the figure
 ``reports/search_quality/search_quality.png``) is written from whatever exists and says how complete it is.
 
     python -m benchmarks.search_quality [--seeds 0 1 2 3 4] [--methods ...] [--epoch-budget 100]
@@ -240,7 +240,7 @@ def summary(args) -> pd.DataFrame:
     frac = float(meets_target(full).mean()) if len(full) else float("nan")
     per_run = per_run.assign(random_fraction_meeting_target=frac, complete=wanted <= have,
                              runs_done=len(have & wanted), runs_wanted=len(wanted), **environment())
-    emit(per_run, "search_quality", show=[])
+    emit(per_run, "search_quality", str(OUT / "summary.parquet"), show=[])
     _print(per_run, frac, len(full), dense_test, wanted <= have, len(have & wanted), len(wanted))
     _figure(per_run, dense_test)
     return per_run
@@ -280,9 +280,10 @@ def _figure(per_run: pd.DataFrame, dense_test: float) -> None:
     ax.set_title("LeNet-300-100 / MNIST tickets at <= 3.6 % weights")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    FIGURE.parent.mkdir(parents=True, exist_ok=True)
+    path = FIGURE if OUT == RESULTS / "search_quality" else OUT / FIGURE.name
+    path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(FIGURE, dpi=120)
+    fig.savefig(path, dpi=120)
 
 
 def main(argv=None) -> int:
