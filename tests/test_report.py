@@ -381,3 +381,35 @@ def pa_array(values):
     import pyarrow as pa
 
     return pa.array(values, pa.string())
+
+
+def test_confirmation_rows_get_their_own_table_and_stay_out_of_the_search_tables(tmp_path):
+    """Rows with stage=confirm (the top recipes re-run with fresh seeds) rank in a "Confirmed" section with
+    intervals and Welch's t-tests; the search's tables and counts leave them out."""
+    from nas_lth.store import TRIAL_COLUMNS, locate, read, write_trial
+
+    exp = fx.full_experiment(tmp_path, "confirmed")
+    loc = locate(str(exp))
+    search = read(str(exp)).trials
+    n_search = len(search)
+    tops = search[search.status == "completed"].sort_values("val_acc", ascending=False).trial_id.head(2).tolist()
+    for i, of in enumerate(tops):
+        src = search.set_index("trial_id").loc[of]
+        for seed in (5, 6, 7):
+            row = {c: (src[c] if c in src.index else None) for c in TRIAL_COLUMNS if c != "schema_version"}
+            acc = 0.95 - 0.02 * i + 0.001 * seed
+            row.update(trial_id=f"c{i}{seed}", stage="confirm", confirm_of=of, seed=seed, val_acc=acc, test_acc=acc,
+                       dense_val_acc=0.97 + 0.001 * seed, dense_test_acc=0.968 + 0.001 * seed, status="completed")
+            write_trial(loc, row["trial_id"], row)
+    rep = build_report(exp, tmp_path / "out")
+    md = rep.markdown.read_text(encoding="utf-8")
+    assert "## Confirmed" in md
+    section = md.split("## Confirmed", 1)[1].split("## Figures", 1)[0]
+    lines = [ln for ln in section.splitlines() if ln.startswith("| ")]
+    assert [ln.split(" | ")[1] for ln in lines[1:]] == [tops[0], tops[1], "dense"]  # ranked, dense last
+    assert "best vs runner-up (test_acc)" in section and "Welch's t-test p = " in section
+    assert "best vs dense network (test_acc)" in section and "significant (dense network higher)" in section
+    assert 'id="confirmed"' in rep.html.read_text(encoding="utf-8")
+    assert dict(rep.summary.settings)["trials"] == str(n_search)
+    assert dict(rep.summary.settings)["confirmation trials"] == "6"
+    assert len(rep.summary.top) and not any(t.startswith("c") for t in rep.summary.top["trial"])
