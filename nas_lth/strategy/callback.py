@@ -34,6 +34,8 @@ class ResultsCallback(Callback):
     """Writes ``trials/<id>.parquet`` and ``curves/<id>.parquet`` when a trial ends, and prints one
     progress line per finished trial (the periodic table comes from the progress reporter)."""
 
+    epoch_budget: float | None = None  # a callback restored from an older experiment's tuner.pkl lacks it
+
     def __init__(self, space: SearchSpace, experiment: Location, name: str, metric: str, quiet: bool = False,
                  target=None, epoch_budget: float | None = None):
         self.space = space
@@ -63,7 +65,7 @@ class ResultsCallback(Callback):
     # -- Tune hooks ----------------------------------------------------------------------------
     def on_trial_result(self, iteration, trials, trial, result, **info):
         rep = TrialReport.from_result(result)
-        self.latest[trial.trial_id] = rep
+        self.__dict__.setdefault("latest", {})[trial.trial_id] = rep
         if rep.evals_reset:
             self.curves[trial.trial_id] = []
         self.curves.setdefault(trial.trial_id, []).extend(rep.evals)
@@ -81,7 +83,7 @@ class ResultsCallback(Callback):
         # continues them.
         if self.target_met_by is not None:
             why = f"search ended: trial {self.target_met_by} met strategy.stop_when"
-        elif self.epoch_budget is not None and epochs_spent(self.latest) >= self.epoch_budget:
+        elif self.epoch_budget is not None and epochs_spent(self.__dict__.get("latest", {})) >= self.epoch_budget:
             why = f"search ended: strategy.epoch_budget of {self.epoch_budget:g} epochs spent"
         else:
             return
@@ -100,10 +102,40 @@ class ResultsCallback(Callback):
                 msg = "see the trial's error file"
         self._write(trial, rep, "failed", msg or "trial raised an exception")
 
+    def restore_missing(self, trials) -> list[str]:
+        """Rewrite, from Tune's saved state (``trials`` as it has them), the rows of finished trials whose files
+        are gone or unreadable: a trial it saved as finished wrote its row before, so a missing row was lost,
+        and would never come back (Tune does not re-run a finished trial; the experiment would count as
+        unfinished forever). Their curves are not restorable."""
+        from nas_lth.errors import UserError
+        from nas_lth.store import read
+
+        finished = [t for t in trials if t.status in ("TERMINATED", "ERROR") and t.last_result]
+        if not finished:  # a new experiment (no trials/ folder yet), or nothing finished before
+            return []
+        try:
+            res = read(self.experiment.uri)
+            stored = {str(t) for df in (res.trials, res.confirm) if "trial_id" in df for t in df.trial_id}
+        except UserError:  # the whole trials/ folder is gone
+            stored = set()
+        restored = []
+        for trial in finished:
+            if trial.trial_id in stored:
+                continue
+            rep = TrialReport.from_result(trial.last_result)
+            status = "failed" if trial.status == "ERROR" else (rep.status if rep.final else "stopped")
+            self._write(trial, rep, status, (rep.message + "; " if rep.message else "") +
+                        "row restored from Tune's state after its file was lost (curve not restorable)", force=True)
+            restored.append(trial.trial_id)
+        if restored:
+            print(f"restored the rows of {len(restored)} finished trial(s) whose files were missing or unreadable: "
+                  f"{', '.join(restored)}", flush=True)
+        return restored
+
     # -- rows ----------------------------------------------------------------------------------
-    def _write(self, trial, rep: TrialReport, status: str, message: str) -> None:
+    def _write(self, trial, rep: TrialReport, status: str, message: str, force: bool = False) -> None:
         stored = self.experiment.join("trials", f"{trial.trial_id}.parquet")
-        if rep.cached_from == trial.trial_id and stored.exists():
+        if rep.cached_from == trial.trial_id and stored.exists() and not force:
             # finished before an earlier driver died and replayed now: its row is already stored
             self.curves.pop(trial.trial_id, None)
             self.finished[trial.trial_id] = status

@@ -70,7 +70,9 @@ def run_confirm(tune_config, run_config, exp: Location, trainable, configs: dict
         return None
     loc = exp.join(FOLDER)
     if tune.Tuner.can_restore(loc.uri):
-        tuner = tune.Tuner.restore(loc.uri, trainable, resume_unfinished=True, resume_errored=True)
+        from nas_lth.strategy.restore import restore_tuner
+
+        tuner, _ = restore_tuner(loc.uri, trainable, exp)
     else:
         tuner = tune.Tuner(trainable, param_space={CONFIRM: tune.grid_search(todo)}, tune_config=tune_config,
                            run_config=run_config)

@@ -12,6 +12,7 @@ from typing import Any
 from nas_lth.recipe import REWIND_MODE
 
 RUNNING, COMPLETED, DIVERGED, FAILED = "running", "completed", "diverged", "failed"
+STOPPED = "stopped"  # a row's status only: the scheduler stopped the trial before its full budget
 
 
 @dataclass

@@ -35,7 +35,7 @@ from nas_lth.store.fs import locate
 from nas_lth.strategy.broker import NAMESPACE, broker_name, get_trajectory
 from nas_lth.strategy.memo import Memo
 from nas_lth.strategy.plan import plan_key, snapshot_plan
-from nas_lth.strategy.report import COMPLETED, DIVERGED, FAILED, TrialReport, finite_or_zero
+from nas_lth.strategy.report import COMPLETED, DIVERGED, FAILED, STOPPED, TrialReport, finite_or_zero
 from nas_lth.strategy.stage import unwrap
 from nas_lth.strategy.tickets import copy_ticket, store_ticket
 
@@ -169,6 +169,8 @@ class Trial:
         self.base = replace(self.base, device=str(dev))
         resume = self._restore()
         self.memo = Memo(self.loc, recipe, dev, self.base.trial_id, self.metric)
+        if self._replay_stored_row():
+            return
         # The same recipe already ran to completion in this experiment (another trial, or this one
         # before its driver died: Tune's last snapshot may still show it running): replay, never retrain.
         if self.memo.replay(self.base, lambda source: copy_ticket(self.loc, source, self.base.trial_id)):
@@ -183,6 +185,28 @@ class Trial:
             if traj_key is False:
                 return
         self._final(run, run.run(resume=resume), data, traj_key)
+
+    def _replay_stored_row(self) -> bool:
+        """A trial whose row is stored already ended under an earlier driver that died before Tune saved
+        that (Tune starts it again on --resume): report the stored outcome, train nothing, so the row is
+        written once. Completed trials replay through the memo (with their epoch reports); failed ones
+        run again, as ``--resume`` re-runs errored trials by design."""
+        import pyarrow.parquet as pq
+
+        path = self.loc.join("trials", f"{self.base.trial_id}.parquet")
+        try:
+            row = pq.read_table(path.path, filesystem=path.fs).to_pylist()[0] if path.exists() else None
+        except Exception:  # noqa: BLE001 - an unreadable row is no row: the trial runs, the row is rewritten
+            row = None
+        if row is None or row.get("status") not in (STOPPED, DIVERGED):
+            return False
+        final = row["status"] == DIVERGED
+        tune.report(replace(
+            self.base, status=row["status"] if final else self.base.status, final=final,
+            fidelity=float(row.get("epochs_trained") or 0.0), objective=finite_or_zero(row.get("objective")),
+            weights_remaining=row.get("weights_remaining"), cached_from=self.base.trial_id,
+            message="ended before the driver stopped: stored row kept, nothing trained").to_tune(self.metric))
+        return True
 
     def _restore(self) -> dict | None:
         ckpt = tune.get_checkpoint()

@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import warnings
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,15 +74,25 @@ def _check_storage(opts: SearchOptions) -> Location:
     return exp
 
 
-def _create(exp: Location, storage: str) -> None:
-    if not exp.exists():
-        try:
-            exp.mkdir()
-            probe = exp.join(".write-test")
-            probe.write_bytes(b"ok")
-            exp.fs.delete_file(probe.path)
-        except OSError as exc:
-            raise UserError(f"--storage {storage}: cannot write there ({exc.strerror or exc})") from None
+def _create(exp: Location, opts: SearchOptions):
+    """Make the new experiment's folder, take its driver lease, record its space; returns the lease."""
+    from nas_lth.strategy.experiment import DriverLock, record_space
+
+    if exp.exists():  # it was not there when the search started: another driver made it meanwhile
+        lock = DriverLock(exp, opts.name).acquire()  # refuses while that driver runs
+        lock.release()
+        raise UserError(f"experiment {opts.name!r} appeared in {exp.uri} while this search started (another "
+                        "driver?); pass --resume to continue it or --name to start a new one")
+    try:
+        exp.mkdir()
+        probe = exp.join(".write-test")
+        probe.write_bytes(b"ok")
+        exp.fs.delete_file(probe.path)
+    except OSError as exc:
+        raise UserError(f"--storage {opts.storage}: cannot write there ({exc.strerror or exc})") from None
+    lock = DriverLock(exp, opts.name).acquire()
+    record_space(exp, opts.space)
+    return lock
 
 
 def _init_ray(opts: SearchOptions) -> tuple[str | None, bool]:
@@ -145,7 +156,7 @@ def _searcher_and_scheduler(space: SearchSpace, seed: int | None, max_t: int, se
 
 def _tuner(opts: SearchOptions, exp: Location, trainable, metric: str, seed: int | None, max_t: int,
            warm: list | None = None):
-    """A new Tuner, or the experiment's restored one (``--resume``)."""
+    """(a new Tuner or the experiment's restored one (``--resume``), its results callback)."""
     from ray import tune
     from ray.tune.stopper import CombinedStopper
 
@@ -155,16 +166,19 @@ def _tuner(opts: SearchOptions, exp: Location, trainable, metric: str, seed: int
 
     space, strat = opts.space, opts.space.spec.strategy
     if opts.resume:
-        if not tune.Tuner.can_restore(exp.uri):
-            raise UserError(f"--resume: {exp.uri} holds no restorable Tune state (was the first run "
-                            "interrupted before it started?)")
-        return tune.Tuner.restore(exp.uri, trainable, resume_unfinished=True, resume_errored=True)
+        if tune.Tuner.can_restore(exp.uri):
+            from nas_lth.strategy.restore import restore_tuner
+
+            return restore_tuner(exp.uri, trainable, exp)
+        _start_over(exp, opts)
     searcher, scheduler = _searcher_and_scheduler(space, seed, max_t, opts.searcher_cls)
     if warm:
         searcher._ot_study.add_trials(warm)  # the study exists once metric and mode are given
     root = locate(opts.storage)
     stoppers = ([TargetStopper(strat.stop_when)] if strat.stop_when else []) + \
         ([EpochBudgetStopper(strat.epoch_budget)] if strat.epoch_budget else [])
+    callback = ResultsCallback(space, exp, opts.name, metric, quiet=opts.quiet, target=strat.stop_when,
+                               epoch_budget=strat.epoch_budget)
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
@@ -175,12 +189,24 @@ def _tuner(opts: SearchOptions, exp: Location, trainable, metric: str, seed: int
             name=opts.name, storage_path=root.uri if "://" in root.uri else root.path,
             failure_config=tune.FailureConfig(max_failures=strat.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-            callbacks=[ResultsCallback(space, exp, opts.name, metric, quiet=opts.quiet, target=strat.stop_when,
-                                       epoch_budget=strat.epoch_budget)],
+            callbacks=[callback],
             progress_reporter=TableReporter(metric, space.fixed_flat(), every_s=opts.progress_every_s),
             stop=CombinedStopper(*stoppers) if stoppers else None,
             verbose=1),
-    )
+    ), callback
+
+
+def _start_over(exp: Location, opts: SearchOptions) -> None:
+    """``--resume`` of an experiment without Tune state: a driver killed between making the folder and Tune's
+    first save. With no trial recorded there is nothing to lose: the search starts in the same folder."""
+    from nas_lth.strategy.experiment import record_space
+
+    if exp.join("trials").is_dir() and exp.join("trials").list(".parquet"):
+        raise UserError(f"--resume: {exp.uri} holds trial rows but no restorable Tune state (tuner.pkl is "
+                        "missing or damaged); its results stay readable - start a new experiment with --name")
+    print(f"note: {exp.uri} holds no Tune state and no trial yet (its first run stopped before it started): "
+          "starting the search there", flush=True)
+    record_space(exp, opts.space)
 
 
 def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
@@ -189,12 +215,14 @@ def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
     from ray import tune
 
     from nas_lth.strategy.broker import start_broker
-    from nas_lth.strategy.stopper import _target_met, budget_spent
+    from nas_lth.strategy.experiment import DriverLock, check_space
     from nas_lth.strategy.trainable import objective_metric, ticket_trainable
     from nas_lth.strategy.trial import TrialSpec
 
     space, strat, res = opts.space, opts.space.spec.strategy, opts.space.spec.resources
     exp = _check_storage(opts)
+    if opts.resume:
+        check_space(exp, space, opts.name)
     warm = _warm(opts)
     seed = strat.seed if opts.seed is None else opts.seed
     cpus = opts.cpus_per_trial if opts.cpus_per_trial is not None else res.cpus_per_trial
@@ -203,45 +231,51 @@ def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
         raise UserError(f"--cpus-per-trial must be > 0 and --gpus-per-trial >= 0 (got {cpus}, {gpus})")
     metric = strat.metric or objective_metric(_check_data(space, opts.data_dir))
     max_t = max(1, math.ceil(max(float(b) for b in space.values_of("budget") or [space.recipe({}).budget])))
-    dashboard_url, owns_ray = _init_ray(opts)
-    try:
+    with ExitStack() as stack:  # unwinds in reverse: Ray's session ends, then the lease is given back
+        if opts.resume:  # before Ray starts: a second driver on a running experiment starts nothing
+            stack.callback(DriverLock(exp, opts.name).acquire().release)
+        dashboard_url, owns_ray = _init_ray(opts)
+        if owns_ray:
+            stack.callback(ray.shutdown)  # the session this search started (local instance or cluster connection)
         _check_resources(opts, cpus, gpus)
-        _create(exp, opts.storage)  # only now: a bad input must leave no half-made experiment behind
-    except BaseException:
-        if owns_ray:
-            ray.shutdown()
-        raise
-    if on_start is not None:
-        on_start(dashboard_url)
-    broker = start_broker(opts.name)  # keep the handle: a non-detached actor dies with its last handle
-    spec = TrialSpec.from_space(space, name=opts.name, experiment=exp.uri, device=opts.device,
-                                data_dir=os.path.abspath(opts.data_dir) if opts.data_dir else None,
-                                threads=max(1, int(cpus)), checkpoint_every_s=strat.checkpoint_every_s)
-    trainable = tune.with_resources(tune.with_parameters(ticket_trainable, spec=spec), {"cpu": cpus, "gpu": gpus})
-    confirm = None
-    try:
-        tuner = _tuner(opts, exp, trainable, metric, seed, max_t, warm)
-        grid = tuner.fit()
-        # After a SIGINT Tune saves its state and returns early; the trials table tells what is done.
-        wanted = opts.num_samples or space.num_samples()
-        if opts.resume:
-            wanted = max(wanted, _restored_num_samples(tuner, wanted))
-        done = len(read(exp.uri).trials)
-        target_met = bool(strat.stop_when) and _target_met(exp, strat.stop_when)
-        budget_met = bool(strat.epoch_budget) and budget_spent(exp) >= strat.epoch_budget
-        interrupted = done < wanted and strat.time_budget_s is None and not target_met and not budget_met
-        if not interrupted:
-            configs = {r.metrics["trial_id"]: r.config for r in grid if r.metrics and "trial_id" in r.metrics}
-            try:
-                confirm = _confirm_stage(opts, exp, trainable, metric, configs)
-                interrupted = confirm is not None and confirm.interrupted
-            except KeyboardInterrupt:  # between the stages, outside Tune's handler: nothing of it is lost
-                interrupted = True
+        if not opts.resume:  # only now: a bad input must leave no half-made experiment behind
+            stack.callback(_create(exp, opts).release)
+        if on_start is not None:
+            on_start(dashboard_url)
+        broker = start_broker(opts.name)  # keep the handle: a non-detached actor dies with its last handle
+        spec = TrialSpec.from_space(space, name=opts.name, experiment=exp.uri, device=opts.device,
+                                    data_dir=os.path.abspath(opts.data_dir) if opts.data_dir else None,
+                                    threads=max(1, int(cpus)), checkpoint_every_s=strat.checkpoint_every_s)
+        trainable = tune.with_resources(tune.with_parameters(ticket_trainable, spec=spec),
+                                        {"cpu": cpus, "gpu": gpus})
+        interrupted, confirm = _stages(opts, exp, trainable, metric, seed, max_t, warm)
         stats = ray.get(broker.get_stats.remote())
-    finally:
-        if owns_ray:
-            ray.shutdown()  # the session this search started (local instance or cluster connection)
     return SearchOutcome(exp, interrupted, stats, dashboard_url, metric, warm_started=len(warm), confirm=confirm)
+
+
+def _stages(opts: SearchOptions, exp: Location, trainable, metric: str, seed, max_t: int, warm: list):
+    """The search, then (when it is complete) the confirmation stage: (interrupted?, ConfirmOutcome)."""
+    from nas_lth.strategy.stopper import _target_met, budget_spent
+
+    space, strat = opts.space, opts.space.spec.strategy
+    tuner, _ = _tuner(opts, exp, trainable, metric, seed, max_t, warm)
+    grid = tuner.fit()
+    # After a SIGINT Tune saves its state and returns early; the trials table tells what is done.
+    wanted = opts.num_samples or space.num_samples()
+    if opts.resume:
+        wanted = max(wanted, _restored_num_samples(tuner, wanted))
+    done = len(read(exp.uri).trials)
+    target_met = bool(strat.stop_when) and _target_met(exp, strat.stop_when)
+    budget_met = bool(strat.epoch_budget) and budget_spent(exp) >= strat.epoch_budget
+    interrupted = done < wanted and strat.time_budget_s is None and not target_met and not budget_met
+    if interrupted:
+        return True, None
+    configs = {r.metrics["trial_id"]: r.config for r in grid if r.metrics and "trial_id" in r.metrics}
+    try:
+        confirm = _confirm_stage(opts, exp, trainable, metric, configs)
+    except KeyboardInterrupt:  # between the stages, outside Tune's handler: nothing of it is lost
+        return True, None
+    return confirm is not None and confirm.interrupted, confirm
 
 
 def _confirm_stage(opts: SearchOptions, exp: Location, trainable, metric: str, configs: dict):

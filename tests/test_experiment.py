@@ -1,0 +1,222 @@
+"""What an experiment keeps about itself and the faults around it (issue: nothing lost, misplaced or mixed):
+a resumed experiment writes where it lies now (moved or copied), one driver at a time (a lease), the space it
+started with (an edited file is refused), lost rows restored from Tune's state, a stopped trial never re-run
+after its driver died, and a folder whose first run died before Tune's first save can be resumed."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+import yaml
+from test_search import (
+    digests,
+    interrupt,
+    reap_session,
+    run,
+    search_cmd,
+    search_env,
+    session_pids,
+    start,
+    tiny_space,
+    write_space,
+)
+
+from nas_lth.errors import UserError
+from nas_lth.space import SearchSpace
+from nas_lth.store import locate, read
+from nas_lth.strategy.experiment import LOCK_FILE, DriverLock, check_space, first_difference, record_space
+
+SPACE = {"name": "x", "fixed": {"model": "lenet300_100", "dataset": "digits", "budget": 2},
+         "search": {"criterion": {"choice": ["large_final", "random"]}}}
+
+
+def dead_pid() -> int:
+    p = subprocess.Popen([sys.executable, "-c", "pass"])
+    p.wait()
+    return p.pid
+
+
+# ------------------------------------------------------------------ unit: space record and lease
+
+
+def test_first_difference_names_the_key():
+    assert first_difference({"a": {"b": 1, "c": 2}}, {"a": {"b": 1, "c": 3}}) == "a.c: 2 -> 3"
+    assert first_difference({"a": 1}, {"a": 1, "b": 2}) == "b: added (2)"
+    assert first_difference({"a": [1, 2]}, {"a": [1, 2]}) is None
+
+
+def test_resume_with_an_edited_space_names_the_first_difference(tmp_path):
+    exp = locate(str(tmp_path / "x"))
+    exp.mkdir()
+    record_space(exp, SearchSpace.from_dict(SPACE, "a.yaml"))
+    check_space(exp, SearchSpace.from_dict(SPACE, "a.yaml"), "x")  # the same space: fine
+    edited = {**SPACE, "fixed": {**SPACE["fixed"], "budget": 3}}
+    with pytest.raises(UserError, match=r"b.yaml is not the space experiment 'x' was started with "
+                                        r"\(fixed.budget: 2 -> 3\)"):
+        check_space(exp, SearchSpace.from_dict(edited, "b.yaml"), "x")
+
+
+def test_lease_refuses_a_second_driver_and_takes_over_a_dead_ones(tmp_path, capsys):
+    exp = locate(str(tmp_path / "x"))
+    exp.mkdir()
+    first = DriverLock(exp, "x").acquire()
+    holder = rf"being run by another driver \(host {socket.gethostname()}, pid {os.getpid()}"
+    with pytest.raises(UserError, match=holder):
+        DriverLock(exp, "x").acquire()
+    first.release()
+    assert not (tmp_path / "x" / LOCK_FILE).exists()
+    (tmp_path / "x" / LOCK_FILE).write_text(
+        f'{{"host": "{socket.gethostname()}", "pid": {dead_pid()}, "token": "t", "heartbeat": {time.time()}}}')
+    DriverLock(exp, "x").acquire().release()
+    assert "taking over the stale lease" in capsys.readouterr().err
+    # another host's lease: live while its heartbeat is fresh
+    (tmp_path / "x" / LOCK_FILE).write_text(f'{{"host": "elsewhere", "pid": 1, "heartbeat": {time.time()}}}')
+    with pytest.raises(UserError, match="host elsewhere"):
+        DriverLock(exp, "x").acquire()
+
+
+# ------------------------------------------------------------------ real searches
+
+SAMPLES = 6
+
+
+def fifo_space(tmp_path, name: str):
+    return write_space(tmp_path / f"{name}.yaml", tiny_space(
+        name, SAMPLES, {"criterion": {"choice": ["large_final", "random", "snip", "magnitude_increase"]},
+                        "rounds": {"int": [1, 3]}}, scheduler="fifo"))
+
+
+@pytest.mark.integration
+def test_a_moved_or_copied_experiment_resumes_where_it_lies_now(tmp_path):
+    space = fifo_space(tmp_path, "moved")
+    a, b, c = tmp_path / "a", tmp_path / "b", tmp_path / "c"
+    interrupt(search_cmd(space, a), tmp_path, a / "moved", 2, signal.SIGINT)
+    at_interrupt = digests(a / "moved" / "trials")
+    assert len(at_interrupt) < SAMPLES
+
+    # an edited space file is refused, and changes nothing
+    edited = yaml.safe_load(space.read_text())
+    edited["fixed"]["budget"] = 5
+    other = write_space(tmp_path / "edited.yaml", edited)
+    proc = run([*search_cmd(other, a), "--resume"], tmp_path, "edited")
+    assert proc.returncode == 2 and "fixed.budget: 6 -> 5" in proc.stderr, proc.stderr[-2000:]
+    assert digests(a / "moved" / "trials") == at_interrupt
+
+    shutil.copytree(a, b, symlinks=True)  # cp -a: the copy resumes into itself, the original is untouched
+    proc = run([*search_cmd(space, b), "--resume"], tmp_path, "copy")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert len(read(str(b / "moved")).trials) == SAMPLES
+    assert digests(a / "moved" / "trials") == at_interrupt
+
+    shutil.move(a, c)  # mv: the moved experiment resumes into its new place; the old one is not re-created
+    proc = run([*search_cmd(space, c), "--resume"], tmp_path, "moved")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    trials = read(str(c / "moved")).trials
+    assert len(trials) == SAMPLES and trials.trial_id.is_unique
+    assert not a.exists()
+    assert not (c / "moved" / LOCK_FILE).exists()  # the lease is given back at the end
+
+
+@pytest.mark.integration
+def test_two_drivers_on_one_experiment_run_it_once(tmp_path):
+    space = fifo_space(tmp_path, "twins")
+    storage = tmp_path / "runs"
+    procs = [start(search_cmd(space, storage), tmp_path, f"twin{i}") for i in range(2)]
+    try:
+        for p in procs:
+            p.wait(300)
+    finally:
+        for p in procs:
+            reap_session(p)
+    codes = sorted(p.returncode for p in procs)
+    errs = " ".join((tmp_path / f"twin{i}.err").read_text() for i in range(2))
+    assert codes == [0, 2], errs[-3000:]
+    assert "another driver" in errs
+    trials = read(str(storage / "twins")).trials
+    assert len(trials) == SAMPLES and trials.trial_id.is_unique
+
+    # --resume while a driver holds the experiment: refused before Ray starts, nothing changed
+    before = digests(storage / "twins" / "trials")
+    (storage / "twins" / LOCK_FILE).write_text(
+        f'{{"host": "{socket.gethostname()}", "pid": {os.getpid()}, "token": "t", "heartbeat": {time.time()}}}')
+    proc = run([*search_cmd(space, storage), "--resume"], tmp_path, "third")
+    assert proc.returncode == 2 and f"pid {os.getpid()}" in proc.stderr, proc.stderr[-2000:]
+    assert digests(storage / "twins" / "trials") == before
+
+
+@pytest.mark.integration
+def test_lost_rows_come_back_and_a_folder_without_tune_state_starts_over(tmp_path):
+    space = fifo_space(tmp_path, "lost")
+    storage = tmp_path / "runs"
+    assert run(search_cmd(space, storage), tmp_path, "first").returncode == 0
+    rows = sorted((storage / "lost" / "trials").glob("*.parquet"))
+    rows[0].unlink()
+    rows[1].write_bytes(rows[1].read_bytes()[:100])  # truncated
+    proc = run([*search_cmd(space, storage), "--resume"], tmp_path, "second")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "restored the rows of 2 finished trial(s)" in proc.stdout
+    trials = read(str(storage / "lost")).trials
+    assert len(trials) == SAMPLES and trials.trial_id.is_unique and (trials.status == "completed").all()
+    restored = trials[trials.message.str.contains("row restored from Tune's state")]
+    assert sorted(restored.trial_id) == sorted(p.stem for p in rows[:2])
+    assert restored.val_acc.notna().all() and restored.test_acc.notna().all()
+
+    # a driver killed between making the folder and Tune's first save: --resume starts there
+    fresh = storage / "early"
+    fresh.mkdir()
+    (fresh / LOCK_FILE).write_text(f'{{"host": "{socket.gethostname()}", "pid": {dead_pid()}, "heartbeat": 0}}')
+    space2 = fifo_space(tmp_path, "early")
+    proc = run([*search_cmd(space2, storage), "--resume"], tmp_path, "early")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert "starting the search there" in proc.stdout
+    assert len(read(str(fresh)).trials) == SAMPLES
+
+
+@pytest.mark.integration
+def test_a_stopped_trial_is_not_run_again_after_its_driver_was_killed(tmp_path):
+    """ASHA stops a trial, its row is written, the driver dies (SIGKILL) before Tune saves that: on --resume
+    Tune starts the trial again from its checkpoint. It must keep its stored row (it trained nothing)."""
+    # Tune's snapshot goes stale on purpose: no periodic snapshot, and trials that checkpoint rarely (a
+    # snapshot is forced after num_to_keep trial checkpoints)
+    data = tiny_space("killed_asha", 8, {"criterion": {"choice": ["large_final", "random", "snip",
+                                                                  "magnitude_increase"]},
+                                         "rounds": {"int": [1, 3]}},
+                      scheduler="asha", grace_period=1, reduction_factor=4, max_concurrent=2,
+                      checkpoint_every_s=1000)
+    space = write_space(tmp_path / "asha.yaml", data)
+    storage = tmp_path / "runs"
+    trials_dir = storage / "killed_asha" / "trials"
+    cmd = search_cmd(space, storage)
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env={**search_env(), "TUNE_GLOBAL_CHECKPOINT_S": "1000"},
+                            stdout=open(tmp_path / "first.out", "w"), stderr=open(tmp_path / "first.err", "w"),
+                            start_new_session=True)
+
+    def stopped_rows():
+        try:
+            t = read(str(storage / "killed_asha")).trials
+        except Exception:  # noqa: BLE001 - not there yet
+            return 0
+        return int((t.status == "stopped").sum()) if len(t) else 0
+
+    deadline = time.monotonic() + 240
+    while stopped_rows() < 1:
+        assert proc.poll() is None and time.monotonic() < deadline, "no stopped trial before the search ended"
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    before = digests(trials_dir)
+    for pid in session_pids(proc.pid):
+        os.kill(pid, signal.SIGKILL)
+    second = run([*cmd, "--resume"], tmp_path, "resume")
+    assert second.returncode == 0, second.stdout[-3000:] + second.stderr[-3000:]
+    after = digests(trials_dir)
+    assert {k: after.get(k) for k in before} == before, "a row stored before the kill was rewritten"
+    trials = read(str(storage / "killed_asha")).trials
+    assert trials.trial_id.is_unique
