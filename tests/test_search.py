@@ -9,6 +9,7 @@ session (the driver, GCS, raylet and workers), so no Ray process outlives a test
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import os
 import signal
@@ -440,6 +441,52 @@ def test_sigterm_saves_state_like_sigint_and_the_search_resumes(tmp_path):
     assert proc2.returncode == 0, proc2.stdout[-3000:] + proc2.stderr[-3000:]
     trials = read(str(exp)).trials
     assert len(trials) == 8 and trials.trial_id.is_unique and (trials.status == "completed").all()
+
+
+class _Payload:
+    """Pickled into a forged trajectory file: unpickled with code allowed, it would make a folder."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (str(self.marker),))
+
+
+@pytest.mark.integration
+def test_a_damaged_shared_trajectory_is_computed_again_and_replaced(tmp_path):
+    """Between a SIGINT and --resume the stored dense trajectory is replaced by a forged file (code in a
+    pickle): it is refused without running the code, computed again, and every trial completes (they all
+    failed before)."""
+    import torch
+
+    from nas_lth.estimation.trajectory import DenseTrajectory
+
+    space = write_space(tmp_path / "traj.yaml", tiny_space(
+        "tiny_traj", 8, {"criterion": {"choice": ["large_final", "random", "snip", "magnitude_increase"]},
+                         "rounds": {"int": [1, 3]}}, scheduler="fifo", max_concurrent=1))
+    storage = tmp_path / "runs"
+    exp = storage / "tiny_traj"
+    cmd = search_cmd(space, storage)
+    interrupt(cmd, tmp_path, exp, 1, signal.SIGINT)
+    assert len(list((exp / "trials").glob("*.parquet"))) < 8, "the search finished before SIGINT arrived"
+    (stored,) = (exp / "trajectories").glob("*.pt")  # one (model, data, seed, training): one trajectory
+    marker = tmp_path / "the-payload-ran"
+    buf = io.BytesIO()
+    torch.save({"key": stored.stem, "theta0": _Payload(marker)}, buf)
+    forged = buf.getvalue()
+    stored.write_bytes(forged)
+
+    proc = run([*cmd, "--resume"], tmp_path, "second")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert not marker.exists(), "the forged trajectory file ran its code"
+    trials = read(str(exp)).trials
+    assert len(trials) == 8 and trials.trial_id.is_unique
+    assert (trials.status == "completed").all(), trials[["trial_id", "status", "message"]]
+    replaced = stored.read_bytes()
+    assert replaced != forged and DenseTrajectory.from_bytes(replaced).key == stored.stem
+    # one trial of the resumed run trained the dense net again (the first run's trial did so once)
+    assert (trials.trajectory_iterations_trained > 0).sum() >= 2, trials.trajectory_iterations_trained
 
 
 # ------------------------------------------------------------------ a trial restarted without a checkpoint
