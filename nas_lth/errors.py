@@ -33,6 +33,8 @@ def cli_entry(fn: F) -> F:
             return fn(*args, **kwargs)
         except UserError as exc:
             msg = " ".join(str(exc).split())  # always one line
+            # a file name with undecodable bytes carries lone surrogates, which no stream can print
+            msg = msg.encode("utf-8", "backslashreplace").decode("utf-8")
             print(f"error: {msg}", file=sys.stderr)
             raise SystemExit(EXIT_USAGE) from None
         except BrokenPipeError:  # `... | head`: the reader left; not an error of ours

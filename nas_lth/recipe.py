@@ -21,9 +21,9 @@ from __future__ import annotations
 import math
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from nas_lth.errors import UserError
 from nas_lth.roles import cell as _cell
@@ -37,6 +37,12 @@ DEFAULT_PRUNE_RATE = {"fc": 0.2, "conv": 0.15, "output": 0.1, "embedding": 0.1}
 STOP_WORDS = ("end", "early_bird")
 # how rewind_to is applied, recorded with every result: the ticket continues the dense run's clock from k
 REWIND_MODE = "continue"
+# Upper bounds of the numeric keys: far beyond any real run, small enough that a value past them is a typo
+# (2**64, 1e308) caught when the file is loaded, not a trial that hangs counting to it or overflows.
+MAX_EPOCHS = 100_000
+MAX_ITERATIONS = 10**9
+MAX_EXAMPLES = 10**8  # batch sizes, validation-set sizes, samples per class
+MAX_LR = 1e6  # far above any sane rate, still a float that SGD can diverge with (a result, not a crash)
 _EPOCHS = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(?:ep|epoch|epochs)\s*$")
 
 
@@ -46,13 +52,14 @@ class Training(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     optimizer: Literal["adam", "sgd"] = role("adam", dense=True, column="string")
-    lr: float = role(1.2e-3, dense=True, column="float64", gt=0)
+    lr: float = role(1.2e-3, dense=True, column="float64", gt=0, le=MAX_LR)
     momentum: float = role(0.0, dense=True, column="float64", ge=0, lt=1)
-    weight_decay: float = role(0.0, dense=True, column="float64", ge=0)
-    batch_size: int = role(60, dense=True, column="int64", ge=1)
-    eval_every: int = role(100, dense=True, column="int64", ge=1, description="iterations between evaluations")
-    lr_milestones: list[float] = role(default_factory=list, dense=True, column="json",
-                                      description="epochs at which lr *= lr_gamma")
+    weight_decay: float = role(0.0, dense=True, column="float64", ge=0, le=1)
+    batch_size: int = role(60, dense=True, column="int64", ge=1, le=MAX_EXAMPLES)
+    eval_every: int = role(100, dense=True, column="int64", ge=1, le=MAX_ITERATIONS,
+                           description="iterations between evaluations")
+    lr_milestones: list[Annotated[float, Field(ge=0, le=MAX_EPOCHS)]] = role(
+        default_factory=list, dense=True, column="json", description="epochs at which lr *= lr_gamma")
     lr_gamma: float = role(0.1, dense=True, column="float64", gt=0, le=1)
 
 
@@ -86,21 +93,25 @@ def parse_stop_at(value) -> StopAt:
     if isinstance(value, bool):
         raise ValueError("stop_at must be an iteration count, 'Nep' epochs, 'end' or 'early_bird'")
     if isinstance(value, int):
-        if value < 0:
-            raise ValueError(f"stop_at iterations must be >= 0, got {value}")
-        return StopAt(kind="iterations", value=value)
+        return _iterations(value)
     if isinstance(value, str):
         v = value.strip()
         if v in STOP_WORDS:
             return StopAt(kind=v)
         if v.isdigit():
-            return StopAt(kind="iterations", value=int(v))
+            return _iterations(int(v))
         m = _EPOCHS.match(v)
         if m:
             return StopAt(kind="epochs", value=float(m.group(1)))
     raise ValueError(
         f"stop_at {value!r} is not an iteration count, 'Nep' epochs (e.g. '0.5ep'), 'end' or 'early_bird'"
     )
+
+
+def _iterations(n: int) -> StopAt:
+    if not 0 <= n <= MAX_ITERATIONS:
+        raise ValueError(f"stop_at iterations must be in [0, {MAX_ITERATIONS}], got {n}")
+    return StopAt(kind="iterations", value=n)
 
 
 def _known(name: str, registry, kind: str) -> str:
@@ -123,17 +134,17 @@ class Recipe(BaseModel):
     model_options: dict = role(default_factory=dict, dense=True, column="json")
     dataset_options: dict = role(default_factory=dict, dense=True, column="json",
                                  description="e.g. {representation: tokens, max_len: 256}")
-    val_size: int | None = role(None, dense=True, column="int64", ge=1)
+    val_size: int | None = role(None, dense=True, column="int64", ge=1, le=MAX_EXAMPLES)
     criterion: str = role("large_final", column="string")
     stop_at: int | str = role("end", column="string")
     eb_eps: float = role(0.1, column="float64", applies=EARLY_BIRD, gt=0, lt=1,
                          description="early-bird: max mask distance (drawn when all <= eps)")
-    eb_window: int = role(5, column="int64", applies=EARLY_BIRD, ge=2,
+    eb_window: int = role(5, column="int64", applies=EARLY_BIRD, ge=2, le=1000,
                           description="early-bird: masks in the FIFO, the newest compared with the rest")
-    eb_every: int | None = role(None, column="int64", applies=EARLY_BIRD, ge=1,
+    eb_every: int | None = role(None, column="int64", applies=EARLY_BIRD, ge=1, le=MAX_ITERATIONS,
                                 description="early-bird: iterations between checks (default: one epoch, as in "
                                 "You et al. 2020)")
-    rewind_to: int = role(0, column="int64", ge=0,
+    rewind_to: int = role(0, column="int64", ge=0, le=MAX_ITERATIONS,
                           description="iteration the kept weights are reset to; the ticket then trains from k to "
                           "the budget on the dense run's clock (late resetting)")
     reinit: str = role("original", column="string")
@@ -146,15 +157,16 @@ class Recipe(BaseModel):
         "non-output kind to 1 - target**(1/rounds) (the output layer keeps its prune_rate)")
     rounds: int = role(1, column="int64", ge=0, le=100, description="0 = dense only, 1 = one-shot, >1 iterative")
     scope: Literal["layerwise", "global"] = role("layerwise", column="string")
-    budget: float = role(1.0, dense=True, column="float64", gt=0, description="epochs of each training run")
+    budget: float = role(1.0, dense=True, column="float64", gt=0, le=MAX_EPOCHS,
+                         description="epochs of each training run")
     seed: int = role(0, dense=True, column="int64", ge=0, lt=2**32, description="fixes init, data order, tie-breaks")
     training: Training = role(default_factory=Training, dense=True, column="nested")
-    score_batches: int = role(1, column="int64", ge=1, description="mini-batches for SNIP gradients")
-    grasp_temperature: float = role(200.0, column="float64", applies=GRASP, gt=0,
+    score_batches: int = role(1, column="int64", ge=1, le=10_000, description="mini-batches for SNIP gradients")
+    grasp_temperature: float = role(200.0, column="float64", applies=GRASP, gt=0, le=1e6,
                                     description="GraSP: logits / T before g and Hg (reference: 200)")
-    samples_per_class: int = role(10, column="int64", applies=GRASP, ge=1,
+    samples_per_class: int = role(10, column="int64", applies=GRASP, ge=1, le=MAX_EXAMPLES,
                                   description="GraSP: class-balanced sample size per class (reference: 10)")
-    synflow_iterations: int = role(100, column="int64", ge=1)
+    synflow_iterations: int = role(100, column="int64", ge=1, le=10_000)
     eval_rounds: Literal["all", "last"] = role("all", column="string")
 
     _stop: StopAt = PrivateAttr()
@@ -202,17 +214,24 @@ class Recipe(BaseModel):
             rates.update({k: per_round for k in LAYER_KINDS if k != "output"})
         return rates
 
-    def check_budget(self, n_train: int) -> None:
-        """Stopping and rewind iterations must lie within the budget (needs the training-set size)."""
+    def budget_problem(self, n_train: int) -> tuple[str, str] | None:
+        """(key, why) when the stopping or the rewind iteration lies beyond the budget, else None
+        (needs the training-set size)."""
         ipe = self.iterations_per_epoch(n_train)
         budget = max(1, int(round(self.budget * ipe)))
         stop = self.stop.iteration(ipe, budget)
+        of = f"the budget of {budget} iterations ({self.budget:g} epochs of {ipe})"
         if stop is not None and stop > budget:
-            raise UserError(f"stop_at {self.stop_at!r} is iteration {stop}, beyond the budget of {budget} "
-                            f"iterations ({self.budget:g} epochs of {ipe})")
+            return "stop_at", f"stop_at {self.stop_at!r} is iteration {stop}, beyond {of}"
         if self.rewind_to > budget:
-            raise UserError(f"rewind_to {self.rewind_to} is beyond the budget of {budget} iterations "
-                            f"({self.budget:g} epochs of {ipe})")
+            return "rewind_to", f"rewind_to {self.rewind_to} is beyond {of}"
+        return None
+
+    def check_budget(self, n_train: int) -> None:
+        """Stopping and rewind iterations must lie within the budget."""
+        problem = self.budget_problem(n_train)
+        if problem is not None:
+            raise UserError(problem[1])
 
     def eb_check_every(self, n_train: int) -> int:
         """Iterations between Early-Bird checks (``eb_every``, else one epoch)."""

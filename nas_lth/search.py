@@ -15,12 +15,10 @@ import signal
 import sys
 from pathlib import Path
 
-import torch
-
-from nas_lth.device import pick_device
+from nas_lth.device import parse_device, pick_device
 from nas_lth.errors import ArgumentParser, UserError, cli_entry
 from nas_lth.space import load_space
-from nas_lth.space.schema import valid_name
+from nas_lth.space.schema import MAX_RESOURCE, MAX_SAMPLES, valid_name
 
 DEFAULT_SPACE = Path(__file__).resolve().parent.parent / "search_spaces" / "digits_quick.yaml"
 
@@ -54,6 +52,11 @@ def _check_args(args) -> None:
         v = getattr(args, flag)
         if v is not None and v < 1:
             raise UserError(f"--{flag.replace('_', '-')} must be >= 1, got {v}")
+    # the space file's limits; Ray's counters overflow far below 2**64
+    for flag, most in (("num_samples", MAX_SAMPLES), ("max_concurrent", MAX_RESOURCE), ("num_cpus", MAX_RESOURCE)):
+        v = getattr(args, flag)
+        if v is not None and v > most:
+            raise UserError(f"--{flag.replace('_', '-')} {v}: allowed 1 to {most}")
     if not (math.isfinite(args.progress_every) and args.progress_every > 0):
         raise UserError(f"--progress-every {args.progress_every}: give a number of seconds > 0")
     if args.data_dir and not Path(args.data_dir).is_dir():
@@ -65,10 +68,7 @@ def _check_args(args) -> None:
                         "(not '.' or '..')")
     if args.device != "auto":
         if args.address:  # the driver's machine says nothing about the cluster's devices
-            try:
-                torch.device(args.device)
-            except RuntimeError:
-                raise UserError(f"--device {args.device!r}: allowed auto, cpu, cuda, cuda:N") from None
+            parse_device(args.device)
         else:
             pick_device(args.device)
 
@@ -94,15 +94,15 @@ def main(argv: list[str] | None = None) -> int:
         progress_every_s=args.progress_every, warm_start=args.warm_start,
     )
     print(f"nas_lth search '{name}': {space.source} -> {opts.storage}/{name}", flush=True)
-    if args.address and "://" not in args.storage:
-        print(f"note: --storage {args.storage} is a local path; with --address every node must reach it "
-              "(a shared filesystem), otherwise use s3:// or gs://", file=sys.stderr, flush=True)
     # `ray job stop` and schedulers send SIGTERM: treat it like Ctrl-C, so Tune saves its state for --resume.
     # ray.init() installs its own SIGTERM handler (a plain exit), so ours goes in again once Ray is up.
     _sigterm_as_sigint()
 
     def on_start(url):
         _sigterm_as_sigint()
+        if args.address and "://" not in args.storage:  # only once connected: a failed start prints one error
+            print(f"note: --storage {args.storage} is a local path; with --address every node must reach it "
+                  "(a shared filesystem), otherwise use s3:// or gs://", file=sys.stderr, flush=True)
         print(f"Ray dashboard: {url}" if url else "Ray dashboard: not running", flush=True)
 
     outcome = run_search(opts, on_start=on_start)

@@ -14,8 +14,9 @@ import sys
 import torch
 
 from nas_lth.data import load_dataset
+from nas_lth.data.load import get_spec, resolve_options
 from nas_lth.device import pick_device
-from nas_lth.errors import ArgumentParser, UserError, cli_entry
+from nas_lth.errors import ArgumentParser, DataError, UserError, cli_entry
 from nas_lth.estimation import RoundResult, TicketRun, load_recipe
 from nas_lth.pruning import REINIT_VARIANTS
 
@@ -55,6 +56,23 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _load_data(recipe, source: str, data_dir: str | None, device):
+    """The recipe's dataset; an option or a validation size that does not fit it names the file and key."""
+    try:
+        resolve_options(get_spec(recipe.dataset), recipe.dataset_options or None)
+    except UserError as exc:
+        raise UserError(f"{source}: dataset_options: {exc}") from None
+    try:
+        return load_dataset(recipe.dataset, data_dir, seed=recipe.seed, val_size=recipe.val_size,
+                            device=device, options=recipe.dataset_options or None)
+    except DataError:
+        raise
+    except UserError as exc:
+        if recipe.val_size is None:
+            raise
+        raise UserError(f"{source}: val_size: {exc}") from None
+
+
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
@@ -64,8 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     recipe = load_recipe(args.recipe)
     device = pick_device(args.device)
-    data = load_dataset(recipe.dataset, args.data_dir, seed=recipe.seed, val_size=recipe.val_size,
-                        device=device, options=recipe.dataset_options or None)
+    data = _load_data(recipe, args.recipe, args.data_dir, device)
     if not args.json:
         print(f"# {recipe.model} on {recipe.dataset} ({device}): criterion={recipe.criterion} "
               f"stop_at={recipe.stop.label()} rounds={recipe.rounds} reinit={recipe.reinit}; "

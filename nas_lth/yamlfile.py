@@ -8,6 +8,7 @@ and no key given twice in a mapping (PyYAML lets the last one win silently, even
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 from typing import Any
@@ -46,7 +47,18 @@ class _StrictLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 
 
+def _check_name(p: Path) -> None:
+    """The path goes into messages, logs and stored tables, all UTF-8: a name with other bytes (an old
+    archive's Latin-1 name) is refused, shown with the odd bytes escaped."""
+    try:
+        str(p).encode("utf-8")
+    except UnicodeEncodeError:
+        shown = os.fsencode(p).decode("utf-8", "backslashreplace")
+        raise UserError(f"{shown}: the file name is not valid UTF-8; rename the file") from None
+
+
 def _read_text(p: Path, what: str) -> str:
+    _check_name(p)
     try:
         st = p.stat()
         if not stat.S_ISREG(st.st_mode):  # a FIFO would block, /dev/zero never ends

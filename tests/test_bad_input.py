@@ -16,10 +16,12 @@ with its whole session after that. Rows that show a library bug are strict xfail
 from __future__ import annotations
 
 import copy
+import functools
 import gzip
 import hashlib
 import os
 import random
+import shutil
 import signal
 import struct
 import subprocess
@@ -77,6 +79,12 @@ CORRUPT_REUTERS = {"data/reuters21578/reuters21578.tar.gz": random.Random(0).ran
 # a valid space saved as Latin-1 (an editor's legacy encoding), not UTF-8
 LATIN1_SPACE = yaml.safe_dump(space(description="DESC")).replace("DESC", "caf\xe9").encode("latin-1")
 FOREIGN_DIR = {"foreign/notes.txt": "my notes\n", "foreign/data/table.csv": "a,b\n1,2\n"}
+SEARCHED_BUDGET = space(fixed={})
+del SEARCHED_BUDGET["fixed"]["budget"]
+FIFO = object()  # a `files` value: make a named pipe there (opening it for reading blocks until a writer comes)
+# a tmpfs of 64 KiB, filled: every write under {tmp}/full fails with ENOSPC (No space left on device)
+FULL_DISK = "mount -t tmpfs -o size=64k tmpfs {tmp}/full\nhead -c 64k /dev/zero > {tmp}/full/fill || true"
+READ_ONLY_RUNS = "mount --bind {tmp}/runs {tmp}/runs && mount -o remount,bind,ro {tmp}/runs"
 
 
 def trials_parquet(**row) -> bytes:
@@ -95,6 +103,32 @@ def trials_parquet(**row) -> bytes:
     return buf.getvalue()
 
 
+def stored_ticket(digest: str | None = None) -> bytes:
+    """A real ticket file of a LeNet-300-100 for digits, as the search stores it; ``digest`` replaces
+    the recorded mask digest (a file whose mask no longer matches it)."""
+    import torch
+
+    from nas_lth import export
+    from nas_lth.models import build_model, masked_layers
+
+    model = build_model("lenet300_100", (1, 8, 8), 10, seed=0)
+    masks = {n: (torch.rand(m.weight.shape, generator=torch.Generator().manual_seed(0)) < 0.2).float()
+             for n, m in masked_layers(model)}
+    spec = export.model_spec("lenet300_100", (1, 8, 8), 10, {}, None)
+    prov = {"experiment": "exp", "trial_id": "t0", "model": "lenet300_100", "dataset": "digits", "seed": 0,
+            "criterion": "random", "round": 1}
+    ticket = export.pack(spec, masks, {"end": model.state_dict()}, prov)
+    if digest is not None:
+        ticket["provenance"]["mask_digest"] = digest
+    return export.to_bytes(ticket)
+
+
+def experiment_with_ticket(digest: str | None = None) -> dict:
+    """`files` of an experiment ``{tmp}/exp`` with one completed trial t0 and its stored ticket."""
+    return {"exp/trials/t0.parquet": lambda: trials_parquet(experiment="exp", weights_remaining=0.2),
+            "exp/tickets/t0.pt": lambda: stored_ticket(digest)}
+
+
 @dataclass(frozen=True)
 class Case:
     """``argv`` (after ``python``) and ``expect`` may use ``{tmp}`` for the test's tmp_path. ``files``
@@ -103,12 +137,16 @@ class Case:
     argv: tuple[str, ...]
     expect: str
     files: dict = field(default_factory=dict)
+    # shell lines run as root of a private mount namespace (``unshare -rm``) before the command, e.g.
+    # to mount a full tmpfs or make a folder read-only; whatever they mount is gone when it ends
+    setup: str = ""
 
 
-def search(expect: str, body=None, *extra: str, files: dict | None = None, storage: str = "{tmp}/runs") -> Case:
+def search(expect: str, body=None, *extra: str, files: dict | None = None, storage: str = "{tmp}/runs",
+           setup: str = "") -> Case:
     argv = ("-m", "nas_lth.search", "{tmp}/space.yaml", "--storage", storage, "--no-dashboard", "--num-cpus", "1",
             *extra)
-    return Case(argv, expect, {"space.yaml": BASE_SPACE if body is None else body, **(files or {})})
+    return Case(argv, expect, {"space.yaml": BASE_SPACE if body is None else body, **(files or {})}, setup)
 
 
 def ticket(expect: str, body=None, *extra: str, files: dict | None = None) -> Case:
@@ -157,7 +195,8 @@ CASES = [
     pytest.param(search("space.yaml", LATIN1_SPACE), id="space-not-utf8"),
     # -- search options and storage
     pytest.param(search("--num-samples must be >= 1, got 0", None, "--num-samples", "0"), id="search-num-samples-0"),
-    pytest.param(search("--cpus-per-trial must be > 0", None, "--cpus-per-trial", "0"), id="search-cpus-per-trial-0"),
+    pytest.param(search("--cpus-per-trial 0.0: Input should be greater than or equal to 0.0001", None,
+                        "--cpus-per-trial", "0"), id="search-cpus-per-trial-0"),
     pytest.param(search("--data-dir {tmp}/nodata: no such directory", None, "--data-dir", "{tmp}/nodata"),
                  id="search-missing-data-dir"),
     pytest.param(search("mnist/train-images-idx3-ubyte.gz", space({"dataset": "mnist"}), "--data-dir", "{tmp}/data",
@@ -220,6 +259,64 @@ CASES = [
     pytest.param(Case(("-m", "nas_lth.export", "{tmp}/evil", "--best"), "is not a plain name",
                       {"evil/trials/t0.parquet": trials_parquet(trial_id="/etc/passwd")}),
                  id="export-absolute-trial-id"),
+    # -- issue 17: numbers out of any sensible range, resources, devices, storage, paths (each was a
+    #    traceback, a hang, or accepted and then every trial failed)
+    pytest.param(search("fixed.val_size", space({"val_size": 2**64})), id="space-val-size-2**64"),
+    pytest.param(search("space.yaml: fixed.val_size: val_size=100000 for digits", space({"val_size": 100000})),
+                 id="space-val-size-beyond-the-data"),
+    pytest.param(search("fixed.training.lr", space({"training": {"eval_every": 10, "lr": 1e308}})),
+                 id="space-lr-1e308"),
+    pytest.param(search("fixed.training.weight_decay", space({"training": {"eval_every": 10, "weight_decay": 1e308}})),
+                 id="space-weight-decay-1e308"),
+    pytest.param(search("fixed.budget", space({"budget": 2**64})), id="space-budget-2**64"),
+    pytest.param(search("fixed.budget", space({"budget": 1e308})), id="space-budget-1e308"),
+    pytest.param(search("fixed.score_batches", space({"score_batches": 2**64})), id="space-score-batches-2**64"),
+    pytest.param(search("fixed.rewind_to", space({"rewind_to": 2**64})), id="space-fixed-rewind-to-2**64"),
+    pytest.param(search("fixed.rewind_to: rewind_to 500 is beyond the budget of 20 iterations",  # not search.stop_at
+                        space({"rewind_to": 500}, search={"stop_at": {"choice": [0, 10]}})),
+                 id="space-fixed-rewind-to-beyond-budget"),
+    # every stopping point against every budget it can meet: stop_at 50 fits 1 epoch of batch 10 (~160
+    # iterations) but not of batch 1000 (2 iterations); each dimension alone is fine
+    pytest.param(search("search.stop_at: stop_at 50 is iteration 50, beyond the budget of 2 iterations",
+                        space(search={"stop_at": {"choice": [0, 50]}, "training.batch_size": {"choice": [10, 1000]}})),
+                 id="space-stop-at-beyond-budget-in-combination"),
+    pytest.param(search("search.rewind_to: rewind_to 10 is beyond the budget of 2 iterations",  # 0.1 epoch
+                        SEARCHED_BUDGET | {"search": {"rewind_to": {"int": [0, 10]}, "budget": {"choice": [1, 0.1]}}}),
+                 id="space-rewind-to-beyond-a-searched-budget"),
+    pytest.param(search("space.yaml: fixed.dataset_options: ", space({"dataset_options": {"bogus": 1}})),
+                 id="space-bad-dataset-options"),
+    pytest.param(search("search.prune_rate.fc.step", space(search={"prune_rate.fc": {"float": [0.1, 0.5],
+                                                                                     "step": float("inf")}})),
+                 id="space-float-step-inf"),
+    pytest.param(search("search.prune_rate.fc.step", space(search={"prune_rate.fc": {"float": [0.1, 0.5],
+                                                                                     "step": 1e-300}})),
+                 id="space-float-step-1e-300"),
+    pytest.param(search("search.rounds.step", space(search={"rounds": {"int": [1, 3], "step": 0.5}})),
+                 id="space-int-step-0.5"),
+    pytest.param(Case(("-m", "nas_lth.search", "{tmp}/space.yaml", "--storage", "{tmp}/runs"),
+                      "{tmp}/space.yaml: not a regular file", {"space.yaml": FIFO}), id="space-is-a-fifo"),
+    pytest.param(Case(("-m", "nas_lth.search", "{tmp}/sp\udcffce.yaml", "--storage", "{tmp}/runs", "--no-dashboard"),
+                      "not valid UTF-8", {"sp\udcffce.yaml": BASE_SPACE}), id="space-path-not-utf8"),
+    pytest.param(search("--device 'mps'", None, "--device", "mps"), id="search-device-mps-missing"),
+    pytest.param(search("--device 'meta'", None, "--device", "meta"), id="search-device-meta"),
+    pytest.param(ticket("--device 'meta'", recipe(), "--device", "meta"), id="ticket-device-meta"),
+    pytest.param(search("--gpus-per-trial nan", None, "--gpus-per-trial", "nan"), id="search-gpus-per-trial-nan"),
+    pytest.param(search("--cpus-per-trial nan", None, "--cpus-per-trial", "nan"), id="search-cpus-per-trial-nan"),
+    pytest.param(search("--cpus-per-trial 1e-300", None, "--cpus-per-trial", "1e-300"),
+                 id="search-cpus-per-trial-1e-300"),
+    pytest.param(search("--num-cpus", None, "--num-cpus", str(2**64)), id="search-num-cpus-2**64"),
+    pytest.param(search("--address 127.0.0.1:1: ", None, "--address", "127.0.0.1:1"),
+                 id="search-address-nobody-listens"),
+    pytest.param(search("--storage mock:///x", None, storage="mock:///x"), id="search-storage-in-memory-mock"),
+    pytest.param(search("--storage {tmp}/full/runs", None, files={"full/": None}, storage="{tmp}/full/runs",
+                        setup=FULL_DISK), id="search-storage-disk-full"),
+    pytest.param(Case(("-m", "nas_lth.export", "{tmp}/exp", "--trial", "t0", "-o", "{tmp}/full/t0.pt"),
+                      "{tmp}/full/t0.pt: cannot write", {**experiment_with_ticket(), "full/": None}, FULL_DISK),
+                 id="export-output-disk-full"),
+    pytest.param(search("--storage {tmp}/runs: cannot write", None, "--resume", "--name", "existing",
+                        setup=READ_ONLY_RUNS), id="search-resume-read-only-storage"),
+    pytest.param(Case(("-m", "nas_lth.export", "{tmp}/exp", "--trial", "t0", "-o", "{tmp}/t0.pt"), "mask digest",
+                      experiment_with_ticket(digest="0" * 16)), id="export-mask-digest-mismatch"),
     # -- the ticket CLI (a single recipe)
     pytest.param(ticket("recipe.yaml: cannot read recipe"), id="ticket-missing-recipe"),
     pytest.param(ticket("recipe.yaml: malformed YAML", "model: lenet300_100\n  dataset: digits\n"),
@@ -231,6 +328,10 @@ CASES = [
                         "--device", "cpu", "--data-dir", "{tmp}/data", files=CORRUPT_REUTERS),
                  id="ticket-corrupt-reuters-tarball"),
     pytest.param(ticket("seed", recipe(seed=-1), "--device", "cpu"), id="ticket-negative-seed"),
+    pytest.param(ticket("recipe.yaml: dataset_options: dataset digits takes no options",
+                        recipe(dataset_options={"bogus": 1}), "--device", "cpu"), id="ticket-bad-dataset-options"),
+    pytest.param(ticket("recipe.yaml: val_size: ", recipe(val_size=100000), "--device", "cpu"),
+                 id="ticket-val-size-beyond-the-data"),
     # -- the data CLI
     pytest.param(data_info("unknown dataset 'imagenet'", "imagenet"), id="data-unknown-dataset"),
     pytest.param(data_info("data directory {tmp}/nodata does not exist", "mnist", "--data-dir", "{tmp}/nodata"),
@@ -261,7 +362,11 @@ def write_files(root: Path, files: dict) -> None:
             path.mkdir(parents=True, exist_ok=True)
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
+        if callable(content):
+            content = content()
+        if content is FIFO:
+            os.mkfifo(path)
+        elif isinstance(content, bytes):
             path.write_bytes(content)
         elif isinstance(content, str):
             path.write_text(content)
@@ -278,16 +383,34 @@ def tree(root: Path) -> dict[str, str]:
             out[str((base / d).relative_to(root)) + "/"] = "dir"
         for f in filenames:
             p = base / f
-            out[str(p.relative_to(root))] = hashlib.sha256(p.read_bytes()).hexdigest()
+            # reading a named pipe would block: a FIFO is compared by its kind only
+            out[str(p.relative_to(root))] = "fifo" if p.is_fifo() else hashlib.sha256(p.read_bytes()).hexdigest()
     return out
 
 
-def run_cli(argv: list[str], cwd: Path, env: dict) -> tuple[subprocess.CompletedProcess, float]:
+@functools.cache
+def _private_mounts() -> bool:
+    if shutil.which("unshare") is None:
+        return False
+    return subprocess.run(["unshare", "-rm", "true"], capture_output=True).returncode == 0
+
+
+def command(argv: list[str], setup: str) -> list[str]:
+    """``python *argv``, after ``setup`` in a private mount namespace when a row has one."""
+    if not setup:
+        return [sys.executable, *argv]
+    if not _private_mounts():
+        pytest.skip("needs unshare(1) and user namespaces for a private mount namespace")
+    return ["unshare", "-rm", "sh", "-ec", f'{setup}\nexec "$@"', "setup", sys.executable, *argv]
+
+
+def run_cli(argv: list[str], cwd: Path, env: dict, setup: str = "") -> tuple[subprocess.CompletedProcess, float]:
     """Run ``python *argv`` in its own session; kill the session after TIMEOUT_S or if anything of it
     outlives the command (a Ray instance it started)."""
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, *argv], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(command(argv, setup), cwd=cwd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, encoding="utf-8", errors="backslashreplace",
+                            start_new_session=True)
     try:
         out, err = proc.communicate(timeout=TIMEOUT_S)
         timed_out = False
@@ -328,7 +451,7 @@ def test_bad_input_is_one_error_line_exit_2_and_changes_nothing(tmp_path, case: 
            "RAY_ADDRESS": "local"}  # never join a Ray instance someone else started on this machine
     env.pop("NAS_LTH_DATA", None)
     argv = [a.format(tmp=tmp_path) for a in case.argv]
-    proc, seconds = run_cli(argv, tmp_path / "cwd", env)
+    proc, seconds = run_cli(argv, tmp_path / "cwd", env, case.setup.format(tmp=tmp_path))
 
     shown = (f"exit {proc.returncode} after {seconds:.1f} s\nstdout:\n{proc.stdout[-2000:]}\n"
              f"stderr:\n{proc.stderr[-3000:]}")

@@ -7,9 +7,11 @@ is tested end to end in test_search.py.
 from __future__ import annotations
 
 import io
+import lzma
 import math
 import subprocess
 import sys
+import tracemalloc
 
 import pytest
 import torch
@@ -260,3 +262,57 @@ def test_export_skips_and_names_an_unreadable_table_file(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "good1" in proc.stdout
     assert "warning: skipped unreadable trials/noise.parquet" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_mask_blob_that_inflates_past_its_shape_is_refused_without_inflating_it(tmp_path):
+    """A few KB of LZMA that inflate to 64 MiB where the layer's shape promises 29 KB: reading stops at
+    the promised size (it inflated all of it, 2.4 GB for a 1 GiB blob, before the digest check)."""
+    model, masks, shape, classes, opts = pruned("lenet300_100", 0.1)
+    t = ticket_of(model, masks, shape, classes, opts, "lenet300_100")
+    first = next(iter(t["layers"]))
+    t["layers"][first]["mask"] = torch.frombuffer(bytearray(lzma.compress(bytes(64 << 20))), dtype=torch.uint8)
+    export.save(t, tmp_path / "bomb.pt")
+    tracemalloc.start()
+    try:
+        with pytest.raises(UserError, match="inflates to more than the 29400 bytes"):
+            export.load(tmp_path / "bomb.pt")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 << 20, f"{peak / 2**20:.0f} MiB allocated while reading a 29 KB mask"
+
+
+def test_reading_a_ticket_checks_its_mask_digest():
+    """Every reader (export without --verify included) gets the masks the digest vouches for."""
+    model, masks, shape, classes, opts = pruned("lenet300_100", 0.1)
+    t = ticket_of(model, masks, shape, classes, opts, "lenet300_100")
+    t["provenance"]["mask_digest"] = "0" * 16
+    with pytest.raises(UserError, match="t.pt: mask digest .* != recorded 0000000000000000"):
+        export.from_bytes(export.to_bytes(t), "t.pt")
+
+
+def digits_experiment(root, recorded_test_acc: float) -> None:
+    """``root`` holds one completed trial t0 of a LeNet on digits with its stored ticket, whose recorded
+    test accuracy is ``recorded_test_acc``."""
+    from nas_lth.store import locate, write_trial
+
+    data = load_dataset("digits", None, seed=0)
+    model = build_model("lenet300_100", data.input_shape, data.num_classes, seed=0)
+    masks = {n: torch.ones_like(m.weight) for n, m in masked_layers(model)}
+    prov = {"experiment": "exp", "trial_id": "t0", "model": "lenet300_100", "dataset": "digits", "seed": 0,
+            "criterion": "random", "round": 1, "metrics": {"end": {"test_acc": recorded_test_acc}}}
+    spec = export.model_spec("lenet300_100", data.input_shape, data.num_classes, {}, None)
+    exp = locate(str(root))
+    write_trial(exp, "t0", {"trial_id": "t0", "status": "completed", "objective": 0.5, "weights_remaining": 1.0})
+    export.save(export.pack(spec, masks, {"end": model.state_dict()}, prov), export.ticket_path(exp.uri, "t0").path)
+
+
+def test_export_verify_that_fails_leaves_no_output_file(tmp_path):
+    digits_experiment(tmp_path / "exp", recorded_test_acc=2.0)  # no model measures an accuracy of 2
+    out = tmp_path / "out" / "t0.pt"
+    out.parent.mkdir()
+    proc = subprocess.run([sys.executable, "-m", "nas_lth.export", str(tmp_path / "exp"), "--trial", "t0", "-o",
+                           str(out), "--verify"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "MISMATCH" in proc.stdout, proc.stdout
+    assert list(out.parent.iterdir()) == [], "a ticket that failed --verify was left on disk"

@@ -107,3 +107,30 @@ def test_a_field_that_changes_the_dense_run_is_marked_dense(field, digits):
 
 def test_identity_fields_are_dense():
     assert _IDENTITY <= set(dense_key_fields())
+
+
+def _bounds(field) -> set[str]:
+    return {type(m).__name__ for m in field.metadata} & {"Ge", "Gt", "Le", "Lt"}
+
+
+@pytest.mark.parametrize("model", [Recipe, Training])
+def test_every_numeric_field_has_a_finite_range(model):
+    """A number past any sensible value (budget 2**64, lr 1e308) is refused when the file is loaded; it
+    used to pass, and every trial then hung counting to it or failed."""
+    for name, f in model.model_fields.items():
+        types = set(getattr(f.annotation, "__args__", (f.annotation,)))
+        if types & {int, float} and str not in types:  # stop_at (int | str) has its own parser: tested below
+            bounds = _bounds(f)
+            assert bounds & {"Ge", "Gt"} and bounds & {"Le", "Lt"}, f"{model.__name__}.{name}: bounds {bounds}"
+
+
+@pytest.mark.parametrize("key, value", [("budget", 2**64), ("budget", 1e308), ("score_batches", 2**64),
+                                        ("val_size", 2**64), ("rewind_to", 2**64), ("stop_at", 2**64),
+                                        ("training", {"lr": 1e308}), ("training", {"weight_decay": 1e308}),
+                                        ("training", {"lr_milestones": [1e308]})])
+def test_huge_values_are_refused_naming_their_key(key, value):
+    from nas_lth.errors import UserError
+    from nas_lth.recipe import recipe_from_dict
+
+    with pytest.raises(UserError, match=f"r.yaml: {key}"):
+        recipe_from_dict({**BASE, key: value}, "r.yaml")

@@ -9,9 +9,12 @@ session (the driver, GCS, raylet and workers), so no Ray process outlives a test
 from __future__ import annotations
 
 import hashlib
+import io
 import math
 import os
 import signal
+import socket
+import struct
 import subprocess
 import sys
 import time
@@ -446,6 +449,111 @@ def test_sigterm_saves_state_like_sigint_and_the_search_resumes(tmp_path):
     assert proc2.returncode == 0, proc2.stdout[-3000:] + proc2.stderr[-3000:]
     trials = read(str(exp)).trials
     assert len(trials) == 8 and trials.trial_id.is_unique and (trials.status == "completed").all()
+
+
+LOOPBACK = {"127.0.0.1", "::1", "::ffff:127.0.0.1"}
+
+
+def _address(hexaddr: str) -> tuple[str, int]:
+    """An address of /proc/net/tcp{,6}: the IP as little-endian 32-bit words in hex, then the port."""
+    ip, port = hexaddr.split(":")
+    words = struct.unpack("<" + "I" * (len(ip) // 8), bytes.fromhex(ip))
+    raw = struct.pack(">" + "I" * len(words), *words)
+    return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw), int(port, 16)
+
+
+def listening_sockets(pids: list[int]) -> dict[int, set[tuple[str, int]]]:
+    """pid -> the TCP addresses it listens on (its socket inodes found in /proc/net/tcp{,6}, state 0A)."""
+    by_inode = {}
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            f = line.split()
+            if f[3] == "0A":
+                by_inode[f"socket:[{f[9]}]"] = _address(f[1])
+    out: dict[int, set] = {}
+    for pid in pids:
+        try:
+            links = [os.readlink(fd) for fd in Path(f"/proc/{pid}/fd").iterdir()]
+        except OSError:  # the process ended, or a descriptor closed while listing
+            continue
+        out[pid] = {by_inode[link] for link in links if link in by_inode}
+    return {pid: addrs for pid, addrs in out.items() if addrs}
+
+
+def _cmdline(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")[:80]
+    except OSError:
+        return f"pid {pid}"
+
+
+@pytest.mark.integration
+def test_a_local_search_listens_on_the_loopback_interface_only(tmp_path):
+    """Without --address nothing of Ray (GCS, raylet, dashboard agent, workers) listens on a network
+    interface: the search runs on this machine only. It bound the GCS, raylet and workers on 0.0.0.0/::."""
+    space = write_space(tmp_path / "lo.yaml", tiny_space("tiny_lo", 2, {"criterion": {"choice": ["large_final",
+                                                                                                 "random"]}}))
+    exp = tmp_path / "runs" / "tiny_lo"
+    proc = start(search_cmd(space, tmp_path / "runs"), tmp_path, "lo")  # with the dashboard
+    try:
+        deadline = time.monotonic() + SEARCH_TIMEOUT_S
+        while not list((exp / "trials").glob("*.parquet")):  # a trial has run: every kind of process is up
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "lo.err").read_text()[-3000:]
+            time.sleep(0.2)
+        sockets = listening_sockets(session_pids(proc.pid))
+        names = {pid: _cmdline(pid) for pid in sockets}
+    finally:
+        reap_session(proc, grace_s=0)
+    assert len(sockets) >= 3, sockets  # at least the GCS, the raylet and a worker
+    exposed = {names[pid]: sorted(a for a in addrs if a[0] not in LOOPBACK)
+               for pid, addrs in sockets.items() if any(a[0] not in LOOPBACK for a in addrs)}
+    assert not exposed, exposed
+
+
+class _Payload:
+    """Pickled into a forged trajectory file: unpickled with code allowed, it would make a folder."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.mkdir, (str(self.marker),))
+
+
+@pytest.mark.integration
+def test_a_damaged_shared_trajectory_is_computed_again_and_replaced(tmp_path):
+    """Between a SIGINT and --resume the stored dense trajectory is replaced by a forged file (code in a
+    pickle): it is refused without running the code, computed again, and every trial completes (they all
+    failed before)."""
+    import torch
+
+    from nas_lth.estimation.trajectory import DenseTrajectory
+
+    space = write_space(tmp_path / "traj.yaml", tiny_space(
+        "tiny_traj", 8, {"criterion": {"choice": ["large_final", "random", "snip", "magnitude_increase"]},
+                         "rounds": {"int": [1, 3]}}, scheduler="fifo", max_concurrent=1))
+    storage = tmp_path / "runs"
+    exp = storage / "tiny_traj"
+    cmd = search_cmd(space, storage)
+    interrupt(cmd, tmp_path, exp, 1, signal.SIGINT)
+    assert len(list((exp / "trials").glob("*.parquet"))) < 8, "the search finished before SIGINT arrived"
+    (stored,) = (exp / "trajectories").glob("*.pt")  # one (model, data, seed, training): one trajectory
+    marker = tmp_path / "the-payload-ran"
+    buf = io.BytesIO()
+    torch.save({"key": stored.stem, "theta0": _Payload(marker)}, buf)
+    forged = buf.getvalue()
+    stored.write_bytes(forged)
+
+    proc = run([*cmd, "--resume"], tmp_path, "second")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert not marker.exists(), "the forged trajectory file ran its code"
+    trials = read(str(exp)).trials
+    assert len(trials) == 8 and trials.trial_id.is_unique
+    assert (trials.status == "completed").all(), trials[["trial_id", "status", "message"]]
+    replaced = stored.read_bytes()
+    assert replaced != forged and DenseTrajectory.from_bytes(replaced).key == stored.stem
+    # one trial of the resumed run trained the dense net again (the first run's trial did so once)
+    assert (trials.trajectory_iterations_trained > 0).sum() >= 2, trials.trajectory_iterations_trained
 
 
 # ------------------------------------------------------------------ a trial restarted without a checkpoint

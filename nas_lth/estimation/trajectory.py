@@ -53,9 +53,31 @@ class DenseTrajectory:
 
     @classmethod
     def from_bytes(cls, data: bytes, map_location="cpu") -> DenseTrajectory:
+        """The trajectory of a file's bytes; ValueError when they are not a whole, consistent one."""
         # weights_only: a trajectory file from shared storage never gets to run code on load
-        obj = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
-        return cls(**obj)
+        try:
+            obj = torch.load(io.BytesIO(data), map_location=map_location, weights_only=True)
+        except Exception as exc:  # zip, pickle and unpickler-policy errors alike: not a trajectory file
+            raise ValueError(f"not a readable trajectory file ({type(exc).__name__})") from None
+        if not isinstance(obj, dict) or set(obj) != set(cls.__dataclass_fields__):
+            raise ValueError("not a trajectory: its fields are not those of DenseTrajectory")
+        traj = cls(**obj)
+        traj._check_states()
+        return traj
+
+    def _check_states(self) -> None:
+        """Every snapshot holds the same tensors as the initial weights (a file cut or edited does not)."""
+        def shapes(state) -> dict:
+            if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+                raise ValueError("a state of the trajectory is not a mapping of tensors")
+            return {k: tuple(v.shape) for k, v in state.items()}
+
+        want = shapes(self.theta0)
+        if not isinstance(self.snapshots, dict) or (self.grids and self.budget_iters not in self.snapshots):
+            raise ValueError("the trajectory lacks its snapshots")
+        for it, state in self.snapshots.items():
+            if not isinstance(it, int) or shapes(state) != want:
+                raise ValueError(f"snapshot {it!r} does not match the initial weights")
 
     def replay_early_bird(self, every: int, detect: Callable[[State], bool]) -> MaskPoint:
         """Early-Bird over the stored checks (0, every, 2*every, ...): the first snapshot at which

@@ -10,13 +10,16 @@ from __future__ import annotations
 
 import math
 import os
+import posixpath
 import sys
+import uuid
 
 from nas_lth.device import pick_device
 from nas_lth.errors import ArgumentParser, UserError, cli_entry
 from nas_lth.export import WEIGHT_SETS, evaluate_ticket, export_trial, load, recorded, save, ticket_path, trials_of
 from nas_lth.names import valid_name
 from nas_lth.store import locate
+from nas_lth.store.fs import Location
 
 # a reloaded ticket must reproduce the recorded accuracy / micro-F1 exactly (same weights, same data);
 # the tolerance only absorbs float rounding of the stored numbers
@@ -80,14 +83,43 @@ def main(argv: list[str] | None = None) -> int:
         raise UserError(f"{out}: exists; pass --force to overwrite it or -o to write elsewhere")
     if "://" not in out and os.path.isdir(out):
         raise UserError(f"{out}: is a directory; -o takes a file name")
-    size = save(ticket, out)
+    part = _partial_name(out)
+    try:
+        size = _write(ticket, part, out)
+        ok = _verify(part, ticket, weights, args.data_dir, device) if args.verify else True
+        if ok:
+            part.fs.move(part.path, locate(out).path)
+    finally:
+        if part.exists():  # a failed write or verification leaves no output file behind
+            part.fs.delete_file(part.path)
+    if not ok:
+        print(f"not written: {out}")
+        return 1
     print(f"wrote {out} ({size / 1024:.1f} KiB): trial {row.trial_id}, {prov['model']} on {prov['dataset']}, "
           f"{100 * prov['weights_remaining']:.2f}% weights, criterion {prov['criterion']}, round {prov['round']}, "
           f"mask {prov['mask_digest']}, {weights} weights")
-    if not args.verify:
-        return 0
-    model = load(out, weights=weights)  # the file as written, read back
-    measured = evaluate_ticket(model, ticket, args.data_dir, device=device)
+    return 0
+
+
+def _partial_name(out: str):
+    """A hidden name next to ``out``: the file is renamed to ``out`` only once it is complete (and verified)."""
+    loc = locate(out)
+    parent, name = posixpath.split(loc.path)
+    hidden = f".{name}.{uuid.uuid4().hex[:8]}.part"
+    return Location(loc.fs, posixpath.join(parent, hidden), loc.uri.rsplit("/", 1)[0] + "/" + hidden)
+
+
+def _write(ticket: dict, part, out: str) -> int:
+    try:
+        return save(ticket, part.uri)
+    except OSError as exc:  # a full disk, a read-only folder, a missing bucket
+        raise UserError(f"{out}: cannot write the ticket ({exc.strerror or exc})") from None
+
+
+def _verify(part, ticket: dict, weights: str, data_dir: str | None, device) -> bool:
+    """Reload the file as written, evaluate it on the trial's split, compare with the recorded metrics."""
+    model = load(part.uri, weights=weights)
+    measured = evaluate_ticket(model, ticket, data_dir, device=device)
     want = recorded(ticket, weights)
     ok = True
     for key in sorted(k for k in want if k in measured and k.split("_", 1)[1] in ("acc", "micro_f1", "loss")):
@@ -96,8 +128,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {key:<16} recorded {want[key]:.6f}  measured {measured[key]:.6f}  diff {diff:.2e}")
     print("verified: the exported ticket reproduces the recorded metrics" if ok else
           "MISMATCH: the exported ticket does not reproduce the recorded metrics")
-    return 0 if ok else 1
-
+    return ok
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -20,6 +20,7 @@ from __future__ import annotations
 import inspect
 import io
 import lzma
+import math
 import time
 from dataclasses import dataclass, field
 
@@ -34,6 +35,7 @@ from nas_lth.pruning import density, digest
 FORMAT = "nas_lth.ticket"
 VERSION = 1
 WEIGHT_SETS = ("end", "early_stop")
+MAX_LAYER_WEIGHTS = 2**31  # per layer: larger than any model here by far (VGG-19's largest has 2.4M)
 State = dict[str, torch.Tensor]
 
 
@@ -64,9 +66,30 @@ def encode_mask(mask: torch.Tensor) -> torch.Tensor:
     return torch.frombuffer(bytearray(lzma.compress(bits)), dtype=torch.uint8)
 
 
+def inflate(blob: torch.Tensor, size: int) -> bytes:
+    """The LZMA ``blob``, which must inflate to exactly ``size`` bytes. Never more than ``size + 1``
+    bytes are inflated: a small blob of a damaged or hostile file may stand for gigabytes."""
+    dec = lzma.LZMADecompressor()
+    raw = dec.decompress(blob.numpy().tobytes(), max_length=size + 1)
+    if len(raw) > size or not dec.eof:
+        raise ValueError(f"the data inflates to more than the {size} bytes its header promises")
+    if len(raw) < size:
+        raise ValueError(f"{len(raw)} bytes where the header promises {size}")
+    return raw
+
+
+def _weights_in(shape) -> int:
+    if not (isinstance(shape, list) and shape and all(isinstance(d, int) and d > 0 for d in shape)):
+        raise ValueError(f"shape {str(shape)[:80]} is not a list of positive sizes")
+    n = math.prod(shape)
+    if n > MAX_LAYER_WEIGHTS:
+        raise ValueError(f"shape {shape} has {n} weights, more than any layer this format holds ({MAX_LAYER_WEIGHTS})")
+    return n
+
+
 def decode_mask(blob: torch.Tensor, shape: list[int]) -> torch.Tensor:
-    n = int(np.prod(shape))
-    bits = np.unpackbits(np.frombuffer(lzma.decompress(blob.numpy().tobytes()), dtype=np.uint8), count=n)
+    n = _weights_in(shape)
+    bits = np.unpackbits(np.frombuffer(inflate(blob, (n + 7) // 8), dtype=np.uint8), count=n)
     return torch.from_numpy(bits.astype(np.float32)).view(*shape)
 
 
@@ -77,9 +100,7 @@ def encode_values(values: torch.Tensor) -> torch.Tensor:
 
 
 def decode_values(blob: torch.Tensor, count: int) -> torch.Tensor:
-    raw = np.frombuffer(lzma.decompress(blob.numpy().tobytes()), dtype=np.uint8)
-    if raw.size != 4 * count:
-        raise ValueError(f"{raw.size} value bytes for {count} float32 values")
+    raw = np.frombuffer(inflate(blob, 4 * count), dtype=np.uint8)
     return torch.from_numpy(raw.reshape(4, count).T.copy().view(np.float32).reshape(-1))
 
 
@@ -129,14 +150,24 @@ def from_bytes(data: bytes, source: str) -> dict:
     if ticket.get("version") != VERSION:
         raise UserError(f"{source}: ticket format version {ticket.get('version')!r}; this nas_lth reads "
                         f"version {VERSION}")
+    checked_masks(ticket, source)  # whatever reads a ticket file gets one whose masks are its own
     return ticket
 
 
-def masks_of(ticket: dict) -> State:
+def masks_of(ticket: dict, source: str = "ticket") -> State:
     try:
         return {n: decode_mask(layer["mask"], layer["shape"]) for n, layer in ticket["layers"].items()}
-    except (ValueError, lzma.LZMAError) as exc:
-        raise UserError(f"ticket masks are damaged ({exc})") from None
+    except (ValueError, TypeError, KeyError, AttributeError, lzma.LZMAError) as exc:
+        raise UserError(f"{source}: ticket masks are damaged ({exc})") from None
+
+
+def checked_masks(ticket: dict, source: str) -> State:
+    """The decoded masks, which must match the digest recorded when the ticket was written."""
+    masks = masks_of(ticket, source)
+    want = (ticket.get("provenance") or {}).get("mask_digest")
+    if not want or digest(masks) != want:
+        raise UserError(f"{source}: mask digest {digest(masks)} != recorded {want} (file damaged?)")
+    return masks
 
 
 def state_of(ticket: dict, masks: State, which: str) -> State:
@@ -160,10 +191,7 @@ def state_of(ticket: dict, masks: State, which: str) -> State:
 
 def rebuild(ticket: dict, which: str, source: str) -> nn.Module:
     """A working module (eval mode, CPU) with the ticket's weights; the mask digest is checked."""
-    masks = masks_of(ticket)
-    want = ticket["provenance"].get("mask_digest")
-    if want and digest(masks) != want:
-        raise UserError(f"{source}: mask digest {digest(masks)} != recorded {want} (file damaged?)")
+    masks = checked_masks(ticket, source)
     m = ticket["model"]
     model = ModelSpec(m["name"], m["input_shape"], m["num_classes"], m.get("options") or {}).build()
     names = {n for n, _ in masked_layers(model)}

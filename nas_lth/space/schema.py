@@ -30,18 +30,22 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from nas_lth.errors import UserError
 from nas_lth.names import valid_name
-from nas_lth.recipe import Recipe, format_validation_error
+from nas_lth.recipe import MAX_EPOCHS, Recipe, format_validation_error
 from nas_lth.space.sample import build_recipe, merge_sampled
 from nas_lth.yamlfile import read_yaml
 
 Scalar = str | int | float | bool | None
+MAX_STEPS = 10**6  # values of a stepped float dimension
+MAX_SAMPLES = 10**6  # trials of one search
+MIN_RESOURCE = 1e-4  # Ray counts resources in units of 0.0001: a smaller request rounds to nothing
+MAX_RESOURCE = 10_000  # CPUs or GPUs of a trial, trials at once; more would wait forever on any cluster
 # an experiment name is a folder name inside the storage: no separators, not "." or ".."
 
 
 class Dimension(BaseModel):
     """One searched recipe key: exactly one of ``choice``, ``int``, ``float``."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
     choice: list[Scalar] | None = None
     int_: tuple[int, int] | None = Field(None, alias="int")
@@ -49,6 +53,21 @@ class Dimension(BaseModel):
     log: bool = False
     step: float | None = Field(None, gt=0)
     when: dict[str, Scalar | list[Scalar]] | None = None
+
+    @field_validator("step")
+    @classmethod
+    def _step(cls, v: float | None, info) -> float | None:
+        # the bounds are validated before step (field order); Optuna would take a fractional int step
+        # as 0, and a tiny float step makes a grid of astronomically many points
+        if v is None:
+            return v
+        ints, floats = info.data.get("int_"), info.data.get("float_")
+        if ints is not None and v != int(v):
+            raise ValueError(f"an int dimension's step must be a whole number >= 1, got {v!r}")
+        if floats is not None and (floats[1] - floats[0]) / v > MAX_STEPS:
+            raise ValueError(f"step {v!r} makes more than {MAX_STEPS:,} values in [{floats[0]}, {floats[1]}]; "
+                             "give a larger step (or none: a continuous range)")
+        return v
 
     @model_validator(mode="after")
     def _one_kind(self) -> Dimension:
@@ -127,31 +146,39 @@ class Confirm(BaseModel):
 class Strategy(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    num_samples: int | None = Field(None, ge=1, description="default 20, or the grid size for searcher: grid")
-    max_concurrent: int | None = Field(None, ge=1)
+    num_samples: int | None = Field(None, ge=1, le=MAX_SAMPLES,
+                                    description="default 20, or the grid size for searcher: grid")
+    max_concurrent: int | None = Field(None, ge=1, le=MAX_RESOURCE)
     searcher: Literal["tpe", "random", "grid"] = "tpe"
     seed: int = Field(0, ge=0, lt=2**32)
     scheduler: Literal["asha", "fifo"] = "asha"
-    grace_period: int = Field(1, ge=1, description="epochs before ASHA may stop a trial")
-    reduction_factor: float = Field(3, gt=1)
+    grace_period: int = Field(1, ge=1, le=MAX_EPOCHS, description="epochs before ASHA may stop a trial")
+    reduction_factor: float = Field(3, gt=1, le=1000)
     metric: str | None = Field(None, description="default: val_acc, or val_micro_f1 for multi-label data")
-    time_budget_s: float | None = Field(None, gt=0)
+    time_budget_s: float | None = Field(None, gt=0, le=1e9)
     epoch_budget: float | None = Field(
         None, gt=0, le=1e7, description="end the search once its trials trained this many epochs in all (every "
         "iteration of every round, the shared dense run once); trials still running then are recorded as stopped")
-    max_failures: int = Field(2, ge=0, description="retries of a trial whose worker or node died")
+    max_failures: int = Field(2, ge=0, le=1000, description="retries of a trial whose worker or node died")
     stop_when: StopWhen | None = None
     confirm: Confirm | None = None
     checkpoint_every_s: float = Field(
-        0.0, ge=0, description="least seconds between two trial checkpoints; 0 = every epoch of the "
+        0.0, ge=0, le=1e6, description="least seconds between two trial checkpoints; 0 = every epoch of the "
         "measured run (tiny models finish an epoch in milliseconds: there a few seconds is wiser)")
 
 
 class Resources(BaseModel):
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    cpus_per_trial: float = Field(1, gt=0)
-    gpus_per_trial: float = Field(0, ge=0)
+    cpus_per_trial: float = Field(1, ge=MIN_RESOURCE, le=MAX_RESOURCE)
+    gpus_per_trial: float = Field(0, ge=0, le=MAX_RESOURCE)
+
+    @field_validator("gpus_per_trial")
+    @classmethod
+    def _gpus(cls, v: float) -> float:
+        if 0 < v < MIN_RESOURCE:
+            raise ValueError(f"must be 0 or at least {MIN_RESOURCE:g} (Ray's smallest unit), got {v!r}")
+        return v
 
 
 class SpaceFile(BaseModel):

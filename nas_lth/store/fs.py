@@ -77,9 +77,18 @@ def _write(fs: pafs.FileSystem, path: str, data: bytes) -> None:
         f.write(data)
 
 
+# Storage that every node reaches. pyarrow knows more schemes, "mock://" among them: a filesystem in
+# one process's memory, which the Ray workers never see (and which is gone when the driver exits).
+SCHEMES = ("s3", "gs", "gcs", "hdfs", "viewfs", "abfs", "abfss")
+
+
 def locate(storage: str) -> Location:
     """A :class:`Location` for a local path (made absolute) or a URI."""
     if "://" in storage and not storage.startswith("file://"):
+        scheme = storage.split("://", 1)[0].lower()
+        if scheme not in SCHEMES:
+            raise ValueError(f"unknown storage scheme {scheme!r}; allowed: a local path, file://, "
+                             + ", ".join(f"{s}://" for s in SCHEMES))
         fs, path = pafs.FileSystem.from_uri(storage)
         return Location(fs, path, storage.rstrip("/"))
     local = storage.removeprefix("file://")

@@ -9,6 +9,7 @@ heartbeats (a dead node), so a waiting trial can take over.
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -18,6 +19,7 @@ import ray
 from nas_lth.estimation.trajectory import DenseTrajectory
 from nas_lth.store.fs import Location
 
+log = logging.getLogger(__name__)
 NAMESPACE = "nas_lth"
 LEASE_S = 120.0  # a claim without a heartbeat for this long is considered dead
 HEARTBEAT_S = 10.0
@@ -72,6 +74,13 @@ class TrajectoryBroker:
             if event is not None:
                 event.set()  # wake the waiters: one of them claims next
 
+    async def invalidate(self, key: str) -> None:
+        """The stored file of ``key`` failed its check: it is missing again until someone recomputes it."""
+        self.ready.discard(key)
+        event = self.changed.get(key)
+        if event is not None and event.is_set():
+            del self.changed[key]  # a set event would wake the next waiter at once, before the new file exists
+
     async def mark_ready(self, key: str) -> None:
         self.ready.add(key)
         self.stats["reused"] += 1
@@ -110,8 +119,11 @@ def get_trajectory(
     path = location.join("trajectories", f"{key}.pt")
     while True:
         if path.exists():
-            ray.get(broker.mark_ready.remote(key))
-            return DenseTrajectory.from_bytes(path.read_bytes()), False
+            traj = _load(path, key)
+            if traj is not None:
+                ray.get(broker.mark_ready.remote(key))
+                return traj, False
+            ray.get(broker.invalidate.remote(key))  # then computed again, by this trial or another
         status = ray.get(broker.claim.remote(key, trial_id))
         if status == "ready":
             continue
@@ -126,6 +138,21 @@ def get_trajectory(
             raise
         ray.get(broker.done.remote(key, trial_id, traj.iterations))
         return traj, True
+
+
+def _load(path: Location, key: str) -> DenseTrajectory | None:
+    """The stored trajectory, or None (with a warning) when the file fails its check: a damaged or
+    foreign file is computed again and replaced, not the failure of every trial that needs it."""
+    try:
+        traj = DenseTrajectory.from_bytes(path.read_bytes())
+        if traj.key != key:
+            raise ValueError(f"it holds trajectory {traj.key!r}")
+        return traj
+    except FileNotFoundError:
+        return None  # replaced or removed since exists(): look again
+    except ValueError as exc:
+        log.warning("shared trajectory %s failed its check (%s); computing it again to replace it", path.uri, exc)
+        return None
 
 
 def _heartbeat(broker, key: str, trial_id: str) -> Callable[[], None]:

@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
+import socket
+import sys
+import uuid
 import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
-from nas_lth.errors import UserError
+from pydantic import ValidationError
+
+from nas_lth.errors import DataError, UserError
 from nas_lth.space import SearchSpace, define_by_run
+from nas_lth.space.schema import Resources
 from nas_lth.store import read
 from nas_lth.store.fs import Location, locate
+
+CONNECT_TIMEOUT_S = 10.0  # for the first TCP connection to a cluster's head (--address)
+# Ray 2.60 binds its gRPC servers (GCS, raylet, workers) and agents to 127.0.0.1 instead of all interfaces
+# exactly when the node's IP is 127.0.0.1, and it takes the loopback address as the node's IP when this
+# variable is "0" (its own setting for macOS and Windows, where multi-node clusters are off by default).
+# Ray reads it when it is imported; the processes it starts inherit it.
+LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -63,6 +78,8 @@ def _check_storage(opts: SearchOptions) -> Location:
                         "continue it or --name to start a new one")
     if opts.resume and not exists:
         raise UserError(f"--resume: no experiment {opts.name!r} in {root.uri}")
+    if opts.resume:
+        _check_writable(exp, opts.storage)  # Tune writes its state there from the first second
     if not exists and "://" not in root.uri:  # a local path: find out now, before Ray starts, if it can be made
         probe = Path(root.path)
         while not probe.exists() and probe != probe.parent:
@@ -71,7 +88,18 @@ def _check_storage(opts: SearchOptions) -> Location:
             raise UserError(f"--storage {opts.storage}: cannot be created ({probe} is not a directory)")
         if not os.access(probe, os.W_OK | os.X_OK):
             raise UserError(f"--storage {opts.storage}: cannot write in {probe}")
+        _check_writable(locate(str(probe)), opts.storage)  # a full disk, before Ray starts
     return exp
+
+
+def _check_writable(exp: Location, storage: str) -> None:
+    """Write and delete a probe file: a full disk or read-only storage is one error before any trial."""
+    try:  # a name no one else uses: the folder may be the user's own (the parent of a new --storage)
+        probe = exp.join(f".nas_lth-write-test-{uuid.uuid4().hex[:8]}")
+        probe.write_bytes(b"ok")
+        exp.fs.delete_file(probe.path)
+    except OSError as exc:
+        raise UserError(f"--storage {storage}: cannot write there ({exc.strerror or exc})") from None
 
 
 def _create(exp: Location, opts: SearchOptions):
@@ -85,11 +113,12 @@ def _create(exp: Location, opts: SearchOptions):
                         "driver?); pass --resume to continue it or --name to start a new one")
     try:
         exp.mkdir()
-        probe = exp.join(".write-test")
-        probe.write_bytes(b"ok")
-        exp.fs.delete_file(probe.path)
+        _check_writable(exp, opts.storage)
     except OSError as exc:
         raise UserError(f"--storage {opts.storage}: cannot write there ({exc.strerror or exc})") from None
+    except UserError:
+        exp.fs.delete_dir(exp.path)  # made just now, empty: a failed start leaves no experiment behind
+        raise
     lock = DriverLock(exp, opts.name).acquire()
     record_space(exp, opts.space)
     return lock
@@ -104,6 +133,7 @@ def _init_ray(opts: SearchOptions) -> tuple[str | None, bool]:
         return None, False
     kwargs = dict(namespace="nas_lth", logging_level=logging.WARNING, log_to_driver=False)
     if opts.address:
+        _check_reachable(opts.address)
         try:
             ctx = ray.init(address=opts.address, **kwargs)
         except (ConnectionError, RuntimeError, ValueError) as exc:
@@ -113,6 +143,36 @@ def _init_ray(opts: SearchOptions) -> tuple[str | None, bool]:
         ctx = ray.init(address="local", num_cpus=opts.num_cpus, include_dashboard=opts.dashboard, **kwargs)
     url = getattr(ctx, "dashboard_url", None)
     return (f"http://{url}" if url and not url.startswith("http") else url), True
+
+
+def _check_reachable(address: str) -> None:
+    """Something must listen at the cluster's host:port: where nothing does, ray.init retries for ~90 s
+    (and sits out SIGTERM meanwhile), so a plain TCP connection is tried first."""
+    from ray._private.services import canonicalize_bootstrap_address
+
+    try:  # "auto" becomes the address of the cluster last started here; "ray://h:p" a client address
+        hostport = canonicalize_bootstrap_address(address.split("://", 1)[-1]) or ""
+    except Exception:  # noqa: BLE001 - a private helper; whatever it refuses, ray.init says why below
+        return
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise UserError(f"--address {address}: cannot connect to a Ray cluster ({host}:{port}: "
+                        f"{exc.strerror or exc or 'timed out'}); is its head node running?") from None
+
+
+def _loopback_only() -> None:
+    """A local instance listens on the loopback interface only (call before ray is imported)."""
+    os.environ.setdefault(LOOPBACK_ENV, "0")
+    if "ray" in sys.modules:
+        from ray._private import ray_constants
+
+        if ray_constants.ENABLE_RAY_CLUSTER:
+            log.warning("ray was imported before the search started: its local instance listens on all "
+                        "interfaces (set %s=0 before importing ray to keep it on 127.0.0.1)", LOOPBACK_ENV)
 
 
 def _quiet_libraries() -> None:
@@ -211,6 +271,8 @@ def _start_over(exp: Location, opts: SearchOptions) -> None:
 
 def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
     _quiet_libraries()  # first: some settings must be in the environment before Tune reads them
+    if not opts.address:
+        _loopback_only()
     import ray
     from ray import tune
 
@@ -227,8 +289,7 @@ def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
     seed = strat.seed if opts.seed is None else opts.seed
     cpus = opts.cpus_per_trial if opts.cpus_per_trial is not None else res.cpus_per_trial
     gpus = opts.gpus_per_trial if opts.gpus_per_trial is not None else res.gpus_per_trial
-    if cpus <= 0 or gpus < 0:
-        raise UserError(f"--cpus-per-trial must be > 0 and --gpus-per-trial >= 0 (got {cpus}, {gpus})")
+    _check_trial_resources(cpus, gpus)
     metric = strat.metric or objective_metric(_check_data(space, opts.data_dir))
     max_t = max(1, math.ceil(max(float(b) for b in space.values_of("budget") or [space.recipe({}).budget])))
     with ExitStack() as stack:  # unwinds in reverse: Ray's session ends, then the lease is given back
@@ -322,30 +383,95 @@ def _restored_num_samples(tuner, default: int) -> int:
         return default
 
 
+# The keys that decide whether a stopping or rewind point fits the budget: the points, the budget, and
+# the batch size (iterations per epoch); val_size and the dataset change the training set itself.
+BUDGET_KEYS = ("stop_at", "rewind_to", "budget", "training.batch_size")
+
+
 def _check_data(space: SearchSpace, data_dir: str | None) -> bool:
     """Load each dataset the space uses once on the driver, so a missing or corrupt file is one clear
     error before any trial starts (not the same failure in every trial), and check that every
-    stopping and rewind point the space can ask for lies within the budget. Returns: multi-label?"""
+    stopping and rewind point the space can ask for lies within every budget it can meet. Returns:
+    multi-label?"""
     from nas_lth.data import load_dataset
 
-    names = space.values_of("dataset") or []
     options = space.spec.fixed.get("dataset_options") or None
     multilabel = False
-    for name in names:
-        ds = load_dataset(name, data_dir, seed=0, options=options)
-        multilabel |= ds.multilabel
-        base = {k: d.extremes()[0] for k, d in space.dims.items()}
-        for key in ("stop_at", "rewind_to", "budget"):
-            for value in space.dims[key].extremes() if key in space.dims else [None]:
-                sampled = {**base, "dataset": name} if "dataset" in space.dims else dict(base)
-                if value is not None:
-                    sampled[key] = value
-                try:
-                    space.recipe(sampled).check_budget(len(ds.train))
-                except UserError as exc:
-                    where = f"search.{key}" if key in space.dims else "fixed"
-                    raise UserError(f"{space.source}: {where}: {exc}") from None
+    for name in space.values_of("dataset") or []:
+        _check_options(space, name, options)
+        for val_size in _val_sizes(space):
+            try:
+                ds = load_dataset(name, data_dir, seed=0, val_size=val_size, options=options)
+            except DataError:
+                raise
+            except UserError as exc:  # the split cannot be made: val_size does not fit the training set
+                raise UserError(f"{space.source}: {_where(space, 'val_size')}: {exc}") from None
+            multilabel |= ds.multilabel
+            _check_budgets(space, name, val_size, len(ds.train))
     return multilabel
+
+
+def _where(space: SearchSpace, key: str) -> str:
+    return f"search.{key}" if key in space.dims else f"fixed.{key}"
+
+
+def _check_options(space: SearchSpace, name: str, options) -> None:
+    from nas_lth.data.load import get_spec, resolve_options
+
+    try:
+        resolve_options(get_spec(name), options)
+    except UserError as exc:
+        raise UserError(f"{space.source}: fixed.dataset_options: {exc}") from None
+
+
+def _val_sizes(space: SearchSpace) -> list:
+    if "val_size" in space.dims:
+        return space.dims["val_size"].extremes()
+    return [space.fixed_flat().get("val_size")]
+
+
+def _active(space: SearchSpace, sampled: dict) -> dict:
+    """``sampled`` without the dimensions whose ``when`` does not hold for it (they are not drawn)."""
+    values, out = space.fixed_flat(), {}
+    for key, dim in space.dims.items():
+        if key in sampled and dim.matches({**values, **out}):
+            out[key] = sampled[key]
+    return out
+
+
+def _check_budgets(space: SearchSpace, dataset: str, val_size, n_train: int) -> None:
+    """Every combination of the extremes of :data:`BUDGET_KEYS` (the other dimensions at their first
+    value): a stopping point that fits each budget alone may still not fit a short one with large batches."""
+    searched = [k for k in BUDGET_KEYS if k in space.dims]
+    base = {k: d.extremes()[0] for k, d in space.dims.items()}
+    for combo in itertools.product(*(space.dims[k].extremes() for k in searched)):
+        sampled = {**base, **dict(zip(searched, combo, strict=True))}
+        sampled.update({k: v for k, v in (("dataset", dataset), ("val_size", val_size)) if k in space.dims})
+        sampled = _active(space, sampled)
+        context = [f"search.{k} = {sampled[k]!r}" for k in (*searched, "dataset", "val_size")
+                   if k in sampled and len(space.dims[k].extremes()) > 1]
+        try:
+            problem = space.recipe(sampled).budget_problem(n_train)
+        except UserError as exc:
+            raise UserError(f"{exc} (with {', '.join(context)})" if context else str(exc)) from None
+        if problem is not None:
+            key, why = problem
+            others = [c for c in context if not c.startswith(f"search.{key} ")]
+            with_ = f" (with {', '.join(others)})" if others else ""
+            raise UserError(f"{space.source}: {_where(space, key)}: {why}{with_}")
+
+
+def _check_trial_resources(cpus: float, gpus: float) -> None:
+    """The resources a trial asks for, by the space file's rules (a value from the file passed them
+    when it was loaded; a flag's value is checked here, before Ray starts)."""
+    values = {"cpus_per_trial": cpus, "gpus_per_trial": gpus}
+    try:
+        Resources.model_validate(values)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = str(err["loc"][0])
+        msg = err["msg"].removeprefix("Value error, ")
+        raise UserError(f"--{key.replace('_', '-')} {values[key]!r}: {msg}") from None
 
 
 def _check_resources(opts: SearchOptions, cpus: float, gpus: float) -> None:
