@@ -108,6 +108,18 @@ class Dimension(BaseModel):
         return True
 
 
+# what an objective may name: a trial's validation metrics, its size and the training it cost
+OBJECTIVE_METRICS = ("val_acc", "val_micro_f1", "val_macro_f1", "weights_remaining", "iterations_trained",
+                     "mask_iter")
+
+
+class Objective(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    metric: Literal[OBJECTIVE_METRICS]  # type: ignore[valid-type]
+    mode: Literal["max", "min"]
+
+
 class StopWhen(BaseModel):
     """End the whole search once a full-budget ticket meets both conditions."""
 
@@ -149,7 +161,10 @@ class Strategy(BaseModel):
     num_samples: int | None = Field(None, ge=1, le=MAX_SAMPLES,
                                     description="default 20, or the grid size for searcher: grid")
     max_concurrent: int | None = Field(None, ge=1, le=MAX_RESOURCE)
-    searcher: Literal["tpe", "random", "grid"] = "tpe"
+    searcher: Literal["tpe", "motpe", "nsga2", "random", "grid"] = "tpe"
+    objectives: list[Objective] | None = Field(
+        None, min_length=1, max_length=3, description="multi-objective search, e.g. [{metric: val_acc, mode: max}, "
+        "{metric: weights_remaining, mode: min}]; the scheduler then is multi-objective ASHA")
     seed: int = Field(0, ge=0, lt=2**32)
     scheduler: Literal["asha", "fifo"] = "asha"
     grace_period: int = Field(1, ge=1, le=MAX_EPOCHS, description="epochs before ASHA may stop a trial")
@@ -165,6 +180,20 @@ class Strategy(BaseModel):
     checkpoint_every_s: float = Field(
         0.0, ge=0, le=1e6, description="least seconds between two trial checkpoints; 0 = every epoch of the "
         "measured run (tiny models finish an epoch in milliseconds: there a few seconds is wiser)")
+
+    @model_validator(mode="after")
+    def _objectives(self) -> Strategy:
+        if self.objectives:
+            names = [o.metric for o in self.objectives]
+            if len(set(names)) != len(names):
+                raise ValueError(f"objectives: {names}: each metric once")
+            if self.metric is not None:
+                raise ValueError("give either metric or objectives (the first objective is the search's metric)")
+        return self
+
+    @property
+    def multi_objective(self) -> bool:
+        return bool(self.objectives) and len(self.objectives) > 1
 
 
 class Resources(BaseModel):

@@ -35,9 +35,14 @@ class FidelitySearch(OptunaSearch):
             return
         self._report(trial_id, TrialReport.from_result(result))
 
+    @property
+    def multi_objective(self) -> bool:
+        return isinstance(self._metric, list | tuple) and len(self._metric) > 1
+
     def _report(self, trial_id: str, rep: TrialReport) -> None:
-        if rep.final or rep.fidelity <= 0 or rep.cached_from:
-            return  # earlier rounds (fidelity 0), the final result (told at completion), replays
+        if rep.final or rep.fidelity <= 0 or rep.cached_from or self.multi_objective:
+            return  # earlier rounds (fidelity 0), the final result (told at completion), replays; Optuna
+            # keeps no intermediate values for multi-objective studies
         step = int(round(rep.fidelity))
         # a trial resumed from a checkpoint reports some epochs again: Optuna keeps the first value
         steps = self.__dict__.setdefault("_reported_steps", {}).setdefault(trial_id, set())
@@ -58,7 +63,8 @@ class FidelitySearch(OptunaSearch):
             ot_trial.set_user_attr("replay_of", rep.cached_from)
         elif rep.final:
             status = rep.status
-            state, value = (TrialState.COMPLETE, rep.objective) if rep.status == COMPLETED else (TrialState.FAIL, None)
+            value = self._values(rep) if rep.status == COMPLETED else None
+            state = TrialState.COMPLETE if value is not None else TrialState.FAIL  # FAIL: lacks an objective
         else:  # Tune hands the result that made the scheduler stop the trial to on_trial_complete only
             self._report(trial_id, rep)
         ot_trial.set_user_attr("tune_trial_id", trial_id)
@@ -68,3 +74,10 @@ class FidelitySearch(OptunaSearch):
         except Exception as exc:  # noqa: BLE001 - e.g. a trial told twice after a restore: never fatal
             log.warning("optuna tell for trial %s: %s", trial_id, exc)
         self._completed_trials.add(trial_id)
+
+    def _values(self, rep: TrialReport):
+        """The value(s) Optuna is told: the objective, or one per objective of a multi-objective study."""
+        if not self.multi_objective:
+            return rep.objective
+        values = [rep.value(m) for m in self._metric]
+        return None if any(v is None for v in values) else [float(v) for v in values]

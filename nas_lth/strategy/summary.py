@@ -5,8 +5,9 @@ from __future__ import annotations
 import pandas as pd
 
 from nas_lth.store import read
-from nas_lth.store.analysis import best_tickets, pareto_front, unique_recipes
+from nas_lth.store.analysis import best_tickets, full_fidelity, pareto_front, unique_recipes
 from nas_lth.store.confirmed import confirmed, format_table
+from nas_lth.store.pareto import front, hypervolume_curve, hypervolume_of
 
 SHOW = ["trial_id", "criterion", "stop_at", "rewind_to", "reinit", "rounds", "weights_remaining", "val_acc",
         "test_acc", "early_stop_iter", "trials"]
@@ -25,6 +26,20 @@ def _table(df: pd.DataFrame) -> str:
         if c in out:
             out[c] = out[c].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
     return out.to_string(index=False)
+
+
+def _print_front(trials: pd.DataFrame, objectives: list[tuple[str, str]]) -> None:
+    done = unique_recipes(full_fidelity(trials))
+    names = ", ".join(f"{m} ({mode})" for m, mode in objectives)
+    print(f"\nPareto front of the objectives {names} (full budget only):")
+    print(_table(front(done, objectives).sort_values(objectives[0][0], ascending=objectives[0][1] == "min")))
+    hv = hypervolume_of(done, objectives)
+    print(f"hypervolume {hv:.4f} (reference point: validation metric 0, log10 of weights remaining 0 = all "
+          "weights, counts at 1.1x their largest value)")
+    curve = hypervolume_curve(trials, objectives)
+    if len(curve) > 1:
+        marks = [curve.iloc[min(len(curve) - 1, int(q * len(curve)))] for q in (0.25, 0.5, 0.75, 1.0)]
+        print("hypervolume vs epochs spent: " + ", ".join(f"{r.epochs:.0f} ep -> {r.hypervolume:.4f}" for r in marks))
 
 
 def _print_confirmed(res, metric: str) -> None:
@@ -57,8 +72,12 @@ def print_summary(outcome) -> None:
         print(f"dense network: val_acc {dense.iloc[0]:.4f}")
     print("\nbest tickets (full budget):")
     print(_table(best_tickets(trials)))
-    print("\nPareto front (val_acc vs weights remaining, full budget only):")
-    print(_table(pareto_front(unique_recipes(trials))))
+    objectives = getattr(outcome, "objectives", None)
+    if objectives:
+        _print_front(trials, objectives)
+    else:
+        print("\nPareto front (val_acc vs weights remaining, full budget only):")
+        print(_table(pareto_front(unique_recipes(trials))))
     shared = trials.shared_iterations.fillna(0).sum()
     own = trials.iterations_trained.fillna(0).sum()
     if shared > 0:  # from the table, so a resumed search reports the whole experiment

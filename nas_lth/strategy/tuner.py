@@ -64,6 +64,7 @@ class SearchOutcome:
     metric: str
     warm_started: int = 0  # trials of --warm-start added to the study
     confirm: object = None  # ConfirmOutcome of the confirmation stage, when one ran
+    objectives: list = None  # (column, mode) of each objective of a multi-objective search
 
 
 def _check_storage(opts: SearchOptions) -> Location:
@@ -191,21 +192,39 @@ def _quiet_libraries() -> None:
     logging.getLogger("ray.tune.analysis.experiment_analysis").setLevel(logging.ERROR)
 
 
-def _searcher_and_scheduler(space: SearchSpace, seed: int | None, max_t: int, searcher_cls: type | None = None):
+def objective_keys(space: SearchSpace, metric: str) -> list[tuple[str, str]]:
+    """(result key, mode) of each objective; the search's own metric is reported as ``objective``."""
+    objectives = space.spec.strategy.objectives or []
+    return [("objective" if o.metric == metric else o.metric, o.mode) for o in objectives] or [("objective", "max")]
+
+
+def _searcher_and_scheduler(space: SearchSpace, seed: int | None, max_t: int, searcher_cls: type | None = None,
+                            metric: str = "val_acc", log_path: str | None = None):
     import optuna
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
+    from nas_lth.strategy.moasha import MultiObjectiveASHA
     from nas_lth.strategy.searcher import FidelitySearch
 
     strat = space.spec.strategy
-    if strat.searcher == "tpe":
+    keys = objective_keys(space, metric)
+    if strat.searcher in ("tpe", "motpe"):  # Optuna's TPE is multi-objective (MOTPE) when the study is
         sampler = optuna.samplers.TPESampler(seed=seed)
+    elif strat.searcher == "nsga2":
+        sampler = optuna.samplers.NSGAIISampler(seed=seed)
     elif strat.searcher == "grid":
         sampler = optuna.samplers.GridSampler(space.grid(), seed=seed)
     else:
         sampler = optuna.samplers.RandomSampler(seed=seed)
     # told PRUNED / COMPLETE / FAIL by what the trial reported, intermediate values at their epoch
-    searcher = (searcher_cls or FidelitySearch)(define_by_run(space), metric="objective", mode="max", sampler=sampler)
+    cls = searcher_cls or FidelitySearch
+    if strat.multi_objective:
+        searcher = cls(define_by_run(space), metric=[k for k, _ in keys], mode=[m for _, m in keys], sampler=sampler)
+        scheduler = MultiObjectiveASHA(keys, max_t=max_t, grace_period=min(strat.grace_period, max_t),
+                                       reduction_factor=strat.reduction_factor, log_path=log_path) \
+            if strat.scheduler == "asha" else FIFOScheduler()
+        return searcher, scheduler
+    searcher = cls(define_by_run(space), metric="objective", mode="max", sampler=sampler)
     if strat.scheduler == "asha":
         scheduler = ASHAScheduler(time_attr="fidelity", metric="objective", mode="max", max_t=max_t,
                                   grace_period=min(strat.grace_period, max_t), reduction_factor=strat.reduction_factor)
@@ -231,7 +250,8 @@ def _tuner(opts: SearchOptions, exp: Location, trainable, metric: str, seed: int
 
             return restore_tuner(exp.uri, trainable, exp)
         _start_over(exp, opts)
-    searcher, scheduler = _searcher_and_scheduler(space, seed, max_t, opts.searcher_cls)
+    log_path = None if "://" in exp.uri else os.path.join(exp.path, "moasha.jsonl")  # why trials were stopped
+    searcher, scheduler = _searcher_and_scheduler(space, seed, max_t, opts.searcher_cls, metric, log_path)
     if warm:
         searcher._ot_study.add_trials(warm)  # the study exists once metric and mode are given
     root = locate(opts.storage)
@@ -311,7 +331,9 @@ def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
                                         {"cpu": cpus, "gpu": gpus})
         interrupted, confirm = _stages(opts, exp, trainable, metric, seed, max_t, warm)
         stats = ray.get(broker.get_stats.remote())
-    return SearchOutcome(exp, interrupted, stats, dashboard_url, metric, warm_started=len(warm), confirm=confirm)
+    objectives = [(metric if o.metric == metric else o.metric, o.mode) for o in strat.objectives or []]
+    return SearchOutcome(exp, interrupted, stats, dashboard_url, metric, warm_started=len(warm), confirm=confirm,
+                         objectives=objectives if strat.multi_objective else None)
 
 
 def _stages(opts: SearchOptions, exp: Location, trainable, metric: str, seed, max_t: int, warm: list):

@@ -1,0 +1,135 @@
+"""Multi-objective bookkeeping on plain arrays: non-dominated sorting, crowding distance, hypervolume.
+
+Every function takes points to *minimise* (an objective to maximise enters negated), one row per point.
+The scheduler (MO-ASHA's rung decisions) and the readers (fronts and hypervolume in summary and report) use
+the same definitions.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def dominates(a: np.ndarray, b: np.ndarray) -> bool:
+    return bool(np.all(a <= b) and np.any(a < b))
+
+
+def nondominated_ranks(points) -> np.ndarray:
+    """Front index of every point: 0 for the non-dominated ones, 1 for those dominated only by front 0, ..."""
+    p = np.asarray(points, dtype=float)
+    n = len(p)
+    ranks = np.full(n, -1)
+    left, r = set(range(n)), 0
+    while left:
+        front = [i for i in left if not any(dominates(p[j], p[i]) for j in left if j != i)]
+        for i in front:
+            ranks[i] = r
+        left -= set(front)
+        r += 1
+    return ranks
+
+
+def crowding(points) -> np.ndarray:
+    """NSGA-II's crowding distance within one front (the extremes of each objective get infinity)."""
+    p = np.asarray(points, dtype=float)
+    n, m = p.shape if p.ndim == 2 else (len(p), 0)
+    d = np.zeros(n)
+    if n <= 2:
+        return np.full(n, np.inf)
+    for k in range(m):
+        order = np.argsort(p[:, k], kind="stable")
+        span = p[order[-1], k] - p[order[0], k]
+        d[order[0]] = d[order[-1]] = np.inf
+        if span > 0:
+            d[order[1:-1]] += (p[order[2:], k] - p[order[:-2], k]) / span
+    return d
+
+
+def ranking(points) -> np.ndarray:
+    """Indices from best to worst: by front, then by crowding distance (larger first), then by index."""
+    p = np.asarray(points, dtype=float)
+    ranks = nondominated_ranks(p)
+    crowd = np.zeros(len(p))
+    for r in np.unique(ranks):
+        idx = np.flatnonzero(ranks == r)
+        crowd[idx] = crowding(p[idx])
+    return np.array(sorted(range(len(p)), key=lambda i: (ranks[i], -crowd[i], i)), dtype=int)
+
+
+def hypervolume(points, ref) -> float:
+    """Volume dominated by ``points`` (to minimise) and bounded by the reference point ``ref``; points not
+    better than ``ref`` in every objective add nothing. Exact, by slicing along the first objective."""
+    p = np.asarray(points, dtype=float).reshape(-1, len(ref))
+    ref = np.asarray(ref, dtype=float)
+    p = p[np.all(p < ref, axis=1)]
+    if len(p) == 0:
+        return 0.0
+    if p.shape[1] == 1:
+        return float(ref[0] - p[:, 0].min())
+    p = p[np.argsort(p[:, 0], kind="stable")]
+    volume = 0.0
+    for i in range(len(p)):  # slab between this point's first coordinate and the next one's (or ref)
+        upper = p[i + 1, 0] if i + 1 < len(p) else ref[0]
+        if upper > p[i, 0]:
+            volume += (upper - p[i, 0]) * hypervolume(p[: i + 1, 1:], ref[1:])
+    return float(volume)
+
+
+# ------------------------------------------------------------------ on a trials table
+
+def objective_points(df, objectives: list[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``df`` as points to minimise, with the reference point for their hypervolume:
+
+    - a validation metric (to maximise, in [0, 1]) enters negated, reference 0 (a useless ticket);
+    - ``weights_remaining`` enters as log10 (each factor of 10 fewer weights counts the same), reference 0
+      (the dense network: 100 %);
+    - a count (``iterations_trained``, ``mask_iter``) enters as is, reference 1.1 x its largest value in ``df``
+      (so that value is only comparable within one experiment).
+    """
+    cols, ref = [], []
+    for metric, mode in objectives:
+        x = df[metric].astype(float).to_numpy()
+        if metric == "weights_remaining":
+            cols.append(np.log10(np.clip(x, 1e-12, None)))
+            ref.append(0.0)
+        elif metric.startswith("val_"):
+            cols.append(-x if mode == "max" else x)
+            ref.append(0.0 if mode == "max" else 1.0)
+        else:
+            cols.append(-x if mode == "max" else x)
+            ref.append(1.1 * float(np.nanmax(np.abs(x))) if len(x) and np.isfinite(x).any() else 1.0)
+    return (np.column_stack(cols) if cols else np.zeros((len(df), 0))), np.array(ref)
+
+
+def front(df, objectives: list[tuple[str, str]]):
+    """The non-dominated rows of ``df`` (rows with a missing objective left out)."""
+    df = df.dropna(subset=[m for m, _ in objectives])
+    if df.empty:
+        return df
+    pts, _ = objective_points(df, objectives)
+    return df[nondominated_ranks(pts) == 0]
+
+
+def hypervolume_of(df, objectives: list[tuple[str, str]], ref=None) -> float:
+    df = df.dropna(subset=[m for m, _ in objectives])
+    if df.empty:
+        return 0.0
+    pts, default = objective_points(df, objectives)
+    return hypervolume(pts, default if ref is None else ref)
+
+
+def hypervolume_curve(trials, objectives: list[tuple[str, str]]):
+    """(epochs spent, hypervolume of the full-budget rows finished by then), one point per finished trial, in
+    finishing order; epochs count every trial (stopped ones too), from ``iterations_trained``."""
+    import pandas as pd
+
+    if trials.empty or "finished_at" not in trials:
+        return pd.DataFrame(columns=["epochs", "hypervolume"])
+    t = trials.sort_values("finished_at")
+    ipe = t["iterations_per_epoch"].astype(float) if "iterations_per_epoch" in t else np.nan
+    epochs = (t["iterations_trained"].astype(float).fillna(0) / ipe).fillna(0).cumsum()
+    done = t["status"] == "completed"
+    all_done = t[done]
+    _, ref = objective_points(all_done.dropna(subset=[m for m, _ in objectives]), objectives)  # one reference
+    hv = [hypervolume_of(t[done & (np.arange(len(t)) <= i)], objectives, ref) for i in range(len(t))]
+    return pd.DataFrame({"epochs": epochs.to_numpy(), "hypervolume": hv})

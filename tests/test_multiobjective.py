@@ -1,0 +1,140 @@
+"""Multi-objective search: non-dominated sorting, crowding and hypervolume; multi-objective ASHA's rung
+decisions on hand-made results; and a real search (Ray Tune + Optuna's MOTPE + MO-ASHA) whose study, rows and
+logged rung decisions agree."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+import pytest
+from optuna._hypervolume.wfg import compute_hypervolume
+from ray.tune.schedulers import TrialScheduler
+
+from nas_lth.errors import UserError
+from nas_lth.space import SearchSpace
+from nas_lth.store.pareto import crowding, hypervolume, nondominated_ranks, ranking
+from nas_lth.strategy.moasha import MultiObjectiveASHA
+
+CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
+
+
+def test_nondominated_ranks_and_crowding():
+    pts = [[1, 5], [2, 2], [5, 1], [3, 3], [6, 6]]  # to minimise
+    assert nondominated_ranks(pts).tolist() == [0, 0, 0, 1, 2]
+    d = crowding([[1, 5], [2, 2], [5, 1]])
+    assert math.isinf(d[0]) and math.isinf(d[2]) and d[1] == pytest.approx((5 - 1) / 4 + (5 - 1) / 4)
+    assert ranking(pts).tolist()[:3] == [0, 2, 1]  # front 0; its extremes (infinite crowding) first
+    assert ranking(pts).tolist()[3:] == [3, 4]
+
+
+def test_hypervolume_by_hand_and_against_optuna():
+    assert hypervolume([[1, 1]], [2, 3]) == pytest.approx(2.0)
+    assert hypervolume([[1, 2], [2, 1]], [3, 3]) == pytest.approx(3.0)  # 2 + 2 - overlap 1
+    assert hypervolume([[4, 0]], [3, 3]) == 0.0  # not better than the reference: nothing
+    for d in (2, 3):
+        pts = np.random.default_rng(d).random((30, d))
+        assert hypervolume(pts, [1.1] * d) == pytest.approx(compute_hypervolume(pts, np.array([1.1] * d)))
+
+
+def test_moasha_promotes_by_nondominated_sorting_at_each_rung():
+    s = MultiObjectiveASHA([("objective", "max"), ("weights_remaining", "min")], max_t=8, grace_period=1,
+                           reduction_factor=2)
+    assert s.rungs == [8, 4, 2, 1]
+    r = lambda acc, w: {"objective": acc, "weights_remaining": w}  # noqa: E731
+    assert s.decide("a", 1, r(0.90, 0.1)) == CONTINUE  # alone at the rung
+    assert s.decide("b", 1, r(0.80, 0.2)) == STOP  # dominated by a; keeps ceil(2/2) = 1
+    assert s.decide("c", 1, r(0.95, 0.5)) == CONTINUE  # not dominated: front {a, c}, keeps 2 of 3
+    assert s.decide("d", 1.5, r(0.50, 0.9)) == STOP  # dominated; the 1.5-epoch result counts for rung 1
+    assert s.decide("a", 1.7, r(0.91, 0.1)) == CONTINUE  # a's rung-1 decision was made: nothing new
+    assert s.decide("a", 2, r(0.91, 0.1)) == CONTINUE  # the next rung
+    # rung 2: a and c are both non-dominated with infinite crowding (the extremes of a front of two); ceil(2/2)
+    # = 1 goes on, the tie going to the one recorded first
+    assert s.decide("c", 2, r(0.96, 0.5)) == STOP
+
+
+def test_moasha_rung_with_two_nondominated_trials_keeps_one(tmp_path):
+    log = tmp_path / "log.jsonl"
+    s = MultiObjectiveASHA([("objective", "max"), ("weights_remaining", "min")], max_t=4, grace_period=1,
+                           reduction_factor=2, log_path=str(log))
+    assert s.decide("a", 1, {"objective": 0.9, "weights_remaining": 0.1}) == CONTINUE
+    assert s.decide("c", 1, {"objective": 0.95, "weights_remaining": 0.5}) == STOP  # a tie on crowding: a first
+    assert s.decide("e", 1, {"objective": 0.97, "weights_remaining": 0.05}) == CONTINUE  # dominates both
+    recs = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [(x["trial_id"], x["place"], x["keep"], x["action"]) for x in recs] == \
+        [("a", 0, 1, CONTINUE), ("c", 1, 1, STOP), ("e", 0, 2, CONTINUE)]
+
+
+def test_moasha_leaves_out_an_objective_a_result_does_not_carry():
+    s = MultiObjectiveASHA([("objective", "max"), ("mask_iter", "min")], max_t=4, grace_period=1, reduction_factor=2)
+    assert s.decide("a", 1, {"objective": 0.9}) == CONTINUE
+    assert s.decide("b", 1, {"objective": 0.8}) == STOP  # compared on the objective alone
+    assert s.on_trial_result(None, type("T", (), {"trial_id": "c"})(), {"fidelity": 0, "objective": 1.0}) == CONTINUE
+    assert "c" not in s.recorded[1]  # earlier rounds (fidelity 0) are not rung results
+
+
+BASE = {"name": "x", "fixed": {"model": "lenet300_100", "dataset": "digits", "budget": 2},
+        "search": {"criterion": {"choice": ["large_final", "random"]}}}
+
+
+@pytest.mark.parametrize(("objectives", "extra", "message"), [
+    ([{"metric": "val_loss", "mode": "min"}], {}, "strategy.objectives.0.metric: Input should be"),
+    ([{"metric": "val_acc", "mode": "up"}], {}, "strategy.objectives.0.mode: Input should be 'max' or 'min'"),
+    ([{"metric": "val_acc", "mode": "max"}] * 2, {}, "each metric once"),
+    ([{"metric": "val_acc", "mode": "max"}], {"metric": "val_acc"}, "give either metric or objectives"),
+])
+def test_bad_objectives_are_one_line_errors(objectives, extra, message):
+    with pytest.raises(UserError, match=message):
+        SearchSpace.from_dict({**BASE, "strategy": {"objectives": objectives, **extra}}, "s.yaml")
+
+
+@pytest.mark.integration
+def test_a_multiobjective_search_agrees_with_its_study_and_its_rung_decisions(tmp_path):
+    from test_search import run, search_cmd, study_of, tiny_space, write_space
+
+    from nas_lth.store import read
+
+    data = tiny_space("mo", 12, {"criterion": {"choice": ["large_final", "random", "snip", "magnitude_increase"]},
+                                 "target_weights": {"float": [0.01, 0.5], "log": True},
+                                 "rounds": {"int": [1, 3]}},
+                      searcher="motpe", scheduler="asha", grace_period=1, reduction_factor=2,
+                      objectives=[{"metric": "val_acc", "mode": "max"}, {"metric": "weights_remaining", "mode": "min"}])
+    data["fixed"].pop("target_weights")
+    space = write_space(tmp_path / "mo.yaml", data)
+    proc = run(search_cmd(space, tmp_path / "runs"), tmp_path, "mo")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    exp = tmp_path / "runs" / "mo"
+    trials = read(str(exp)).trials.set_index("trial_id")
+    assert "Pareto front of the objectives val_acc (max), weights_remaining (min)" in proc.stdout
+    assert "hypervolume " in proc.stdout and "hypervolume vs epochs spent" in proc.stdout
+    assert trials.weights_remaining.nunique() > 3  # sparsity is searched, not fixed
+
+    # the study: two directions; a completed row is COMPLETE with (val_acc, weights_remaining), a stopped one PRUNED
+    from optuna.study import StudyDirection
+    from optuna.trial import TrialState
+
+    study = study_of(exp)
+    assert study.directions == [StudyDirection.MAXIMIZE, StudyDirection.MINIMIZE]
+    told = {t.user_attrs["tune_trial_id"]: t for t in study.trials if "tune_trial_id" in t.user_attrs}
+    for tid, row in trials.iterrows():
+        t = told[tid]
+        if row.status == "completed" and not str(row.message).startswith("same recipe"):
+            assert t.state == TrialState.COMPLETE and t.values == pytest.approx([row.val_acc, row.weights_remaining])
+        elif row.status == "stopped":
+            assert t.state == TrialState.PRUNED
+
+    # every stopped trial was stopped by a logged rung decision that recomputes from that rung's state
+    log = [json.loads(line) for line in (exp / "moasha.jsonl").read_text().splitlines()]
+    stops = {d["trial_id"]: d for d in log if d["action"] == STOP}
+    assert set(stops) == set(trials.index[trials.status == "stopped"])
+    for d in log:
+        ids = list(d["rung_state"])
+        place = int(np.flatnonzero(ranking(np.array([d["rung_state"][i] for i in ids])) == ids.index(d["trial_id"]))[0])
+        assert place == d["place"] and d["keep"] == math.ceil(d["recorded"] / 2)
+        assert (d["action"] == STOP) == (place >= d["keep"])
+    for d in stops.values():  # dominated at its rung, or in the first front but behind on crowding
+        pts = np.array(list(d["rung_state"].values()))
+        me = np.array(d["vector"])
+        dominated = any(np.all(p <= me) and np.any(p < me) for p in pts)
+        assert dominated or d["keep"] < int((nondominated_ranks(pts) == 0).sum())
