@@ -60,7 +60,7 @@ METHODS = {  # name -> (searcher, scheduler, Ray's own OptunaSearch?)
     "random_fifo": ("random", "fifo", False),
     "lth": (None, None, False),
 }
-DIMS = ("criterion", "stop_at", "rewind_to", "rounds")
+
 CONFIRM_COLUMNS = ["recipe", "seed", "status", "weights_remaining", "val_acc", "test_acc", "dense_val_acc",
                    "dense_test_acc", "wall_seconds"]
 
@@ -71,21 +71,25 @@ def _stop_at(v):
 
 def recipe_of(space: SearchSpace, row) -> dict:
     """The full recipe a search row ran (fixed keys + its searched values), as a plain dict."""
-    sampled = {k: (_stop_at(row[k]) if k == "stop_at" else (int(row[k]) if k in ("rewind_to", "rounds") else row[k]))
-               for k in DIMS}
-    return space.recipe(sampled).model_dump(mode="json")
+    def value(k):
+        if k == "stop_at":
+            return _stop_at(row[k])
+        return int(row[k]) if k in ("rewind_to", "rounds") else row[k]
+
+    return space.recipe({k: value(k) for k in space.dims}).model_dump(mode="json")
 
 
 # ------------------------------------------------------------------ one run per (method, searcher seed)
 
 
-def search_run(space: SearchSpace, method: str, seed: int, data_dir, epoch_budget: float) -> pd.DataFrame:
+def search_run(space: SearchSpace, how: tuple, seed: int, data_dir, epoch_budget: float) -> pd.DataFrame:
+    """One search ended by the epoch budget; ``how`` = (searcher, scheduler, Ray's own OptunaSearch?)."""
     from ray.tune.search.optuna import OptunaSearch
 
     from nas_lth.store import read
     from nas_lth.strategy import SearchOptions, run_search
 
-    searcher, scheduler, ray_own = METHODS[method]
+    searcher, scheduler, ray_own = how
     d = space.to_dict()
     d["strategy"].update(searcher=searcher, scheduler=scheduler, seed=seed, epoch_budget=epoch_budget)
     sp = SearchSpace.from_dict(d, str(SPACE))
@@ -97,7 +101,7 @@ def search_run(space: SearchSpace, method: str, seed: int, data_dir, epoch_budge
     trials = trials.sort_values("finished_at").reset_index(drop=True)
     epochs = (trials.iterations_trained.fillna(0) / trials.iterations_per_epoch).fillna(0)
     out = trials[["trial_id", "status", "weights_remaining", "val_acc", "test_acc", "dense_val_acc",
-                  "dense_test_acc", "message", *DIMS]].copy()
+                  "dense_test_acc", "message", *[k for k in space.dims if k in trials]]].copy()
     out["epochs"], out["cum_epochs"] = epochs, epochs.cumsum()
     out["recipe"] = [json.dumps(recipe_of(space, r), sort_keys=True) if r["status"] == "completed" else None
                      for r in trials.to_dict("records")]
@@ -151,7 +155,7 @@ def runs(args, space: SearchSpace) -> None:
                 data = data or load_dataset("mnist", args.data_dir, seed=0)
                 df = lth_run(space, data, args.epoch_budget)
             else:
-                df = search_run(space, method, seed, args.data_dir, args.epoch_budget)
+                df = search_run(space, METHODS[method], seed, args.data_dir, args.epoch_budget)
             df = df.assign(method=method, searcher_seed=seed, wall_seconds=time.perf_counter() - t0)
             tmp = path.with_suffix(".tmp")
             df.to_parquet(tmp, index=False)
