@@ -124,6 +124,16 @@ def test_a_multiobjective_search_agrees_with_its_study_and_its_rung_decisions(tm
         elif row.status == "stopped":
             assert t.state == TrialState.PRUNED
 
+    # the live view: the journal file optuna-dashboard reads holds the same trials in the same states
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    live = optuna.load_study(study_name="mo", storage=JournalStorage(JournalFileBackend(str(exp / "optuna.journal"))))
+    assert live.directions == study.directions
+    assert sorted((t.user_attrs["tune_trial_id"], t.state, tuple(t.values or ())) for t in live.trials) == \
+        sorted((k, t.state, tuple(t.values or ())) for k, t in told.items())
+
     # every stopped trial was stopped by a logged rung decision that recomputes from that rung's state
     log = [json.loads(line) for line in (exp / "moasha.jsonl").read_text().splitlines()]
     stops = {d["trial_id"]: d for d in log if d["action"] == STOP}

@@ -15,6 +15,10 @@ accuracy were final. :class:`FidelitySearch` reads each result as a :class:`Tria
 
 Each study trial carries ``tune_trial_id`` and ``nas_lth_status`` user attributes. The state is pickled
 by Tune with the experiment (``searcher-state-*.pkl``), so ``--resume`` keeps it.
+
+For a live view, every told trial is also added to an Optuna journal file, ``<experiment>/optuna.journal``
+(``optuna-dashboard runs/<experiment>/optuna.journal``), when the driver sets :data:`JOURNAL` (local storage).
+The path lives in this module, not in the pickled searcher: a moved experiment writes to its new place.
 """
 
 from __future__ import annotations
@@ -27,6 +31,8 @@ from ray.tune.search.optuna import OptunaSearch
 from nas_lth.strategy.report import COMPLETED, TrialReport
 
 log = logging.getLogger(__name__)
+JOURNAL: dict = {"path": None, "name": "nas_lth"}  # set by the driver for this run; None: no journal
+_journals: dict = {}  # path -> journal study, per driver process (never pickled)
 
 
 class FidelitySearch(OptunaSearch):
@@ -74,6 +80,28 @@ class FidelitySearch(OptunaSearch):
         except Exception as exc:  # noqa: BLE001 - e.g. a trial told twice after a restore: never fatal
             log.warning("optuna tell for trial %s: %s", trial_id, exc)
         self._completed_trials.add(trial_id)
+        self._mirror(ot_trial)
+
+    def _mirror(self, ot_trial) -> None:
+        """Add the told trial to the journal study (the live view); a failure costs the view, not the search."""
+        if not JOURNAL["path"]:
+            return
+        try:
+            study = _journals.get(JOURNAL["path"])
+            if study is None:
+                import optuna
+                from optuna.storages import JournalStorage
+                from optuna.storages.journal import JournalFileBackend
+
+                storage = JournalStorage(JournalFileBackend(JOURNAL["path"]))
+                study = _journals[JOURNAL["path"]] = optuna.create_study(
+                    storage=storage, study_name=JOURNAL["name"], load_if_exists=True,
+                    directions=self._ot_study.directions)
+            frozen = self._ot_study._storage.get_trial(ot_trial._trial_id)
+            if frozen.state.is_finished():
+                study.add_trial(frozen)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("optuna journal %s: %s", JOURNAL["path"], exc)
 
     def _values(self, rep: TrialReport):
         """The value(s) Optuna is told: the objective, or one per objective of a multi-objective study."""

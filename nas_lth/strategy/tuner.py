@@ -338,9 +338,13 @@ def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
 
 def _stages(opts: SearchOptions, exp: Location, trainable, metric: str, seed, max_t: int, warm: list):
     """The search, then (when it is complete) the confirmation stage: (interrupted?, ConfirmOutcome)."""
+    from nas_lth.strategy import searcher
     from nas_lth.strategy.stopper import _target_met, budget_spent
 
     space, strat = opts.space, opts.space.spec.strategy
+    # the live study for optuna-dashboard (a local file; object stores take no appends)
+    searcher.JOURNAL.update(path=None if "://" in exp.uri else os.path.join(exp.path, "optuna.journal"),
+                            name=opts.name)
     tuner, _ = _tuner(opts, exp, trainable, metric, seed, max_t, warm)
     grid = tuner.fit()
     # After a SIGINT Tune saves its state and returns early; the trials table tells what is done.
