@@ -27,16 +27,12 @@ Resumable like ``benchmarks/search_quality.py``: one file per (method, searcher 
 
 from __future__ import annotations
 
-import argparse
-import time
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import torch
 
-from benchmarks.common import REPO, RESULTS, default_data_dir, emit, environment
-from benchmarks.search_quality import lth_run, search_run
+from benchmarks.common import REPO, RESULTS, emit, environment
+from benchmarks.search_quality import band_figure, loaded, runs, study_parser
 from nas_lth.space import load_space
 from nas_lth.store.pareto import hypervolume, objective_points
 
@@ -69,38 +65,8 @@ def epochs_to(df: pd.DataFrame, target: float) -> float:
     return float("nan")
 
 
-def runs(args, space) -> None:
-    from nas_lth.data import load_dataset
-
-    (OUT / "runs").mkdir(parents=True, exist_ok=True)
-    for seed in args.seeds:
-        for method in args.methods:
-            if method == "lth" and seed != args.seeds[0]:
-                continue
-            path = OUT / "runs" / f"{method}-s{seed}.parquet"
-            if path.exists():
-                continue
-            t0 = time.perf_counter()
-            print(f"{method}, searcher seed {seed} ...", flush=True)
-            if method == "lth":
-                df = lth_run(space, load_dataset("mnist", args.data_dir, seed=0), args.epoch_budget)
-            else:
-                searcher, scheduler = METHODS[method]
-                df = search_run(space, (searcher, scheduler, False), seed, args.data_dir, args.epoch_budget)
-            df = df.assign(method=method, searcher_seed=seed, wall_seconds=time.perf_counter() - t0)
-            tmp = path.with_suffix(".tmp")
-            df.to_parquet(tmp, index=False)
-            tmp.replace(path)
-            print(f"  {len(df)} trials, {df.cum_epochs.max():.1f} epochs, {time.perf_counter() - t0:.0f} s", flush=True)
-
-
 def summary(args) -> pd.DataFrame:
-    files = sorted((OUT / "runs").glob("*.parquet"))
-    if not files:
-        raise SystemExit("no runs yet: run without --summary-only first")
-    all_runs = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    wanted = {(m, s) for m in args.methods for s in args.seeds if m != "lth" or s == args.seeds[0]}
-    have = set(zip(all_runs.method, all_runs.searcher_seed, strict=True))
+    all_runs, wanted, have = loaded(args, OUT)
     lth = all_runs[all_runs.method == "lth"]
     target = hv_at(lth, float("inf")) if len(lth) else float("nan")
     rows = []
@@ -124,43 +90,18 @@ def summary(args) -> pd.DataFrame:
 
 
 def _figure(per_run: pd.DataFrame) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for m, g in per_run.groupby("method"):
-        q = g.groupby("budget_epochs").hypervolume
-        x = sorted(g.budget_epochs.unique())
-        (line,) = ax.plot(x, q.median().reindex(x), marker="o", label=f"{m} ({g.searcher_seed.nunique()} seed(s))")
-        ax.fill_between(x, q.min().reindex(x), q.max().reindex(x), color=line.get_color(), alpha=0.15)
-    ax.set_xlabel("budget (training epochs)")
-    ax.set_ylabel("hypervolume (accuracy x -log10 weights)")
-    ax.set_title("LeNet-300-100 / MNIST: front of accuracy vs weights remaining")
-    ax.legend(fontsize=8)
-    ax.grid(alpha=0.3)
-    path = FIGURE if OUT == RESULTS / "pareto_quality" else OUT / FIGURE.name
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    band_figure(per_run, "hypervolume", "hypervolume (accuracy x -log10 weights)",
+                "LeNet-300-100 / MNIST: front of accuracy vs weights remaining",
+                FIGURE if OUT == RESULTS / "pareto_quality" else OUT / FIGURE.name)
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--data-dir", default=default_data_dir())
-    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="searcher seeds")
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
-    p.add_argument("--epoch-budget", type=float, default=100)
-    p.add_argument("--budgets", type=float, nargs="+", default=[25, 50, 100])
-    p.add_argument("--summary-only", action="store_true")
-    p.add_argument("--results", type=Path, default=OUT, help="folder of the per-run files")
-    args = p.parse_args(argv)
+    args = study_parser(__doc__, METHODS, OUT).parse_args(argv)
     globals()["OUT"] = args.results
     torch.set_num_threads(2)
     space = load_space(SPACE)
     if not args.summary_only:
-        runs(args, space)
+        runs(args, space, {m: (*v, False) for m, v in METHODS.items()}, OUT)
     summary(args)
     return 0
 

@@ -137,17 +137,23 @@ def lth_run(space: SearchSpace, data, epoch_budget: float) -> pd.DataFrame:
     return out
 
 
-def runs(args, space: SearchSpace) -> None:
+def wanted_runs(args) -> set[tuple[str, int]]:
+    """(method, searcher seed) of the study; the LTH ladder is deterministic given the recipe seed: one run."""
+    return {(m, s) for m in args.methods for s in args.seeds if m != "lth" or s == args.seeds[0]}
+
+
+def runs(args, space: SearchSpace, methods: dict, out: Path) -> None:
+    """Every (method, searcher seed) run not yet stored under ``out/runs``, seed-major (a partial study has
+    every method at the first seeds), each written whole when it ends."""
     from nas_lth.data import load_dataset
 
-    (OUT / "runs").mkdir(parents=True, exist_ok=True)
+    (out / "runs").mkdir(parents=True, exist_ok=True)
     data = None
-    for seed in args.seeds:  # seed-major: a partial study has every method at the first seeds
+    todo = wanted_runs(args)
+    for seed in args.seeds:
         for method in args.methods:
-            if method == "lth" and seed != args.seeds[0]:
-                continue  # deterministic given the recipe seed: one ladder
-            path = OUT / "runs" / f"{method}-s{seed}.parquet"
-            if path.exists():
+            path = out / "runs" / f"{method}-s{seed}.parquet"
+            if (method, seed) not in todo or path.exists():
                 continue
             t0 = time.perf_counter()
             print(f"{method}, searcher seed {seed} ...", flush=True)
@@ -155,7 +161,7 @@ def runs(args, space: SearchSpace) -> None:
                 data = data or load_dataset("mnist", args.data_dir, seed=0)
                 df = lth_run(space, data, args.epoch_budget)
             else:
-                df = search_run(space, METHODS[method], seed, args.data_dir, args.epoch_budget)
+                df = search_run(space, methods[method], seed, args.data_dir, args.epoch_budget)
             df = df.assign(method=method, searcher_seed=seed, wall_seconds=time.perf_counter() - t0)
             tmp = path.with_suffix(".tmp")
             df.to_parquet(tmp, index=False)
@@ -216,13 +222,17 @@ def confirm(recipes: list[str], seeds: list[int], data_dir) -> pd.DataFrame:
     return done
 
 
-def summary(args) -> pd.DataFrame:
-    files = sorted((OUT / "runs").glob("*.parquet"))
+def loaded(args, out: Path) -> tuple[pd.DataFrame, set, set]:
+    """(every stored run's rows, the runs wanted, the runs there)."""
+    files = sorted((out / "runs").glob("*.parquet"))
     if not files:
         raise SystemExit("no runs yet: run without --summary-only first")
     all_runs = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
-    wanted = {(m, s) for m in args.methods for s in args.seeds if m != "lth" or s == args.seeds[0]}
-    have = set(zip(all_runs.method, all_runs.searcher_seed, strict=True))
+    return all_runs, wanted_runs(args), set(zip(all_runs.method, all_runs.searcher_seed, strict=True))
+
+
+def summary(args) -> pd.DataFrame:
+    all_runs, wanted, have = loaded(args, OUT)
     recs = {(m, s, b): recommend(g, b) for (m, s), g in all_runs.groupby(["method", "searcher_seed"])
             for b in args.budgets}
     conf = confirm(sorted({r for r in recs.values() if r}), args.confirm_seeds, args.data_dir) \
@@ -264,7 +274,9 @@ def _print(per_run, frac, n_random, dense_test, complete, done, wanted) -> None:
     print("\nepochs to target (search-time):\n" + e.to_string(float_format=lambda v: f"{v:.1f}"))
 
 
-def _figure(per_run: pd.DataFrame, dense_test: float) -> None:
+def band_figure(per_run: pd.DataFrame, column: str, ylabel: str, title: str, path: Path, scale: float = 1.0,
+                hline: tuple[float, str] | None = None) -> None:
+    """``column`` against the budget, one line per method (median over searcher seeds), a band (min-max)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -272,41 +284,54 @@ def _figure(per_run: pd.DataFrame, dense_test: float) -> None:
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     for m, g in per_run.groupby("method"):
-        q = g.groupby("budget_epochs").confirmed_test_acc
+        q = g.groupby("budget_epochs")[column]
         x = sorted(g.budget_epochs.unique())
-        med, lo, hi = (100 * q.median()).reindex(x), (100 * q.min()).reindex(x), (100 * q.max()).reindex(x)
-        (line,) = ax.plot(x, med, marker="o", label=f"{m} ({g.searcher_seed.nunique()} seed(s))")
-        ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.15)
-    if np.isfinite(dense_test):
-        ax.axhline(100 * dense_test, color="k", ls="--", lw=1, label="dense (confirmed)")
+        (line,) = ax.plot(x, (scale * q.median()).reindex(x), marker="o",
+                          label=f"{m} ({g.searcher_seed.nunique()} seed(s))")
+        ax.fill_between(x, (scale * q.min()).reindex(x), (scale * q.max()).reindex(x), color=line.get_color(),
+                        alpha=0.15)
+    if hline is not None and np.isfinite(hline[0]):
+        ax.axhline(scale * hline[0], color="k", ls="--", lw=1, label=hline[1])
     ax.set_xlabel("budget (training epochs)")
-    ax.set_ylabel("confirmed test accuracy of the recommended recipe (%)")
-    ax.set_title("LeNet-300-100 / MNIST tickets at <= 3.6 % weights")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
-    path = FIGURE if OUT == RESULTS / "search_quality" else OUT / FIGURE.name
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 
 
-def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def _figure(per_run: pd.DataFrame, dense_test: float) -> None:
+    band_figure(per_run, "confirmed_test_acc", "confirmed test accuracy of the recommended recipe (%)",
+                "LeNet-300-100 / MNIST tickets at <= 3.6 % weights",
+                FIGURE if OUT == RESULTS / "search_quality" else OUT / FIGURE.name, scale=100,
+                hline=(dense_test, "dense (confirmed)"))
+
+
+def study_parser(doc: str, methods: dict, out: Path) -> argparse.ArgumentParser:
+    """The arguments both search benchmarks take."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
     p.add_argument("--data-dir", default=default_data_dir())
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3, 4], help="searcher seeds")
-    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    p.add_argument("--methods", nargs="+", default=list(methods), choices=list(methods))
     p.add_argument("--epoch-budget", type=float, default=100)
     p.add_argument("--budgets", type=float, nargs="+", default=[25, 50, 100])
-    p.add_argument("--confirm-seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--summary-only", action="store_true", help="no new search runs")
+    p.add_argument("--results", type=Path, default=out, help="folder of the per-run files")
+    return p
+
+
+def main(argv=None) -> int:
+    p = study_parser(__doc__, METHODS, OUT)
+    p.add_argument("--confirm-seeds", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--no-confirm", action="store_true", help="summarise without training confirmations")
-    p.add_argument("--results", type=Path, default=OUT, help="folder of the per-run and confirmation files")
     args = p.parse_args(argv)
     globals()["OUT"] = args.results
     torch.set_num_threads(2)
     space = load_space(SPACE)
     if not args.summary_only:
-        runs(args, space)
+        runs(args, space, METHODS, OUT)
     summary(args)
     return 0
 
