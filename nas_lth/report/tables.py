@@ -12,6 +12,7 @@ from nas_lth.report.data import RECIPE_ORDER, ReportData, dense_column
 from nas_lth.store import STATUSES
 from nas_lth.store.analysis import unique_recipes
 from nas_lth.store.confirmed import confirmed, format_table
+from nas_lth.store.pareto import front, hypervolume_of
 
 # columns always shown in the top-tickets table (the rest of the recipe only when it varies)
 _ALWAYS = ["criterion", "stop_at", "reinit", "rounds"]
@@ -154,6 +155,12 @@ def headline(data: ReportData) -> list[str]:
     if not comp.empty and comp.weights_remaining.notna().any():
         lines.append(f"Completed tickets span {_pct(comp.weights_remaining.max())} % to "
                      f"{_pct(comp.weights_remaining.min())} % of the weights.")
+        objectives = [(val, "max"), ("weights_remaining", "min")]
+        if val in comp and comp[val].notna().any():
+            n = len(front(comp, objectives))
+            lines.append(f"Front of validation {m.label} vs weights remaining: {n} ticket(s), hypervolume "
+                         f"{hypervolume_of(comp, objectives):.4f} (points: -{val}, log10 weights remaining; "
+                         "reference point: 0, 0 = a useless ticket with all the weights).")
     return lines
 
 
