@@ -105,11 +105,17 @@ def main(argv: list[str] | None = None) -> int:
                   "(a shared filesystem), otherwise use s3:// or gs://", file=sys.stderr, flush=True)
         print(f"Ray dashboard: {url}" if url else "Ray dashboard: not running", flush=True)
 
-    outcome = run_search(opts, on_start=on_start)
+    resume = (f"python -m nas_lth.search {args.space or ''} --name {name} --storage {args.storage} "
+              "--resume").replace("  --", " --")
+    try:
+        outcome = run_search(opts, on_start=on_start)
+    except KeyboardInterrupt:  # a second Ctrl-C while Tune saves after the first one: it skips that save
+        print(f"\ninterrupted twice: Tune skipped its last save, so --resume continues from its previous one "
+              f"(finished trials are kept): continue with  {resume}", flush=True)
+        return 130
     print_summary(outcome)
     if outcome.interrupted:
-        print(f"\ninterrupted: continue with  python -m nas_lth.search {args.space or ''} --name {name} "
-              f"--storage {args.storage} --resume".replace("  --", " --"), flush=True)
+        print(f"\ninterrupted: continue with  {resume}", flush=True)
         return 130
     return 0
 

@@ -363,8 +363,10 @@ def interrupt(cmd: list[str], tmp_path: Path, exp: Path, trials: int, sig: int) 
                    f"{trials} trial(s) written")
 
 
-def interrupt_when(cmd: list[str], tmp_path: Path, ready, sig: int, what: str = "the condition") -> None:
-    """Start the search and send ``sig`` once ``ready()`` holds; it must stop resumable."""
+def interrupt_when(cmd: list[str], tmp_path: Path, ready, sig: int, what: str = "the condition",
+                   times: int = 1) -> None:
+    """Start the search and send ``sig`` (``times`` times, 0.3 s apart) once ``ready()`` holds; it must stop
+    resumable."""
     proc = start(cmd, tmp_path, "first")
     try:
         deadline = time.monotonic() + SEARCH_TIMEOUT_S
@@ -374,7 +376,10 @@ def interrupt_when(cmd: list[str], tmp_path: Path, ready, sig: int, what: str = 
                 + (tmp_path / "first.out").read_text()[-3000:] + (tmp_path / "first.err").read_text()[-3000:])
             assert time.monotonic() < deadline, f"not {what} in time"
             time.sleep(0.1)
-        proc.send_signal(sig)
+        for i in range(times):
+            if i:
+                time.sleep(0.3)
+            proc.send_signal(sig)
         proc.wait(120)
     finally:
         left = reap_session(proc)
@@ -731,3 +736,19 @@ def test_epoch_budget_ends_the_search_once_its_trials_trained_that_much(tmp_path
     assert before_last < budget  # ... and no trial started after
     cut = trials[trials.message.str.contains("strategy.epoch_budget", na=False)]
     assert len(cut) <= 1 and (cut.status == "stopped").all()
+
+
+@pytest.mark.integration
+def test_sigint_twice_still_saves_the_state_and_the_search_resumes(tmp_path):
+    """An impatient Ctrl-C Ctrl-C: exit 130 with the resume hint, no traceback, and --resume finishes."""
+    space = write_space(tmp_path / "twice.yaml", tiny_space(
+        "tiny_twice", 6, {"criterion": {"choice": ["large_final", "random", "snip"]}, "rounds": {"int": [1, 3]}},
+        scheduler="fifo"))
+    exp = tmp_path / "runs" / "tiny_twice"
+    cmd = search_cmd(space, tmp_path / "runs")
+    interrupt_when(cmd, tmp_path, lambda: len(list((exp / "trials").glob("*.parquet"))) >= 2, signal.SIGINT,
+                   "2 trials written", times=2)
+    proc = run([*cmd, "--resume"], tmp_path, "second")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    trials = read(str(exp)).trials
+    assert len(trials) == 6 and trials.trial_id.is_unique
