@@ -340,7 +340,7 @@ def test_global_scope_runs_and_differs_from_layerwise(digits):
 
 
 def test_divergence_is_a_row_and_ends_the_procedure(digits):
-    rows = run_ticket(recipe(training={"optimizer": "sgd", "lr": 1e8, "eval_every": 2}), digits)
+    rows = run_ticket(recipe(training={"optimizer": "sgd", "lr": 1e6, "eval_every": 2}), digits)
     assert len(rows) == 1
     assert rows[0].status == "diverged" and rows[0].message
     assert rows[0].metrics == {}
@@ -487,7 +487,7 @@ def test_cli_bad_recipe_is_one_error_line_exit_2(tmp_path, content):
 
 def test_cli_diverged_run_exits_1_with_a_diverged_record(tmp_path):
     path = tmp_path / "hot.yaml"
-    path.write_text(yaml.safe_dump({**BASE, "rounds": 1, "training": {"optimizer": "sgd", "lr": 1e8}}))
+    path.write_text(yaml.safe_dump({**BASE, "rounds": 1, "training": {"optimizer": "sgd", "lr": 1e6}}))
     proc = run_cli(path, "--json", "--device", "cpu")
     assert proc.returncode == 1, proc.stderr
     (line,) = proc.stdout.strip().splitlines()

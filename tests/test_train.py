@@ -95,7 +95,7 @@ def test_early_stop_state_is_the_best_checkpoint(digits):
 
 def test_huge_learning_rate_diverges(digits):
     model = make_model(digits, masked=False)
-    trainer = Trainer(model, digits, Training(optimizer="sgd", lr=1e8, batch_size=60, eval_every=2), seed=0)
+    trainer = Trainer(model, digits, Training(optimizer="sgd", lr=1e6, batch_size=60, eval_every=2), seed=0)
     with pytest.raises(Diverged, match="iteration"):
         trainer.run(40)
     last = trainer.result.curve[-1]
@@ -106,7 +106,7 @@ def test_huge_learning_rate_diverges(digits):
 def test_divergence_through_ticket_run_is_a_row_not_an_exception(digits):
     rc = recipe_from_dict({
         "model": "lenet300_100", "dataset": "digits", "rounds": 2, "budget": 1,
-        "training": {"optimizer": "sgd", "lr": 1e8, "eval_every": 2},
+        "training": {"optimizer": "sgd", "lr": 1e6, "eval_every": 2},
     })
     rows = TicketRun(rc, digits).run()
     assert len(rows) == 1  # the dense run diverged: later rounds cannot be computed
