@@ -713,6 +713,16 @@ def test_warm_start_seeds_the_study_with_the_old_completed_trials(tmp_path):
         assert t.params == {"criterion": by_id.loc[source, "criterion"], "rounds": int(by_id.loc[source, "rounds"])}
     # the new experiment's own trials follow, and only they have rows
     assert len(read(str(storage / "new")).trials) == 2
+    # the live view (optuna-dashboard's journal) holds the same study: warm trials first, then the new ones
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    live = optuna.load_study(study_name="new", storage=JournalStorage(JournalFileBackend(
+        str(storage / "new" / "optuna.journal"))))
+    assert sorted(t.user_attrs.get("warm_start_from", "") for t in live.trials if "warm_start_from" in t.user_attrs) \
+        == sorted(t.user_attrs["warm_start_from"] for t in warm)
+    assert len(live.trials) == len([t for t in study.trials if t.state.is_finished()])
 
 
 @pytest.mark.integration

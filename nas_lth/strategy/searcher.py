@@ -80,9 +80,9 @@ class FidelitySearch(OptunaSearch):
         except Exception as exc:  # noqa: BLE001 - e.g. a trial told twice after a restore: never fatal
             log.warning("optuna tell for trial %s: %s", trial_id, exc)
         self._completed_trials.add(trial_id)
-        self._mirror(ot_trial)
+        self.mirror(self._ot_study._storage.get_trial(ot_trial._trial_id))
 
-    def _mirror(self, ot_trial) -> None:
+    def mirror(self, frozen) -> None:
         """Add the told trial to the journal study (the live view); a failure costs the view, not the search."""
         if not JOURNAL["path"]:
             return
@@ -97,7 +97,6 @@ class FidelitySearch(OptunaSearch):
                 study = _journals[JOURNAL["path"]] = optuna.create_study(
                     storage=storage, study_name=JOURNAL["name"], load_if_exists=True,
                     directions=self._ot_study.directions)
-            frozen = self._ot_study._storage.get_trial(ot_trial._trial_id)
             if frozen.state.is_finished():
                 study.add_trial(frozen)
         except Exception as exc:  # noqa: BLE001

@@ -254,6 +254,9 @@ def _tuner(opts: SearchOptions, exp: Location, trainable, metric: str, seed: int
     searcher, scheduler = _searcher_and_scheduler(space, seed, max_t, opts.searcher_cls, metric, log_path)
     if warm:
         searcher._ot_study.add_trials(warm)  # the study exists once metric and mode are given
+        for t in warm:  # and the live view starts with them too
+            if hasattr(searcher, "mirror"):
+                searcher.mirror(t)
     root = locate(opts.storage)
     stoppers = ([TargetStopper(strat.stop_when)] if strat.stop_when else []) + \
         ([EpochBudgetStopper(strat.epoch_budget)] if strat.epoch_budget else [])
