@@ -190,6 +190,14 @@ def epochs_to_target(df: pd.DataFrame) -> float:
     return float(hit.cum_epochs.min()) if len(hit) else float("nan")
 
 
+def _dense_run(recipe: dict, data):
+    """Round 0 alone (the dense network with the recipe's model, data, seed and training)."""
+    from nas_lth.estimation import TicketRun, recipe_from_dict
+
+    dense = {**recipe, "rounds": 0, "stop_at": "end", "rewind_to": 0, "eval_rounds": "all"}
+    return TicketRun(recipe_from_dict(dense, "dense"), data).run()[0]
+
+
 def confirm(recipes: list[str], seeds: list[int], data_dir) -> pd.DataFrame:
     """Train each recipe from scratch with each seed (cached per (recipe, seed)); the dense network's metrics
     come from the same runs' round 0."""
@@ -199,6 +207,7 @@ def confirm(recipes: list[str], seeds: list[int], data_dir) -> pd.DataFrame:
     path = OUT / "confirm.parquet"
     done = pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=CONFIRM_COLUMNS)
     have = set(zip(done.recipe, done.seed, strict=True))
+    dense_of: dict = {}  # seed -> round-0 row (every recipe here trains the same dense network)
     for recipe in recipes:
         for seed in seeds:
             if (recipe, seed) in have:
@@ -206,8 +215,11 @@ def confirm(recipes: list[str], seeds: list[int], data_dir) -> pd.DataFrame:
             r = {**json.loads(recipe), "seed": seed}
             t0 = time.perf_counter()
             data = load_dataset("mnist", data_dir, seed=seed)
-            rows = TicketRun(recipe_from_dict(r, "confirm"), data).run()
-            final, dense = rows[-1], rows[0]
+            recipe_ = recipe_from_dict(r, "confirm")
+            rows = TicketRun(recipe_, data).run()
+            final = next((x for x in rows if x.round == recipe_.rounds and x.variant == recipe_.reinit), rows[-1])
+            # with eval_rounds: last the run records no round-0 row: the dense network of this seed on its own
+            dense = dense_of.get(seed) or dense_of.setdefault(seed, _dense_run(r, data))
             rec = {"recipe": recipe, "seed": seed, "status": final.status, "weights_remaining": final.weights_remaining,
                    "val_acc": final.metrics.get("val_acc"), "test_acc": final.metrics.get("test_acc"),
                    "dense_val_acc": dense.metrics.get("val_acc"), "dense_test_acc": dense.metrics.get("test_acc"),
