@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from ray.tune import Stopper
 
-from nas_lth.store.fs import Location
 from nas_lth.strategy.report import COMPLETED, TrialReport
 
 
@@ -52,26 +51,14 @@ class EpochBudgetStopper(Stopper):
         return epochs_spent(self.latest) >= self.budget
 
 
-def budget_spent(exp: Location) -> float:
+def budget_spent(trials) -> float:
     """Epochs the stored trials trained (the search's rows)."""
-    from nas_lth.store import read
-
-    try:
-        trials = read(exp.uri).trials
-    except Exception:  # noqa: BLE001 - no results yet
-        return 0.0
     if trials.empty or "iterations_per_epoch" not in trials:
         return 0.0
     ok = trials.dropna(subset=["iterations_per_epoch", "iterations_trained"])
     return float((ok.iterations_trained / ok.iterations_per_epoch).sum())
 
 
-def _target_met(exp: Location, target) -> bool:
+def _target_met(trials, target) -> bool:
     """Whether the stored trials hold a ticket that meets ``target`` (the stopper ended the search)."""
-    from nas_lth.store import read
-
-    try:
-        trials = read(exp.uri).trials
-    except Exception:  # noqa: BLE001 - no results yet: certainly not met
-        return False
     return any(meets(TrialReport.from_result({**row, "final": True}), target) for row in trials.to_dict("records"))

@@ -14,6 +14,7 @@ from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 from pydantic import ValidationError
 
 from nas_lth.errors import DataError, UserError
@@ -354,9 +355,13 @@ def _stages(opts: SearchOptions, exp: Location, trainable, metric: str, seed, ma
     wanted = opts.num_samples or space.num_samples()
     if opts.resume:
         wanted = max(wanted, _restored_num_samples(tuner, wanted))
-    done = len(read(exp.uri).trials)
-    target_met = bool(strat.stop_when) and _target_met(exp, strat.stop_when)
-    budget_met = bool(strat.epoch_budget) and budget_spent(exp) >= strat.epoch_budget
+    try:  # the table, read once, says what is done
+        trials = read(exp.uri).trials
+    except UserError:  # no trials/ folder yet: nothing finished
+        trials = pd.DataFrame()
+    done = len(trials)
+    target_met = bool(strat.stop_when) and _target_met(trials, strat.stop_when)
+    budget_met = bool(strat.epoch_budget) and budget_spent(trials) >= strat.epoch_budget
     interrupted = done < wanted and strat.time_budget_s is None and not target_met and not budget_met
     if interrupted:
         return True, None
