@@ -27,9 +27,7 @@ Writes benchmarks/results/inference.parquet and reports/inference/ (figure + tab
 from __future__ import annotations
 
 import argparse
-import copy
 import io
-import statistics
 import time
 from pathlib import Path
 
@@ -41,7 +39,6 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
-from torch.nn.utils import prune  # noqa: E402
 
 from benchmarks.common import REPO, default_data_dir, emit, environment, weights_axis  # noqa: E402
 from nas_lth import export  # noqa: E402
@@ -49,6 +46,7 @@ from nas_lth.data import load_dataset  # noqa: E402
 from nas_lth.estimation import TicketRun, recipe_from_dict  # noqa: E402
 from nas_lth.estimation.metrics import evaluate, predict  # noqa: E402
 from nas_lth.estimation.trajectory import compute_trajectory  # noqa: E402
+from nas_lth.export.latency import masked_copy, time_forward  # noqa: E402
 from nas_lth.models import masked_layers  # noqa: E402
 
 LEVELS = [1.0, 0.211, 0.070, 0.036, 0.019]  # the LTH paper's LeNet ladder: rounds 0, 7, 12, 15, 18
@@ -154,28 +152,6 @@ def sizes(model: nn.Module, ticket_bytes: int) -> dict:
 
 
 # ------------------------------------------------------------------ latency
-
-
-def masked_copy(model: nn.Module) -> nn.Module:
-    """The ticket run the way mask-based LTH code runs it: torch.nn.utils.prune's weight * mask."""
-    out = copy.deepcopy(model).eval()
-    for _, layer in masked_layers(out):
-        mask = layer.mask.clone()
-        del layer._buffers["mask"]
-        prune.custom_from_mask(layer, "weight", mask)
-    return out
-
-
-def time_forward(model: nn.Module, x: torch.Tensor, repeats: int) -> tuple[float, float]:
-    with torch.inference_mode():
-        for _ in range(3):
-            model(x)
-        times = []
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            model(x)
-            times.append(time.perf_counter() - t0)
-    return min(times), statistics.median(times)
 
 
 def measure(name: str, level: float, ticket: dict, data, args, tmp: Path) -> list[dict]:

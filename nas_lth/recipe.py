@@ -32,6 +32,8 @@ from nas_lth.yamlfile import read_yaml
 
 # The prunable layer kinds; prune rates are given per kind. Declared once, here.
 LAYER_KINDS = ("fc", "conv", "output", "embedding")
+# the ways a ticket can be executed when its latency is measured (nas_lth.export.latency)
+LATENCY_FORMS = ("dense", "masked", "csr", "csr_fc")
 # LTH paper: fc 20 %, conv 15 % (Conv-6; 10 % for Conv-2/4), output 10 % per round
 DEFAULT_PRUNE_RATE = {"fc": 0.2, "conv": 0.15, "output": 0.1, "embedding": 0.1}
 STOP_WORDS = ("end", "early_bird")

@@ -83,10 +83,63 @@ BASE = {"name": "x", "fixed": {"model": "lenet300_100", "dataset": "digits", "bu
     ([{"metric": "val_acc", "mode": "up"}], {}, "strategy.objectives.0.mode: Input should be 'max' or 'min'"),
     ([{"metric": "val_acc", "mode": "max"}] * 2, {}, "each metric once"),
     ([{"metric": "val_acc", "mode": "max"}], {"metric": "val_acc"}, "give either metric or objectives"),
+    ([{"metric": "val_acc", "mode": "max"}, {"metric": "latency_ms", "mode": "min"}], {},
+     "latency_ms: give batch_size"),
+    ([{"metric": "val_acc", "mode": "max"}, {"metric": "latency_ms", "mode": "max", "batch_size": 8}], {},
+     "latency_ms: mode must be min"),
+    ([{"metric": "val_acc", "mode": "max", "batch_size": 8}], {}, "batch_size and forms belong to a latency_ms"),
+    ([{"metric": "val_acc", "mode": "max"}, {"metric": "latency_ms", "mode": "min", "batch_size": 8,
+                                             "forms": ["csr", "gpu"]}], {}, "strategy.objectives.1.forms.1: Input"),
+    ([{"metric": "weights_remaining", "mode": "min"}], {}, "a single objective must be a validation metric"),
+    (None, {"metric": "val_loss"}, "strategy.metric: Input should be 'val_acc', 'val_micro_f1' or 'val_macro_f1'"),
 ])
 def test_bad_objectives_are_one_line_errors(objectives, extra, message):
-    with pytest.raises(UserError, match=message):
+    with pytest.raises(UserError, match=message) as err:
         SearchSpace.from_dict({**BASE, "strategy": {"objectives": objectives, **extra}}, "s.yaml")
+    assert "\n" not in str(err.value)
+
+
+def test_the_search_metric_is_the_first_validation_objective():
+    def strategy(**kw):
+        return SearchSpace.from_dict({**BASE, "strategy": kw}, "s.yaml").spec.strategy
+
+    assert strategy().search_metric is None  # the dataset's default
+    assert strategy(metric="val_macro_f1").search_metric == "val_macro_f1"
+    assert strategy(objectives=[{"metric": "val_macro_f1", "mode": "max"}]).search_metric == "val_macro_f1"
+    lat = strategy(objectives=[{"metric": "weights_remaining", "mode": "min"},
+                               {"metric": "latency_ms", "mode": "min", "batch_size": 4}])
+    assert lat.search_metric is None and lat.latency.batch_size == 4 and lat.multi_objective
+
+
+def test_latency_is_measured_for_every_form_that_applies():
+    import torch
+
+    from nas_lth.export.latency import example_batch, measure_latency, runnable
+    from nas_lth.models import build_model, masked_layers
+
+    lenet = build_model("lenet300_100", (1, 8, 8), 10, seed=0)
+    conv = build_model("conv2", (1, 28, 28), 10, seed=0)
+    for _, layer in masked_layers(lenet):
+        layer.set_mask((torch.rand_like(layer.weight) < 0.1).float())
+    x = example_batch(torch.randn(5, 1, 8, 8), 16)
+    assert x.shape == (16, 1, 8, 8)
+    before = torch.get_rng_state()
+    out = measure_latency(lenet, x, forms=("dense", "masked", "csr", "csr_fc"), budget_s=0.05)
+    assert torch.equal(torch.get_rng_state(), before)  # the training stream is untouched
+    assert runnable(lenet, "csr_fc") is None and "latency_csr_fc_ms" not in out  # no convolutions: csr_fc = csr
+    timed = {k: v for k, v in out.items() if k.endswith("_ms") and k != "latency_ms"}
+    assert set(timed) == {"latency_dense_ms", "latency_masked_ms", "latency_csr_ms"}
+    assert all(v > 0 for v in timed.values()) and out["latency_batch"] == 16
+    assert out["latency_ms"] == min(timed.values()) == timed[f"latency_{out['latency_form']}_ms"]
+    # each form computes what the ticket computes
+    with torch.inference_mode():
+        want = lenet.eval()(x)
+        for form in ("masked", "csr"):
+            torch.testing.assert_close(runnable(lenet, form)(x), want, rtol=1e-4, atol=1e-5)
+    assert set(measure_latency(conv, torch.randn(2, 1, 28, 28), forms=("dense", "csr_fc"), budget_s=0.02)) >= \
+        {"latency_dense_ms", "latency_csr_fc_ms"}
+    with pytest.raises(ValueError, match="latency form 'gpu'; allowed: dense, masked, csr, csr_fc"):
+        runnable(lenet, "gpu")
 
 
 @pytest.mark.integration
@@ -148,3 +201,36 @@ def test_a_multiobjective_search_agrees_with_its_study_and_its_rung_decisions(tm
         me = np.array(d["vector"])
         dominated = any(np.all(p <= me) and np.any(p < me) for p in pts)
         assert dominated or d["keep"] < int((nondominated_ranks(pts) == 0).sum())
+
+
+@pytest.mark.integration
+def test_a_latency_objective_is_measured_by_each_trial_and_known_at_every_rung(tmp_path):
+    from test_search import run, search_cmd, study_of, tiny_space, write_space
+
+    from nas_lth.store import read
+
+    objectives = [{"metric": "val_acc", "mode": "max"}, {"metric": "weights_remaining", "mode": "min"},
+                  {"metric": "latency_ms", "mode": "min", "batch_size": 64, "forms": ["dense", "csr"]}]
+    data = tiny_space("lat", 6, {"criterion": {"choice": ["large_final", "random"]},
+                                 "target_weights": {"float": [0.01, 0.5], "log": True}},
+                      searcher="motpe", scheduler="asha", grace_period=1, reduction_factor=2, objectives=objectives)
+    data["fixed"].pop("target_weights")
+    space = write_space(tmp_path / "lat.yaml", data)
+    proc = run(search_cmd(space, tmp_path / "runs"), tmp_path, "lat")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    exp = tmp_path / "runs" / "lat"
+    trials = read(str(exp)).trials.set_index("trial_id")
+    done = trials[trials.status == "completed"]
+    assert len(done) >= 1 and "latency_ms (min)" in proc.stdout
+    for _, row in trials[trials.status.isin(["completed", "stopped"])].iterrows():
+        assert row.latency_batch == 64 and row.latency_form in ("dense", "csr")
+        assert row.latency_ms == min(row.latency_dense_ms, row.latency_csr_ms) > 0
+        assert np.isnan(row.latency_masked_ms)  # not asked for
+    told = {t.user_attrs["tune_trial_id"]: t for t in study_of(exp).trials if "tune_trial_id" in t.user_attrs}
+    for tid, row in done.iterrows():
+        if not str(row.message).startswith("same recipe"):
+            assert told[tid].values == pytest.approx([row.val_acc, row.weights_remaining, row.latency_ms])
+    # the scheduler compared all three objectives at every rung: the mask (and so the latency) is fixed
+    # from the first epoch of the measured run on
+    log = [json.loads(line) for line in (exp / "moasha.jsonl").read_text().splitlines()]
+    assert log and all(len(d["vector"]) == 3 and all(v is not None for v in d["vector"]) for d in log)

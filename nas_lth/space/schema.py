@@ -30,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from nas_lth.errors import UserError
 from nas_lth.names import valid_name
-from nas_lth.recipe import MAX_EPOCHS, Recipe, format_validation_error
+from nas_lth.recipe import LATENCY_FORMS, MAX_EPOCHS, Recipe, format_validation_error
 from nas_lth.space.sample import build_recipe, merge_sampled
 from nas_lth.yamlfile import read_yaml
 
@@ -108,9 +108,11 @@ class Dimension(BaseModel):
         return True
 
 
-# what an objective may name: a trial's validation metrics, its size and the training it cost
-OBJECTIVE_METRICS = ("val_acc", "val_micro_f1", "val_macro_f1", "weights_remaining", "iterations_trained",
-                     "mask_iter")
+# what an objective may name: a trial's validation metrics, its size, the training it cost and the measured
+# inference latency of its ticket (milliseconds per batch, the fastest of the measured forms)
+VALIDATION_METRICS = ("val_acc", "val_micro_f1", "val_macro_f1")  # what a search may maximise alone
+OBJECTIVE_METRICS = (*VALIDATION_METRICS, "weights_remaining", "iterations_trained",
+                     "mask_iter", "latency_ms")
 
 
 class Objective(BaseModel):
@@ -118,6 +120,23 @@ class Objective(BaseModel):
 
     metric: Literal[OBJECTIVE_METRICS]  # type: ignore[valid-type]
     mode: Literal["max", "min"]
+    batch_size: int | None = Field(None, ge=1, le=65536, description="latency_ms only: the batch timed")
+    forms: list[Literal[LATENCY_FORMS]] | None = Field(  # type: ignore[valid-type]
+        None, min_length=1, description="latency_ms only: the ways to run the ticket that are timed (default "
+        "dense, masked, csr); the objective is the fastest")
+
+    @model_validator(mode="after")
+    def _latency(self) -> Objective:
+        if self.metric == "latency_ms":
+            if self.batch_size is None:
+                raise ValueError("latency_ms: give batch_size, the batch the latency is measured on (e.g. 1 or 256)")
+            if self.mode != "min":
+                raise ValueError("latency_ms: mode must be min")
+        elif self.batch_size is not None or self.forms is not None:
+            raise ValueError(f"{self.metric}: batch_size and forms belong to a latency_ms objective only")
+        if self.forms is not None and len(set(self.forms)) != len(self.forms):
+            raise ValueError(f"forms {self.forms}: each form once")
+        return self
 
 
 class StopWhen(BaseModel):
@@ -169,7 +188,8 @@ class Strategy(BaseModel):
     scheduler: Literal["asha", "fifo"] = "asha"
     grace_period: int = Field(1, ge=1, le=MAX_EPOCHS, description="epochs before ASHA may stop a trial")
     reduction_factor: float = Field(3, gt=1, le=1000)
-    metric: str | None = Field(None, description="default: val_acc, or val_micro_f1 for multi-label data")
+    metric: Literal[VALIDATION_METRICS] | None = Field(  # type: ignore[valid-type]
+        None, description="default: val_acc, or val_micro_f1 for multi-label data")
     time_budget_s: float | None = Field(None, gt=0, le=1e9)
     epoch_budget: float | None = Field(
         None, gt=0, le=1e7, description="end the search once its trials trained this many epochs in all (every "
@@ -189,7 +209,23 @@ class Strategy(BaseModel):
                 raise ValueError(f"objectives: {names}: each metric once")
             if self.metric is not None:
                 raise ValueError("give either metric or objectives (the first objective is the search's metric)")
+            first = self.objectives[0]
+            if len(self.objectives) == 1 and not (first.metric in VALIDATION_METRICS and first.mode == "max"):
+                raise ValueError(f"objectives: a single objective must be a validation metric to maximise, not "
+                                 f"{first.metric} ({first.mode}); give two or more for a multi-objective search")
         return self
+
+    @property
+    def search_metric(self) -> str | None:
+        """The validation metric trials report as ``objective``: ``metric``, else the first objective when it
+        is one (None: the dataset's default, val_acc or val_micro_f1)."""
+        first = self.objectives[0].metric if self.objectives else None
+        return self.metric or (first if first in VALIDATION_METRICS else None)
+
+    @property
+    def latency(self) -> Objective | None:
+        """The latency_ms objective, if the search has one."""
+        return next((o for o in self.objectives or [] if o.metric == "latency_ms"), None)
 
     @property
     def multi_objective(self) -> bool:

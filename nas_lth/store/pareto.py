@@ -83,7 +83,8 @@ def objective_points(df, objectives: list[tuple[str, str]]) -> tuple[np.ndarray,
     - a validation metric (to maximise, in [0, 1]) enters negated, reference 0 (a useless ticket);
     - ``weights_remaining`` enters as log10 (each factor of 10 fewer weights counts the same), reference 0
       (the dense network: 100 %);
-    - a count (``iterations_trained``, ``mask_iter``) enters as is, reference 1.1 x its largest value in ``df``
+    - a count (``iterations_trained``, ``mask_iter``) or ``latency_ms`` enters as is, reference 1.1 x its largest
+      value in ``df``
       (so that value is only comparable within one experiment).
     """
     cols, ref = [], []

@@ -12,14 +12,15 @@ import math
 
 import pyarrow as pa
 
-from nas_lth.recipe import recorded_columns
+from nas_lth.recipe import LATENCY_FORMS, recorded_columns
 
 # 2: rewind_to continues the dense run's clock (late resetting as in OpenLTH; before: restarted at 0);
 #    Early-Bird distances among the weights alive before the round; GraSP with its temperature
 #    every recipe field has a column (training_*, model_options/dataset_options as JSON, ...)
 # 3: stage (search | confirm) and confirm_of: rows of the confirmation stage (files without stage: search rows);
 #    iterations_per_epoch
-SCHEMA_VERSION = 3
+# 4: latency_ms (the fastest form), latency_form, latency_batch and latency_<form>_ms of a latency objective
+SCHEMA_VERSION = 4
 
 _METRICS = ["loss", "acc", "micro_precision", "micro_recall", "micro_f1", "macro_precision", "macro_recall",
             "macro_f1"]
@@ -45,7 +46,9 @@ TRIAL_SCHEMA = pa.schema([
     ("trajectory_iterations_trained", pa.int64()),
     ("dense_val_acc", pa.float64()), ("dense_test_acc", pa.float64()), ("dense_val_micro_f1", pa.float64()),
     ("dense_test_micro_f1", pa.float64()), ("dense_objective", pa.float64()),
-    ("dense_early_stop_iter", pa.int64()), ("objective", pa.float64()), ("status", pa.string()),
+    ("dense_early_stop_iter", pa.int64()), ("objective", pa.float64()),
+    ("latency_ms", pa.float64()), ("latency_form", pa.string()), ("latency_batch", pa.int64()),
+    *[(f"latency_{f}_ms", pa.float64()) for f in LATENCY_FORMS], ("status", pa.string()),
     ("message", pa.string()), ("restores", pa.int64()), ("wall_seconds", pa.float64()),
     ("finished_at", pa.float64()),
     ("node", pa.string()), ("device", pa.string()), ("torch_threads", pa.int64()), ("torch_version", pa.string()),

@@ -23,8 +23,9 @@ from nas_lth.strategy.report import COMPLETED, TrialReport
 
 
 class Memo:
-    def __init__(self, experiment: Location, recipe: Recipe, device, trial_id: str, metric: str = "val_acc"):
-        self.trial_id, self.metric = trial_id, metric
+    def __init__(self, experiment: Location, recipe: Recipe, device, trial_id: str, metric: str = "val_acc",
+                 required: tuple[str, ...] = ()):
+        self.trial_id, self.metric, self.required = trial_id, metric, required
         blob = json.dumps([recipe.model_dump(mode="json"), str(getattr(device, "type", device))],
                           sort_keys=True).encode()
         self.key = hashlib.sha256(blob).hexdigest()[:24]
@@ -54,7 +55,8 @@ class Memo:
         evals = stored.get("evals", [])
         source = stored["trial_id"]
         for rep in stored["reports"]:  # marked as replayed: the searcher must not learn them twice
-            tune.report(replace(base, **rep, evals=evals, evals_reset=True, cached_from=source).to_tune(self.metric))
+            tune.report(replace(base, **rep, evals=evals, evals_reset=True, cached_from=source)
+                        .to_tune(self.metric, self.required))
         final = TrialReport.from_result(stored["final"])
         if before_final is not None:
             before_final(source)
@@ -65,5 +67,5 @@ class Memo:
             final, trial_id=base.trial_id, node=base.node, device=base.device, torch_threads=base.torch_threads,
             torch_version=base.torch_version, restores=base.restores, evals=evals, evals_reset=True,
             iterations_trained=0, trajectory_iterations_trained=0, shared_iterations=shared, message=message,
-            cached_from=source).to_tune(self.metric))
+            cached_from=source).to_tune(self.metric, self.required))
         return True

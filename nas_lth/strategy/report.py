@@ -46,13 +46,16 @@ class TrialReport:
     # the row's measurements: val_/test_/dense_ metrics, early_stop_iter, mask_iter, epochs_trained, ...
     metrics: dict[str, Any] = field(default_factory=dict)
 
-    def to_tune(self, metric: str | None = None) -> dict:
+    def to_tune(self, metric: str | None = None, required: tuple[str, ...] = ()) -> dict:
         """Flat dict for ``tune.report``; ``metric`` (val_acc, val_micro_f1) repeats the objective under
-        its own name for Tune's tables."""
+        its own name for Tune's tables; ``required`` keys (a multi-objective searcher's metrics) are present in
+        every result, None until measured, as Tune's strict metric check asks."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "metrics"}
         out.update(self.metrics)
         if metric is not None:
             out[metric] = self.objective
+        for key in required:
+            out.setdefault(key, None)
         return out
 
     @classmethod

@@ -10,7 +10,7 @@ from nas_lth.store.confirmed import confirmed, format_table
 from nas_lth.store.pareto import front, hypervolume_curve, hypervolume_of
 
 SHOW = ["trial_id", "criterion", "stop_at", "rewind_to", "reinit", "rounds", "weights_remaining", "val_acc",
-        "test_acc", "early_stop_iter", "trials"]
+        "test_acc", "early_stop_iter", "latency_ms", "latency_form", "trials"]
 
 
 def _table(df: pd.DataFrame) -> str:
@@ -25,6 +25,11 @@ def _table(df: pd.DataFrame) -> str:
     for c in ("val_acc", "test_acc"):
         if c in out:
             out[c] = out[c].map(lambda v: "-" if pd.isna(v) else f"{v:.4f}")
+    if "latency_ms" in out:
+        if out["latency_ms"].isna().all():  # searched without a latency objective
+            out = out.drop(columns=[c for c in ("latency_ms", "latency_form") if c in out])
+        else:
+            out["latency_ms"] = out["latency_ms"].map(lambda v: "-" if pd.isna(v) else f"{v:.3g}")
     return out.to_string(index=False)
 
 
@@ -35,7 +40,7 @@ def _print_front(trials: pd.DataFrame, objectives: list[tuple[str, str]]) -> Non
     print(_table(front(done, objectives).sort_values(objectives[0][0], ascending=objectives[0][1] == "min")))
     hv = hypervolume_of(done, objectives)
     print(f"hypervolume {hv:.4f} (reference point: validation metric 0, log10 of weights remaining 0 = all "
-          "weights, counts at 1.1x their largest value)")
+          "weights, counts and latency at 1.1x their largest value)")
     curve = hypervolume_curve(trials, objectives)
     if len(curve) > 1:
         marks = [curve.iloc[min(len(curve) - 1, int(q * len(curve)))] for q in (0.25, 0.5, 0.75, 1.0)]

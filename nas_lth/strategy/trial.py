@@ -28,6 +28,7 @@ from nas_lth.errors import UserError
 from nas_lth.estimation import TicketRun
 from nas_lth.estimation.train import Diverged
 from nas_lth.estimation.trajectory import compute_trajectory
+from nas_lth.export.latency import DEFAULT_FORMS, example_batch, measure_latency
 from nas_lth.pruning import density
 from nas_lth.recipe import Recipe
 from nas_lth.space.schema import SearchSpace, build_recipe
@@ -62,11 +63,16 @@ class TrialSpec:
     device: str = "auto"
     threads: int = 1
     checkpoint_every_s: float = 0.0
+    metric: str | None = None  # the validation metric the search maximises (None: the dataset's default)
+    required: tuple[str, ...] = ()  # result keys every report carries (a multi-objective searcher's metrics)
+    latency: dict | None = None  # {"batch_size", "forms"} of a latency_ms objective: the trial times its ticket
 
     @classmethod
     def from_space(cls, space: SearchSpace, **kw) -> TrialSpec:
+        lat = space.spec.strategy.latency
+        latency = None if lat is None else {"batch_size": lat.batch_size, "forms": list(lat.forms or DEFAULT_FORMS)}
         return cls(source=space.source, fixed=copy.deepcopy(space.spec.fixed),
-                   plan_values={k: space.values_of(k) for k in PLAN_KEYS}, **kw)
+                   plan_values={k: space.values_of(k) for k in PLAN_KEYS}, latency=latency, **kw)
 
     def recipe(self, config: dict) -> Recipe:
         return build_recipe(self.fixed, unwrap(config)[0], self.source)
@@ -113,6 +119,8 @@ class Trial:
         self.last_ckpt, self.last_val = time.monotonic(), 0.0
         self.computed = self.shared = 0  # dense-trajectory iterations trained for everyone / reused
         self.metric = "val_acc"
+        self.data = None
+        self.latency: dict = {}  # the ticket's measured latency (latency_ms objective), once its mask is final
 
     # -- reporting -----------------------------------------------------------------------------
     def report(self, rep: TrialReport, state: dict | None = None) -> None:
@@ -122,7 +130,7 @@ class Trial:
         self.reported.extend(self.pending)
         self.pending.clear()
         self.reset = False
-        payload = rep.to_tune(self.metric)
+        payload = rep.to_tune(self.metric, self.spec.required)
         if state is None:
             tune.report(payload)
             return
@@ -144,6 +152,7 @@ class Trial:
             if tr.iteration >= run.budget_iters:
                 return  # the final report follows, with test metrics
             fidelity, keep = tr.iteration / run.ipe, since >= self.spec.checkpoint_every_s
+            self._measure_latency(tr.model)  # the final run's mask is the ticket's: known at every rung
         else:
             if tr is not None and since < max(CHECKPOINT_EVERY_S, self.spec.checkpoint_every_s):
                 return
@@ -152,8 +161,19 @@ class Trial:
             self.base, objective=self.last_val, fidelity=fidelity, round=info.round,
             weights_remaining=density(state["masks"]),
             iterations_trained=state["cumulative"] + self.computed + (tr.iteration if tr is not None else 0),
-            trajectory_iterations_trained=self.computed, shared_iterations=self.shared),
+            trajectory_iterations_trained=self.computed, shared_iterations=self.shared,
+            metrics=dict(self.latency) if info.final else {}),
             state if keep else None)
+
+    def _measure_latency(self, model) -> None:
+        """Time the ticket's forward pass (``nas_lth.export.latency``) once per attempt, on the trial's device
+        and threads. Latency depends on the architecture and the mask, not on the weights' values, so the
+        final run's model at any epoch is timed as its trained ticket would be."""
+        lat = self.spec.latency
+        if lat is None or self.latency or self.data is None:
+            return
+        x = example_batch(self.data.test.x, lat["batch_size"])
+        self.latency = measure_latency(model, x, forms=lat["forms"])
 
     # -- the trial -----------------------------------------------------------------------------
     def run(self) -> None:
@@ -163,12 +183,14 @@ class Trial:
                               ("cpu" if self.spec.device == "auto" else self.spec.device))
             data = _dataset(recipe, self.spec.data_dir, dev)
         except UserError as exc:  # a bad recipe fails the same way on every retry: record it, go on
-            tune.report(replace(self.base, status=FAILED, final=True, message=str(exc)).to_tune(self.metric))
+            tune.report(replace(self.base, status=FAILED, final=True, message=str(exc))
+                        .to_tune(self.metric, self.spec.required))
             return
-        self.metric = objective_metric(data.multilabel)
+        self.metric = self.spec.metric or objective_metric(data.multilabel)
+        self.data = data
         self.base = replace(self.base, device=str(dev))
         resume = self._restore()
-        self.memo = Memo(self.loc, recipe, dev, self.base.trial_id, self.metric)
+        self.memo = Memo(self.loc, recipe, dev, self.base.trial_id, self.metric, self.spec.required)
         if self._replay_stored_row():
             return
         # The same recipe already ran to completion in this experiment (another trial, or this one
@@ -205,7 +227,8 @@ class Trial:
             self.base, status=row["status"] if final else self.base.status, final=final,
             fidelity=float(row.get("epochs_trained") or 0.0), objective=finite_or_zero(row.get("objective")),
             weights_remaining=row.get("weights_remaining"), cached_from=self.base.trial_id,
-            message="ended before the driver stopped: stored row kept, nothing trained").to_tune(self.metric))
+            message="ended before the driver stopped: stored row kept, nothing trained")
+            .to_tune(self.metric, self.spec.required))
         return True
 
     def _restore(self) -> dict | None:
@@ -265,7 +288,10 @@ class Trial:
                 message = f"ticket not stored: {exc}"
         for k in ("round", "weights_remaining", "status"):
             rec.pop(k, None)
-        metrics = {**rec, "epochs_trained": row.iterations / run.ipe, "dense_early_stop_iter": dense_early_stop,
+        if row.status == COMPLETED:
+            self._measure_latency(run.model)
+        metrics = {**rec, **self.latency, "epochs_trained": row.iterations / run.ipe,
+                   "dense_early_stop_iter": dense_early_stop,
                    "dense_objective": dense_metrics.get(self.metric),
                    "trial_wall_seconds": time.perf_counter() - self.t_start,
                    **{f"dense_{k}": dense_metrics.get(k) for k in ("val_acc", "test_acc", "val_micro_f1",

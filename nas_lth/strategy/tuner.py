@@ -314,7 +314,8 @@ def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
     cpus = opts.cpus_per_trial if opts.cpus_per_trial is not None else res.cpus_per_trial
     gpus = opts.gpus_per_trial if opts.gpus_per_trial is not None else res.gpus_per_trial
     _check_trial_resources(cpus, gpus)
-    metric = strat.metric or objective_metric(_check_data(space, opts.data_dir))
+    multilabel = _check_data(space, opts.data_dir)  # always: a missing file is one error before Ray starts
+    metric = strat.search_metric or objective_metric(multilabel)
     max_t = max(1, math.ceil(max(float(b) for b in space.values_of("budget") or [space.recipe({}).budget])))
     with ExitStack() as stack:  # unwinds in reverse: Ray's session ends, then the lease is given back
         if opts.resume:  # before Ray starts: a second driver on a running experiment starts nothing
@@ -330,7 +331,8 @@ def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
         broker = start_broker(opts.name)  # keep the handle: a non-detached actor dies with its last handle
         spec = TrialSpec.from_space(space, name=opts.name, experiment=exp.uri, device=opts.device,
                                     data_dir=os.path.abspath(opts.data_dir) if opts.data_dir else None,
-                                    threads=max(1, int(cpus)), checkpoint_every_s=strat.checkpoint_every_s)
+                                    threads=max(1, int(cpus)), checkpoint_every_s=strat.checkpoint_every_s,
+                                    metric=metric, required=tuple(k for k, _ in objective_keys(space, metric)))
         trainable = tune.with_resources(tune.with_parameters(ticket_trainable, spec=spec),
                                         {"cpu": cpus, "gpu": gpus})
         interrupted, confirm = _stages(opts, exp, trainable, metric, seed, max_t, warm)
