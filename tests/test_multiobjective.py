@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from optuna._hypervolume.wfg import compute_hypervolume
 from ray.tune.schedulers import TrialScheduler
 
@@ -16,6 +18,8 @@ from nas_lth.errors import UserError
 from nas_lth.space import SearchSpace
 from nas_lth.store.pareto import crowding, hypervolume, nondominated_ranks, ranking
 from nas_lth.strategy.moasha import MultiObjectiveASHA
+
+REPO = Path(__file__).resolve().parents[1]
 
 CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
 
@@ -72,6 +76,42 @@ def test_moasha_leaves_out_an_objective_a_result_does_not_carry():
     assert s.decide("b", 1, {"objective": 0.8}) == STOP  # compared on the objective alone
     assert s.on_trial_result(None, type("T", (), {"trial_id": "c"})(), {"fidelity": 0, "objective": 1.0}) == CONTINUE
     assert "c" not in s.recorded[1]  # earlier rounds (fidelity 0) are not rung results
+
+
+def dashboard_api(journal) -> dict:
+    """Start optuna-dashboard on 127.0.0.1 (a free port) against ``journal``; its studies and the first study's
+    trials, read from its HTTP API."""
+    import shutil
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    exe = shutil.which("optuna-dashboard", path=str(Path(sys.executable).parent)) or "optuna-dashboard"
+    server = subprocess.Popen([exe, str(journal), "--host", "127.0.0.1", "--port", str(port), "--quiet"],
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies", timeout=5) as r:
+                    studies = json.load(r)["study_summaries"]
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"optuna-dashboard did not serve: {server.stdout.read()[-2000:]!r}") from None
+                time.sleep(0.5)
+        sid = studies[0]["study_id"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/studies/{sid}?after=0", timeout=10) as r:
+            trials = json.load(r)["trials"]
+    finally:
+        server.terminate()
+        server.wait(10)
+    return {"studies": studies, "trials": trials}
 
 
 BASE = {"name": "x", "fixed": {"model": "lenet300_100", "dataset": "digits", "budget": 2},
@@ -144,16 +184,16 @@ def test_latency_is_measured_for_every_form_that_applies():
 
 @pytest.mark.integration
 def test_a_multiobjective_search_agrees_with_its_study_and_its_rung_decisions(tmp_path):
-    from test_search import run, search_cmd, study_of, tiny_space, write_space
+    from test_search import run, search_cmd, study_of, write_space
 
     from nas_lth.store import read
 
-    data = tiny_space("mo", 12, {"criterion": {"choice": ["large_final", "random", "snip", "magnitude_increase"]},
-                                 "target_weights": {"float": [0.01, 0.5], "log": True},
-                                 "rounds": {"int": [1, 3]}},
-                      searcher="motpe", scheduler="asha", grace_period=1, reduction_factor=2,
-                      objectives=[{"metric": "val_acc", "mode": "max"}, {"metric": "weights_remaining", "mode": "min"}])
-    data["fixed"].pop("target_weights")
+    # the shipped digits Pareto space, fewer trials
+    data = yaml.safe_load((REPO / "search_spaces" / "digits_pareto.yaml").read_text())
+    data["name"] = "mo"
+    data["strategy"].update(num_samples=12, max_concurrent=2)
+    assert data["strategy"]["objectives"] == [{"metric": "val_acc", "mode": "max"},
+                                              {"metric": "weights_remaining", "mode": "min"}]
     space = write_space(tmp_path / "mo.yaml", data)
     proc = run(search_cmd(space, tmp_path / "runs"), tmp_path, "mo")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -183,9 +223,15 @@ def test_a_multiobjective_search_agrees_with_its_study_and_its_rung_decisions(tm
     from optuna.storages.journal import JournalFileBackend
 
     live = optuna.load_study(study_name="mo", storage=JournalStorage(JournalFileBackend(str(exp / "optuna.journal"))))
-    assert live.directions == study.directions
+    assert live.directions == study.directions and live.metric_names == ["val_acc", "weights_remaining"]
     assert sorted((t.user_attrs["tune_trial_id"], t.state, tuple(t.values or ())) for t in live.trials) == \
         sorted((k, t.state, tuple(t.values or ())) for k, t in told.items())
+    # ... and optuna-dashboard serves it, with the command the search printed, on loopback only
+    command = next(line for line in proc.stdout.splitlines() if line.startswith("live study: "))
+    assert f"optuna-dashboard {exp / 'optuna.journal'} --host 127.0.0.1 --port 8080" in command
+    served = dashboard_api(exp / "optuna.journal")
+    assert [s["study_name"] for s in served["studies"]] == ["mo"]
+    assert sorted(t["state"] for t in served["trials"]) == sorted(t.state.name.capitalize() for t in live.trials)
 
     # every stopped trial was stopped by a logged rung decision that recomputes from that rung's state
     log = [json.loads(line) for line in (exp / "moasha.jsonl").read_text().splitlines()]

@@ -5,11 +5,16 @@ against a local S3-compatible endpoint (moto's server mode on 127.0.0.1), with t
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import subprocess
 import sys
 
+import optuna
 import pytest
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend
 from test_search import interrupt_when, run, search_cmd, tiny_space, write_space
 
 pytestmark = pytest.mark.integration
@@ -40,7 +45,8 @@ def keys(client, prefix: str) -> list[str]:
 
 
 def test_search_resume_report_and_export_on_object_storage(s3, tmp_path):
-    from nas_lth.store import read
+    from nas_lth.store import locate, read
+    from nas_lth.strategy import journal
 
     space = write_space(tmp_path / "s3.yaml", tiny_space(
         "on_s3", SAMPLES, {"criterion": {"choice": ["large_final", "random", "snip", "magnitude_increase"]},
@@ -55,6 +61,10 @@ def test_search_resume_report_and_export_on_object_storage(s3, tmp_path):
     interrupt_when(cmd, tmp_path, lambda: len(rows()) >= 2, signal.SIGINT, "2 rows on S3")
     before = {k: s3.get_object(Bucket="bucket", Key=k)["ETag"] for k in rows()}
     assert len(before) < SAMPLES, "every trial finished before SIGINT: make the trials slower"
+    # the live study's journal was copied to the bucket by the interrupted run; the resume runs as if on
+    # another machine (no driver-local copy): it must continue from the bucket's copy
+    assert "runs/on_s3/optuna.journal" in keys(s3, "runs/on_s3/")
+    shutil.rmtree(os.path.dirname(journal.local_path(locate(uri))))
 
     proc = run([*cmd, "--resume"], tmp_path, "resume")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -65,6 +75,11 @@ def test_search_resume_report_and_export_on_object_storage(s3, tmp_path):
     assert any(k.startswith("runs/on_s3/tickets/") for k in keys(s3, "runs/on_s3/"))
     assert not [k for k in keys(s3, "runs/on_s3/") if k.endswith("driver.lock")]  # the lease was given back
     assert not any(tmp_path.glob("**/on_s3/trials"))  # nothing of it landed on the local disk
+    copy = tmp_path / "optuna.journal"
+    copy.write_bytes(s3.get_object(Bucket="bucket", Key="runs/on_s3/optuna.journal")["Body"].read())
+    study = optuna.load_study(study_name="on_s3", storage=JournalStorage(JournalFileBackend(str(copy))))
+    told = sorted(t.user_attrs["tune_trial_id"] for t in study.trials)
+    assert told == sorted(res.trials.trial_id)  # the trials of both runs, each once
 
     out = tmp_path / "report"
     rep = subprocess.run([sys.executable, "-m", "nas_lth.report", uri, "-o", str(out)], capture_output=True,

@@ -31,7 +31,7 @@ from ray.tune.search.optuna import OptunaSearch
 from nas_lth.strategy.report import COMPLETED, TrialReport
 
 log = logging.getLogger(__name__)
-JOURNAL: dict = {"path": None, "name": "nas_lth"}  # set by the driver for this run; None: no journal
+JOURNAL: dict = {"path": None, "name": "nas_lth", "metric": None}  # set by the driver per run; path None: none
 _journals: dict = {}  # path -> journal study, per driver process (never pickled)
 
 
@@ -97,6 +97,9 @@ class FidelitySearch(OptunaSearch):
                 study = _journals[JOURNAL["path"]] = optuna.create_study(
                     storage=storage, study_name=JOURNAL["name"], load_if_exists=True,
                     directions=self._ot_study.directions)
+                if study.metric_names is None:  # the dashboard labels objectives by these, not 0, 1, ...
+                    keys = self._metric if isinstance(self._metric, list) else [self._metric]
+                    study.set_metric_names([JOURNAL.get("metric") or k if k == "objective" else k for k in keys])
             if frozen.state.is_finished():
                 study.add_trial(frozen)
         except Exception as exc:  # noqa: BLE001

@@ -344,15 +344,21 @@ def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
 
 def _stages(opts: SearchOptions, exp: Location, trainable, metric: str, seed, max_t: int, warm: list):
     """The search, then (when it is complete) the confirmation stage: (interrupted?, ConfirmOutcome)."""
-    from nas_lth.strategy import searcher
+    from nas_lth.strategy import journal, searcher
     from nas_lth.strategy.stopper import _target_met, budget_spent
 
     space, strat = opts.space, opts.space.spec.strategy
-    # the live study for optuna-dashboard (a local file; object stores take no appends)
-    searcher.JOURNAL.update(path=None if "://" in exp.uri else os.path.join(exp.path, "optuna.journal"),
-                            name=opts.name)
+    # the live study for optuna-dashboard (on object stores a driver-local file, copied after each stage)
+    path = journal.local_path(exp)
+    searcher.JOURNAL.update(path=path, name=opts.name, metric=metric)
+    if not opts.quiet:
+        print(f"live study: {journal.dashboard_command(path)}  (pip install 'nas_lth[dashboard]'; on a cluster: "
+              f"ssh -L {journal.PORT}:127.0.0.1:{journal.PORT} <head node>)", flush=True)
     tuner, _ = _tuner(opts, exp, trainable, metric, seed, max_t, warm)
-    grid = tuner.fit()
+    try:
+        grid = tuner.fit()
+    finally:
+        journal.upload(exp, path)
     # After a SIGINT Tune saves its state and returns early; the trials table tells what is done.
     wanted = opts.num_samples or space.num_samples()
     if opts.resume:
@@ -372,6 +378,8 @@ def _stages(opts: SearchOptions, exp: Location, trainable, metric: str, seed, ma
         confirm = _confirm_stage(opts, exp, trainable, metric, configs)
     except KeyboardInterrupt:  # between the stages, outside Tune's handler: nothing of it is lost
         return True, None
+    finally:
+        journal.upload(exp, path)
     return confirm is not None and confirm.interrupted, confirm
 
 
