@@ -24,6 +24,7 @@ The path lives in this module, not in the pickled searcher: a moved experiment w
 from __future__ import annotations
 
 import logging
+import warnings
 
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
@@ -99,7 +100,9 @@ class FidelitySearch(OptunaSearch):
                     directions=self._ot_study.directions)
                 if study.metric_names is None:  # the dashboard labels objectives by these, not 0, 1, ...
                     keys = self._metric if isinstance(self._metric, list) else [self._metric]
-                    study.set_metric_names([JOURNAL.get("metric") or k if k == "objective" else k for k in keys])
+                    with warnings.catch_warnings():  # "experimental" since Optuna 3.2, and what the dashboard reads
+                        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                        study.set_metric_names([JOURNAL.get("metric") or k if k == "objective" else k for k in keys])
             if frozen.state.is_finished():
                 study.add_trial(frozen)
         except Exception as exc:  # noqa: BLE001

@@ -1,0 +1,240 @@
+"""The LTH protocol on convolutional networks, MNIST: each round's winning ticket against a random
+reinitialisation of the same masks (Frankle & Carbin 2019, Figures 5-7, at a budget that fits the machine).
+
+Per model (``PROTOCOLS``; the paper's settings for CIFAR-10, applied to MNIST):
+
+- ``conv2`` / ``conv4`` / ``conv6``: layer-wise pruning per round conv 10 % / 10 % / 15 %, fc 20 %, output
+  10 %; Adam 2e-4 / 3e-4 / 3e-4, batch 60; reset to the original initialisation (iteration 0).
+- ``vgg11`` (the smallest VGG here; the paper prunes VGG-19): *global* pruning, 20 % of all conv weights per
+  round (the output layer 10 %, layer-wise), SGD momentum 0.9, lr 0.01 (the paper's lower rate), batch 64,
+  and *late resetting* to iteration 500 (``--late-reset``; the paper's deep networks needed warmup or late
+  resetting).
+- ``resnet20``: the same, global 20 %, SGD momentum 0.9 lr 0.01, batch 64, late resetting to iteration 500.
+
+Every round trains ``--epochs`` (the paper trains 20-112 epochs per round: set them on a GPU, see
+``--device``), evaluates every ``--eval-every`` iterations; the early-stop iteration is the minimum validation
+loss. The random-reinit control is trained in the same run (``controls=("random_reinit",)``).
+
+Resumable, per round: each (model, seed) appends its rounds to ``benchmarks/results/lth_cnn/<model>-s<seed>
+.parquet`` (rows and curves) as they finish and saves the run's state after every training run, so a
+restart continues inside the ladder; a finished (model, seed) is skipped. The summary
+(``benchmarks/results/lth_cnn.parquet``) and ``reports/lth_cnn/`` (a table and a figure per model) are made
+from the (model, seed) pairs whose ladder is complete; partial ones are listed as such, never averaged in.
+
+    python -m benchmarks.lth_cnn [--models conv2 conv4 ...] [--seeds 0 1] [--epochs 1] [--rounds 8]
+                                 [--device cpu|cuda] [--summary-only]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from benchmarks.common import REPO, RESULTS, default_data_dir, emit, environment, weights_axis  # noqa: E402
+from nas_lth.data import load_dataset  # noqa: E402
+from nas_lth.device import pick_device  # noqa: E402
+from nas_lth.estimation import TicketRun, recipe_from_dict  # noqa: E402
+
+ADAM = {"optimizer": "adam", "batch_size": 60}
+SGD = {"optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "batch_size": 64}
+PROTOCOLS = {
+    "conv2": {"prune_rate": {"conv": 0.1, "fc": 0.2, "output": 0.1}, "training": {**ADAM, "lr": 2e-4}},
+    "conv4": {"prune_rate": {"conv": 0.1, "fc": 0.2, "output": 0.1}, "training": {**ADAM, "lr": 3e-4}},
+    "conv6": {"prune_rate": {"conv": 0.15, "fc": 0.2, "output": 0.1}, "training": {**ADAM, "lr": 3e-4}},
+    "vgg11": {"prune_rate": {"conv": 0.2, "output": 0.1}, "scope": "global", "late_reset": True, "training": SGD},
+    "resnet20": {"prune_rate": {"conv": 0.2, "output": 0.1}, "scope": "global", "late_reset": True,
+                 "training": SGD},
+}
+OUT = RESULTS / "lth_cnn"
+REPORT = REPO / "reports" / "lth_cnn"
+VARIANTS = ("original", "random_reinit")
+
+
+def recipe(model: str, args, seed: int):
+    p = PROTOCOLS[model]
+    return recipe_from_dict({
+        "model": model, "dataset": "mnist", "criterion": "large_final", "stop_at": "end",
+        "rewind_to": args.late_reset if p.get("late_reset") else 0, "reinit": "original", "prune_rate": p["prune_rate"],
+        "scope": p.get("scope", "layerwise"), "rounds": args.rounds, "budget": args.epochs, "seed": seed,
+        "val_size": args.val_size,
+        "training": {**p["training"], "eval_every": args.eval_every},
+    }, f"lth_cnn {model}")
+
+
+class Ladder:
+    """One (model, seed): its rounds on disk, appended as they finish, and the run's state for a restart."""
+
+    def __init__(self, out: Path, model: str, seed: int):
+        self.model, self.seed = model, seed
+        self.rows_path = out / f"{model}-s{seed}.parquet"
+        self.curves_path = out / f"{model}-s{seed}.curves.parquet"
+        self.state_path = out / f"{model}-s{seed}.state.pt"
+
+    def rows(self) -> pd.DataFrame:
+        return pd.read_parquet(self.rows_path) if self.rows_path.exists() else pd.DataFrame()
+
+    def complete(self, rounds: int) -> bool:
+        rows = self.rows()
+        return not rows.empty and {(rounds, v) for v in VARIANTS} <= set(zip(rows["round"], rows.variant, strict=True))
+
+    def on_round(self, row) -> None:
+        rec = {"model": self.model, "seed": self.seed, **row.record()}
+        curve = pd.DataFrame([{"model": self.model, "seed": self.seed, "round": rec["round"],
+                               "variant": rec["variant"], **c} for c in row.curve])
+        for path, new in ((self.rows_path, pd.DataFrame([rec])), (self.curves_path, curve)):
+            old = pd.read_parquet(path) if path.exists() else pd.DataFrame()
+            if not old.empty:  # a round replayed after a restart replaces its earlier copy
+                old = old[~((old["round"] == rec["round"]) & (old.variant == rec["variant"]))]
+            both = pd.concat([old, new], ignore_index=True) if not old.empty else new
+            tmp = path.with_suffix(".tmp")
+            both.to_parquet(tmp, index=False)
+            tmp.replace(path)
+        print(f"{self.model} seed {self.seed} round {rec['round']:>2} {rec['variant']:<14} "
+              f"{100 * rec['weights_remaining']:6.2f}% test@es {rec.get('test_acc_at_early_stop', float('nan')):.4f} "
+              f"es {rec['early_stop_iter']}", flush=True)
+
+    def on_checkpoint(self, state: dict, info) -> None:
+        if info.trainer is None:  # between training runs: everything up to here is kept
+            tmp = self.state_path.with_suffix(".tmp")
+            torch.save(state, tmp)
+            tmp.replace(self.state_path)
+
+    def run(self, args) -> None:
+        data = load_dataset("mnist", args.data_dir, seed=self.seed, val_size=args.val_size,
+                            device=pick_device(args.device), verify=not args.no_verify)
+        resume = torch.load(self.state_path, weights_only=False) if self.state_path.exists() else None
+        run = TicketRun(recipe(self.model, args, self.seed), data, device=data.train.x.device,
+                        controls=("random_reinit",), on_round=self.on_round, on_checkpoint=self.on_checkpoint)
+        run.run(resume=resume)
+        self.state_path.unlink(missing_ok=True)
+
+
+def summarize(rows: pd.DataFrame) -> pd.DataFrame:
+    rows = rows.assign(variant=rows.variant.replace({"dense": "original"}))
+    g = rows.groupby(["model", "round", "variant"])
+    return g.agg(weights_pct=("weights_remaining", lambda s: 100 * s.mean()),
+                 test_acc_es=("test_acc_at_early_stop", "mean"), test_acc_es_min=("test_acc_at_early_stop", "min"),
+                 test_acc_es_max=("test_acc_at_early_stop", "max"), early_stop_iter=("early_stop_iter", "mean"),
+                 seeds=("seed", "nunique")).reset_index()
+
+
+def plot(summary: pd.DataFrame, model: str, title: str, out_dir: Path) -> Path:
+    s_all = summary[summary.model == model]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    style = {"original": ("winning ticket", "-", "C0"), "random_reinit": ("random reinit (same masks)", "--", "C3")}
+    for variant, (label, ls, color) in style.items():
+        s = s_all[(s_all.variant == variant) | (s_all["round"] == 0)].sort_values("weights_pct")
+        axes[0].plot(s.weights_pct, 100 * s.test_acc_es, ls, color=color, marker="o", ms=3, label=label)
+        axes[0].fill_between(s.weights_pct, 100 * s.test_acc_es_min, 100 * s.test_acc_es_max, color=color, alpha=0.15)
+        axes[1].plot(s.weights_pct, s.early_stop_iter, ls, color=color, marker="o", ms=3, label=label)
+    ticks = sorted(set(s_all.weights_pct.round(1)), reverse=True)[::2]
+    for ax, ylabel in zip(axes, ("test accuracy at early stop (%)", "early-stop iteration"), strict=True):
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3, which="both")
+        weights_axis(ax, ticks)
+    axes[0].legend(fontsize=8)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"{model}.png"
+    fig.savefig(path, dpi=130)
+    plt.close(fig)
+    return path
+
+
+def write_report(summary: pd.DataFrame, status: pd.DataFrame, args, out_dir: Path) -> Path:
+    lines = ["# LTH on convolutional networks, MNIST", "",
+             f"`python -m benchmarks.lth_cnn --epochs {args.epochs:g} --rounds {args.rounds}` ({args.device}); mean "
+             "(range) over the complete seeds; test accuracy at the early-stop iteration (minimum validation loss).",
+             "", "| model | seeds complete | seeds partial (not averaged) |", "|---|---|---|"]
+    for _, r in status.iterrows():
+        lines.append(f"| {r.model} | {r.complete or '-'} | {r.partial or '-'} |")
+    for model in summary.model.unique():
+        piv = summary[summary.model == model].pivot_table(index="round", columns="variant",
+                                                          values=["weights_pct", "test_acc_es", "early_stop_iter"])
+        lines += ["", f"## {model}", "", f"![{model}]({model}.png)", "",
+                  "| round | weights % | ticket test acc | reinit test acc | ticket early stop | reinit early stop |",
+                  "|---:|---:|---:|---:|---:|---:|"]
+        for rnd in piv.index:
+            row = piv.loc[rnd]
+
+            def cell(col, variant, scale=1.0, fmt=".0f", row=row):
+                v = row.get((col, variant), float("nan"))
+                return "" if pd.isna(v) else f"{scale * v:{fmt}}"
+
+            lines.append(f"| {rnd} | {cell('weights_pct', 'original', fmt='.1f')} | "
+                         f"{cell('test_acc_es', 'original', 100, '.2f')} | "
+                         f"{cell('test_acc_es', 'random_reinit', 100, '.2f')} | "
+                         f"{cell('early_stop_iter', 'original')} | {cell('early_stop_iter', 'random_reinit')} |")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / "README.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def report(args, out: Path, report_dir: Path) -> pd.DataFrame:
+    ladders = [Ladder(out, m, s) for m in args.models for s in args.seeds]
+    done = [lad for lad in ladders if lad.complete(args.rounds)]
+    status = pd.DataFrame([{"model": m, "complete": " ".join(str(lad.seed) for lad in done if lad.model == m),
+                            "partial": " ".join(str(lad.seed) for lad in ladders if lad.model == m and lad not in done
+                                                and not lad.rows().empty)} for m in args.models])
+    print(status.to_string(index=False))
+    if not done:
+        print("no complete ladder yet: nothing summarised")
+        return pd.DataFrame()
+    rows = pd.concat([lad.rows() for lad in done], ignore_index=True)
+    rows = rows[rows["round"] <= args.rounds]
+    summary = summarize(rows)
+    for model in summary.model.unique():
+        seeds = int(summary[summary.model == model].seeds.max())
+        plot(summary, model, f"{model} / MNIST, {args.epochs:g} epochs per round, {args.rounds} rounds "
+                             f"(mean and range over {seeds} seed(s))", report_dir)
+    write_report(summary, status, args, report_dir)
+    emit(summary.assign(**environment(), epochs=args.epochs, rounds=args.rounds, device=args.device), "lth_cnn",
+         out=str(out.parent / "lth_cnn.parquet") if out != OUT else None)
+    return summary
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", default=default_data_dir())
+    p.add_argument("--models", nargs="+", default=list(PROTOCOLS), choices=list(PROTOCOLS))
+    p.add_argument("--seeds", type=int, nargs="+", default=[0])
+    p.add_argument("--epochs", type=float, default=1.0, help="epochs per round")
+    p.add_argument("--rounds", type=int, default=8)
+    p.add_argument("--eval-every", type=int, default=200, help="iterations between validation passes")
+    p.add_argument("--late-reset", type=int, default=500, help="iteration VGG and ResNet are reset to")
+    p.add_argument("--val-size", type=int, default=None, help="validation hold-out (default: MNIST's 5,000)")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--results", type=Path, default=OUT, help="folder of the per-(model, seed) files")
+    p.add_argument("--report-dir", type=Path, default=REPORT)
+    p.add_argument("--summary-only", action="store_true", help="no training: summarise what exists")
+    p.add_argument("--no-verify", action="store_true", help="skip the SHA-256 check (IDX files you made yourself)")
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    args.results.mkdir(parents=True, exist_ok=True)
+    if not args.summary_only:
+        for model in args.models:
+            for seed in args.seeds:
+                ladder = Ladder(args.results, model, seed)
+                if ladder.complete(args.rounds):
+                    print(f"{model} seed {seed}: complete, skipped")
+                    continue
+                t0 = time.perf_counter()
+                ladder.run(args)
+                print(f"{model} seed {seed}: {args.rounds} rounds in {time.perf_counter() - t0:.0f} s", flush=True)
+    report(args, args.results, args.report_dir)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
