@@ -87,7 +87,8 @@ def print_summary(outcome) -> None:
     own = trials.iterations_trained.fillna(0).sum()
     if shared > 0:  # from the table, so a resumed search reports the whole experiment
         reused = int((trials.shared_iterations > 0).sum())
-        computed = trials.trajectory_key[trials.shared_iterations.fillna(0) == 0].dropna().nunique()
+        # the trials that trained a dense trajectory for everyone (a stopped one reports no trajectory key)
+        computed = int((trials.trajectory_iterations_trained.fillna(0) > 0).sum())
         print(f"\nshared dense trajectory: computed {computed}x, reused by {reused} trials: "
               f"{int(own):,} training iterations instead of {int(shared + own):,} without sharing "
               f"({100 * shared / max(shared + own, 1):.0f}% saved)")
