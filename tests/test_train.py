@@ -245,3 +245,33 @@ def test_dropout_draws_are_seeded_and_leave_the_global_rng_alone():
     assert all(torch.equal(results[0][k], results[1][k]) for k in results[0])
     torch.manual_seed(123)
     assert torch.equal(torch.rand(3), marker)
+
+
+def test_channels_last_training_keeps_masks_and_matches_nchw_up_to_rounding():
+    """The opt-in NHWC layout (benchmarks/conv_speed.py times it): the model's conv weights and masks are
+    channels_last, pruned weights stay exactly zero, and the trained weights equal NCHW training's up to float
+    rounding (same data order, same steps)."""
+    from nas_lth.data.base import Dataset, Split
+
+    g = torch.Generator().manual_seed(0)
+
+    def split(n):
+        return Split(torch.randn(n, 3, 8, 8, generator=g), torch.randint(0, 10, (n,), generator=g))
+
+    data = Dataset("synthetic", split(32), split(8), split(8), 10, (3, 8, 8))
+    trained = {}
+    for fmt in ("contiguous", "channels_last"):
+        model = build_model("conv2", (3, 8, 8), 10, seed=0)
+        masks = {n: (torch.rand(m.weight.shape, generator=torch.Generator().manual_seed(1)) < 0.5).float()
+                 for n, m in masked_layers(model)}
+        set_masks(model, masks)
+        Trainer(model, data, Training(batch_size=8, eval_every=100), seed=0, memory_format=fmt).run(6)
+        for n, m in masked_layers(model):
+            assert (m.weight[masks[n] == 0] == 0).all(), n
+            if m.weight.dim() == 4:
+                assert m.weight.is_contiguous(memory_format=torch.channels_last) == (fmt == "channels_last")
+        trained[fmt] = clone_state(model)
+    for k, v in trained["contiguous"].items():
+        torch.testing.assert_close(trained["channels_last"][k], v, rtol=1e-4, atol=1e-5)
+    with pytest.raises(ValueError, match="memory_format 'nhwc'; allowed: contiguous, channels_last"):
+        Trainer(build_model("conv2", (3, 8, 8), 10), data, Training(), seed=0, memory_format="nhwc")

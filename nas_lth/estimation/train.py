@@ -38,6 +38,9 @@ def clone_state(model: nn.Module) -> State:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+MEMORY_FORMATS = ("contiguous", "channels_last")
+
+
 def make_optimizer(model: nn.Module, cfg: Training) -> torch.optim.Optimizer:
     if cfg.optimizer == "adam":
         return torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
@@ -69,7 +72,18 @@ class Trainer:
     """
 
     def __init__(self, model: nn.Module, data: Dataset, cfg: Training, *, seed: int,
-                 track_best: bool = True, eval_at_epoch_end: bool = False, start: int = 0):
+                 track_best: bool = True, eval_at_epoch_end: bool = False, start: int = 0,
+                 memory_format: str = "contiguous"):
+        # channels_last (NHWC): what oneDNN / cuDNN convolutions prefer; opt-in until benchmarks/conv_speed.py
+        # shows it pays here (it changes float rounding, so a reloaded NCHW ticket would not match to the bit).
+        # Set before the optimizer holds the parameters, in place: the caller's model keeps it across rounds.
+        if memory_format not in MEMORY_FORMATS:
+            raise ValueError(f"memory_format {memory_format!r}; allowed: {', '.join(MEMORY_FORMATS)}")
+        cl = memory_format == "channels_last"
+        self.memory_format = memory_format
+        if cl:
+            model.to(memory_format=torch.channels_last)
+        self._cl_input = cl and data.train.x.dim() == 4
         self.model = model
         self.data = data
         self.cfg = cfg
@@ -157,7 +171,10 @@ class Trainer:
 
     def _step(self, idx: torch.Tensor) -> torch.Tensor:
         """One optimizer step on the batch ``idx``; pruned weights are put back to zero in place."""
-        out = self.model(self.data.train.x.index_select(0, idx))
+        x = self.data.train.x.index_select(0, idx)
+        if self._cl_input:  # a no-op for one-channel images, a cheap copy for RGB batches
+            x = x.contiguous(memory_format=torch.channels_last)
+        out = self.model(x)
         loss = loss_fn(out, self.data.train.y.index_select(0, idx), self.data.multilabel)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
