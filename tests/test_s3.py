@@ -52,6 +52,10 @@ def test_search_resume_report_and_export_on_object_storage(s3, tmp_path):
         "on_s3", SAMPLES, {"criterion": {"choice": ["large_final", "random", "snip", "magnitude_increase"]},
                            "rounds": {"int": [1, 3]}}, scheduler="fifo", max_concurrent=1))
     storage, uri = "s3://bucket/runs", "s3://bucket/runs/on_s3"
+    # a driver-local journal left by an earlier experiment at the same URI must not leak into this one
+    stale = optuna.create_study(study_name="on_s3", storage=JournalStorage(JournalFileBackend(
+        journal.local_path(locate(uri)))), load_if_exists=True)
+    stale.add_trial(optuna.trial.create_trial(value=0.5, user_attrs={"tune_trial_id": "stale"}))
     cmd = search_cmd(space, storage)  # type: ignore[arg-type] - a URI, not a path
 
     def rows():

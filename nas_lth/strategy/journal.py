@@ -24,17 +24,20 @@ def _remote(exp: Location) -> bool:
 
 
 def local_path(exp: Location) -> str:
-    """The journal file the driver appends to: in the experiment, or (object stores) a driver-local copy,
-    fetched from the experiment first when the experiment has one and this driver does not."""
+    """The journal file the driver appends to: in the experiment, or (object stores) a driver-local copy made
+    afresh from the experiment's copy (empty for a new experiment). Never an older local file: one left by an
+    earlier experiment at the same URI would mix its trials into this one's view."""
     if not _remote(exp):
         return os.path.join(exp.path, FILE)
     digest = hashlib.sha256(exp.uri.encode()).hexdigest()[:16]
     path = os.path.join(tempfile.gettempdir(), "nas_lth-journals", digest, FILE)
     os.makedirs(os.path.dirname(path), exist_ok=True)
     remote = exp.join(FILE)
-    if not os.path.exists(path) and remote.exists():
+    if remote.exists():
         with open(path, "wb") as f:
             f.write(remote.read_bytes())
+    elif os.path.exists(path):
+        os.remove(path)
     return path
 
 
