@@ -120,7 +120,7 @@ def main(argv=None) -> int:
                          "ratio_vs_fastest_plain": med / fastest_plain, "repeats": len(ts),
                          "iterations": args.iterations, "batch_size": SETTINGS[model][0]})
         print(f"{model}: " + ", ".join(f"{r['loop']} {r['ms_per_iter_median']:.1f} ms" for r in rows[-4:]), flush=True)
-    df = pd.DataFrame(rows).assign(**environment(), threads=args.threads, load_before=load_before,
+    df = pd.DataFrame(rows).assign(**{**environment(), "threads": args.threads}, load_before=load_before,
                                    load_after=os.getloadavg()[0])
     emit(df, "conv_speed", args.out,
          show=["model", "loop", "ms_per_iter_median", "ms_per_iter_min", "ratio_vs_fastest_plain"])
