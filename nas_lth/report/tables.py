@@ -12,7 +12,7 @@ from nas_lth.report.data import RECIPE_ORDER, ReportData, dense_column
 from nas_lth.store import STATUSES
 from nas_lth.store.analysis import unique_recipes
 from nas_lth.store.confirmed import confirmed, format_table
-from nas_lth.store.pareto import front, hypervolume_curve, hypervolume_of
+from nas_lth.store.pareto import curve_marks, front, hypervolume_curve, hypervolume_of
 
 # columns always shown in the top-tickets table (the rest of the recipe only when it varies)
 _ALWAYS = ["criterion", "stop_at", "reinit", "rounds"]
@@ -163,7 +163,7 @@ def headline(data: ReportData) -> list[str]:
                          "reference point: 0, 0 = a useless ticket with all the weights).")
             curve = hypervolume_curve(t, objectives)
             if len(curve) > 1:
-                marks = [curve.iloc[min(len(curve) - 1, int(q * len(curve)))] for q in (0.25, 0.5, 0.75, 1.0)]
+                marks = curve_marks(curve)
                 lines.append("Hypervolume vs training epochs spent by the search: " + ", ".join(
                     f"{r.epochs:.0f} epochs -> {r.hypervolume:.4f}" for r in marks) + ".")
     return lines

@@ -134,3 +134,8 @@ def hypervolume_curve(trials, objectives: list[tuple[str, str]]):
     _, ref = objective_points(all_done.dropna(subset=[m for m, _ in objectives]), objectives)  # one reference
     hv = [hypervolume_of(t[done & (np.arange(len(t)) <= i)], objectives, ref) for i in range(len(t))]
     return pd.DataFrame({"epochs": epochs.to_numpy(), "hypervolume": hv})
+
+
+def curve_marks(curve, quantiles=(0.25, 0.5, 0.75, 1.0)) -> list:
+    """The rows of a hypervolume curve at these fractions of its length (the summary's and report's excerpt)."""
+    return [curve.iloc[min(len(curve) - 1, int(q * len(curve)))] for q in quantiles]

@@ -7,7 +7,7 @@ import pandas as pd
 from nas_lth.store import read
 from nas_lth.store.analysis import best_tickets, full_fidelity, pareto_front, unique_recipes
 from nas_lth.store.confirmed import confirmed, format_table
-from nas_lth.store.pareto import front, hypervolume_curve, hypervolume_of
+from nas_lth.store.pareto import curve_marks, front, hypervolume_curve, hypervolume_of
 
 SHOW = ["trial_id", "criterion", "stop_at", "rewind_to", "reinit", "rounds", "weights_remaining", "val_acc",
         "test_acc", "early_stop_iter", "latency_ms", "latency_form", "trials"]
@@ -43,7 +43,7 @@ def _print_front(trials: pd.DataFrame, objectives: list[tuple[str, str]]) -> Non
           "weights, counts and latency at 1.1x their largest value)")
     curve = hypervolume_curve(trials, objectives)
     if len(curve) > 1:
-        marks = [curve.iloc[min(len(curve) - 1, int(q * len(curve)))] for q in (0.25, 0.5, 0.75, 1.0)]
+        marks = curve_marks(curve)
         print("hypervolume vs epochs spent: " + ", ".join(f"{r.epochs:.0f} ep -> {r.hypervolume:.4f}" for r in marks))
 
 
