@@ -25,6 +25,7 @@ import pandas as pd
 import torch
 
 from benchmarks.common import default_data_dir, emit, environment
+from benchmarks.lth_cnn import PROTOCOLS
 from nas_lth import export
 from nas_lth.data import load_dataset
 from nas_lth.device import pick_device
@@ -33,14 +34,9 @@ from nas_lth.estimation.metrics import evaluate
 from nas_lth.export.format import rebuild
 from nas_lth.models import masked_layers
 
-MODELS = {  # model -> (optimizer settings, prune rates): the LTH paper's, one round
-    "lenet300_100": ({"optimizer": "adam", "lr": 1.2e-3, "batch_size": 60}, {"fc": 0.2, "output": 0.1}),
-    "conv2": ({"optimizer": "adam", "lr": 2e-4, "batch_size": 60}, {"conv": 0.1, "fc": 0.2, "output": 0.1}),
-    "conv4": ({"optimizer": "adam", "lr": 3e-4, "batch_size": 60}, {"conv": 0.1, "fc": 0.2, "output": 0.1}),
-    "conv6": ({"optimizer": "adam", "lr": 3e-4, "batch_size": 60}, {"conv": 0.15, "fc": 0.2, "output": 0.1}),
-    "vgg11": ({"optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "batch_size": 64}, {"conv": 0.2, "output": 0.1}),
-    "resnet20": ({"optimizer": "sgd", "lr": 0.01, "momentum": 0.9, "batch_size": 64}, {"conv": 0.2, "output": 0.1}),
-}
+# model -> (optimizer settings, prune rates): the LTH paper's, one round; the CNNs as benchmarks/lth_cnn.py runs them
+MODELS = {"lenet300_100": ({"optimizer": "adam", "lr": 1.2e-3, "batch_size": 60}, {"fc": 0.2, "output": 0.1}),
+          **{m: (p["training"], p["prune_rate"]) for m, p in PROTOCOLS.items()}}
 
 
 class MaskWatch:
