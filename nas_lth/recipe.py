@@ -63,6 +63,10 @@ class Training(BaseModel):
     lr_milestones: list[Annotated[float, Field(ge=0, le=MAX_EPOCHS)]] = role(
         default_factory=list, dense=True, column="json", description="epochs at which lr *= lr_gamma")
     lr_gamma: float = role(0.1, dense=True, column="float64", gt=0, le=1)
+    precision: Literal["fp32", "bf16"] = role(
+        "fp32", dense=True, column="string",
+        description="bf16: forward passes under torch.autocast to bfloat16 (for GPUs with bf16 units; weights, "
+                    "optimizer and masks stay float32)")
 
 
 class StopAt(BaseModel):

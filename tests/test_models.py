@@ -186,6 +186,8 @@ def test_every_registered_model_trains_a_step_and_round_trips_through_export(nam
     spec = export.model_spec(name, shape, classes, opts, None)
     ticket = export.pack(spec, masks, {"end": {k: v.clone() for k, v in model.state_dict().items()}},
                          {"model": name, "dataset": "synthetic", "seed": 0})
+    conv = any(isinstance(m, torch.nn.Conv2d) for m in model.modules())
+    assert ticket["model"]["memory_format"] == ("channels_last" if conv else "contiguous")  # the trainer's layout
     path = tmp_path / "t.pt"
     path.write_bytes(export.to_bytes(ticket))
     loaded = export.load(path)

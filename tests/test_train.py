@@ -248,9 +248,9 @@ def test_dropout_draws_are_seeded_and_leave_the_global_rng_alone():
 
 
 def test_channels_last_training_keeps_masks_and_matches_nchw_up_to_rounding():
-    """The opt-in NHWC layout (benchmarks/conv_speed.py times it): the model's conv weights and masks are
-    channels_last, pruned weights stay exactly zero, and the trained weights equal NCHW training's up to float
-    rounding (same data order, same steps)."""
+    """The NHWC layout (benchmarks/conv_speed.py times it; ``auto`` picks it for conv models): the model's conv
+    weights and masks are channels_last, pruned weights stay exactly zero, and the trained weights equal NCHW
+    training's up to float rounding (same data order, same steps)."""
     from nas_lth.data.base import Dataset, Split
 
     g = torch.Generator().manual_seed(0)
@@ -260,7 +260,7 @@ def test_channels_last_training_keeps_masks_and_matches_nchw_up_to_rounding():
 
     data = Dataset("synthetic", split(32), split(8), split(8), 10, (3, 8, 8))
     trained = {}
-    for fmt in ("contiguous", "channels_last"):
+    for fmt in ("contiguous", "channels_last", "auto"):
         model = build_model("conv2", (3, 8, 8), 10, seed=0)
         masks = {n: (torch.rand(m.weight.shape, generator=torch.Generator().manual_seed(1)) < 0.5).float()
                  for n, m in masked_layers(model)}
@@ -269,9 +269,45 @@ def test_channels_last_training_keeps_masks_and_matches_nchw_up_to_rounding():
         for n, m in masked_layers(model):
             assert (m.weight[masks[n] == 0] == 0).all(), n
             if m.weight.dim() == 4:
-                assert m.weight.is_contiguous(memory_format=torch.channels_last) == (fmt == "channels_last")
+                assert m.weight.is_contiguous(memory_format=torch.channels_last) == (fmt != "contiguous")
         trained[fmt] = clone_state(model)
     for k, v in trained["contiguous"].items():
         torch.testing.assert_close(trained["channels_last"][k], v, rtol=1e-4, atol=1e-5)
-    with pytest.raises(ValueError, match="memory_format 'nhwc'; allowed: contiguous, channels_last"):
+        assert torch.equal(trained["auto"][k], trained["channels_last"][k]), k  # auto is channels_last here
+    lenet = build_model("lenet300_100", (1, 8, 8), 10, seed=0)
+    assert Trainer(lenet, data, Training(), seed=0).memory_format == "contiguous"  # nothing to gain for fc layers
+    with pytest.raises(ValueError, match="memory_format 'nhwc'; allowed: auto, contiguous, channels_last"):
         Trainer(build_model("conv2", (3, 8, 8), 10), data, Training(), seed=0, memory_format="nhwc")
+
+
+def test_bf16_precision_autocasts_the_forward_pass_and_keeps_float32_weights_and_masks():
+    """``training.precision: bf16`` (off by default): forward passes under bfloat16 autocast change the trained
+    weights (so it is really on), the weights and masks stay float32 and pruned weights exactly zero, and an
+    unknown precision is refused by the recipe."""
+    from pydantic import ValidationError
+
+    from nas_lth.data.base import Dataset, Split
+
+    g = torch.Generator().manual_seed(0)
+
+    def split(n):
+        return Split(torch.randn(n, 1, 8, 8, generator=g), torch.randint(0, 10, (n,), generator=g))
+
+    data = Dataset("synthetic", split(32), split(8), split(8), 10, (1, 8, 8))
+    trained = {}
+    for precision in ("fp32", "bf16"):
+        model = build_model("conv2", (1, 8, 8), 10, seed=0)
+        masks = {n: (torch.rand(m.weight.shape, generator=torch.Generator().manual_seed(1)) < 0.5).float()
+                 for n, m in masked_layers(model)}
+        set_masks(model, masks)
+        t = Trainer(model, data, Training(batch_size=8, eval_every=2, precision=precision), seed=0)
+        t.run(6)
+        t.final_metrics()
+        assert all(math.isfinite(v) for v in t.result.final.values())
+        for n, m in masked_layers(model):
+            assert m.weight.dtype == torch.float32 and (m.weight[masks[n] == 0] == 0).all(), n
+        trained[precision] = clone_state(model)
+    diff = max(float((trained["bf16"][k] - v).abs().max()) for k, v in trained["fp32"].items())
+    assert 1e-6 < diff < 0.05  # bf16 rounding (8 bits of mantissa), not a different run
+    with pytest.raises(ValidationError, match="precision"):
+        Training(precision="fp16")

@@ -25,6 +25,7 @@ from nas_lth.data.base import Dataset, epoch_permutation
 from nas_lth.estimation.hooks import RunHook
 from nas_lth.estimation.metrics import evaluate, loss_fn
 from nas_lth.models.layers import masked_layers
+from nas_lth.models.layout import set_memory_format
 from nas_lth.recipe import Training
 
 State = dict[str, torch.Tensor]
@@ -38,7 +39,9 @@ def clone_state(model: nn.Module) -> State:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
-MEMORY_FORMATS = ("contiguous", "channels_last")
+def autocast(device: torch.device, cfg: Training):
+    """The forward pass's precision context: bfloat16 autocast when the recipe asks for it, else a no-op."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.precision == "bf16")
 
 
 def make_optimizer(model: nn.Module, cfg: Training) -> torch.optim.Optimizer:
@@ -73,17 +76,18 @@ class Trainer:
 
     def __init__(self, model: nn.Module, data: Dataset, cfg: Training, *, seed: int,
                  track_best: bool = True, eval_at_epoch_end: bool = False, start: int = 0,
-                 memory_format: str = "contiguous"):
-        # channels_last (NHWC): what oneDNN / cuDNN convolutions prefer; opt-in until benchmarks/conv_speed.py
-        # shows it pays here (it changes float rounding, so a reloaded NCHW ticket would not match to the bit).
-        # Set before the optimizer holds the parameters, in place: the caller's model keeps it across rounds.
-        if memory_format not in MEMORY_FORMATS:
-            raise ValueError(f"memory_format {memory_format!r}; allowed: {', '.join(MEMORY_FORMATS)}")
-        cl = memory_format == "channels_last"
-        self.memory_format = memory_format
-        if cl:
-            model.to(memory_format=torch.channels_last)
+                 memory_format: str = "auto"):
+        # The layout changes float rounding, not results: an exported ticket is reloaded in the layout it was
+        # trained in (nas_lth.export). Set before the optimizer holds the parameters, in place: the caller's
+        # model keeps it across rounds.
+        self.memory_format = set_memory_format(model, memory_format)
+        cl = self.memory_format == "channels_last"
         self._cl_input = cl and data.train.x.dim() == 4
+        device = data.train.x.device
+        if device.type == "cuda" and cl:
+            # fixed shapes per run: let cuDNN time its algorithms once (CUDA runs are not bit-reproducible anyway)
+            torch.backends.cudnn.benchmark = True
+        self._autocast = lambda: autocast(device, cfg)
         self.model = model
         self.data = data
         self.cfg = cfg
@@ -136,7 +140,8 @@ class Trainer:
 
     def _evaluate(self, train_loss: float | None) -> dict:
         """Evaluate on the validation split; ``train_loss`` is None before the first step."""
-        val = evaluate(self.model, self.data.val, self.data.multilabel)
+        with self._autocast():
+            val = evaluate(self.model, self.data.val, self.data.multilabel)
         rec = {"iteration": self.iteration, "epoch": self.iteration / self.iters_per_epoch,
                "train_loss": math.nan if train_loss is None else train_loss}
         rec.update({f"val_{k}": v for k, v in val.items()})
@@ -174,8 +179,9 @@ class Trainer:
         x = self.data.train.x.index_select(0, idx)
         if self._cl_input:  # a no-op for one-channel images, a cheap copy for RGB batches
             x = x.contiguous(memory_format=torch.channels_last)
-        out = self.model(x)
-        loss = loss_fn(out, self.data.train.y.index_select(0, idx), self.data.multilabel)
+        with self._autocast():
+            out = self.model(x)
+            loss = loss_fn(out, self.data.train.y.index_select(0, idx), self.data.multilabel)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
@@ -244,12 +250,13 @@ class Trainer:
     def final_metrics(self) -> None:
         """Val/test metrics at the end and at the early-stop iteration (test touched only here)."""
         r, data, ml = self.result, self.data, self.data.multilabel
-        r.final = _prefixed(self.model, data, ml)
-        if r.best_state is not None:
-            current = clone_state(self.model)
-            self.model.load_state_dict(r.best_state)
-            r.at_early_stop = _prefixed(self.model, data, ml)
-            self.model.load_state_dict(current)
+        with self._autocast():
+            r.final = _prefixed(self.model, data, ml)
+            if r.best_state is not None:
+                current = clone_state(self.model)
+                self.model.load_state_dict(r.best_state)
+                r.at_early_stop = _prefixed(self.model, data, ml)
+                self.model.load_state_dict(current)
 
 
 def _prefixed(model: nn.Module, data: Dataset, multilabel: bool) -> dict[str, float]:

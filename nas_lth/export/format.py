@@ -30,6 +30,7 @@ from torch import nn
 
 from nas_lth.errors import UserError
 from nas_lth.models import MODELS, build_model, masked_layers, set_masks
+from nas_lth.models.layout import set_memory_format
 from nas_lth.pruning import density, digest
 
 FORMAT = "nas_lth.ticket"
@@ -121,13 +122,21 @@ def pack(model_spec_: ModelSpec, masks: State, weight_sets: dict[str, State], pr
     return {
         "format": FORMAT, "version": VERSION,
         "model": {"name": model_spec_.name, "input_shape": model_spec_.input_shape,
-                  "num_classes": model_spec_.num_classes, "options": model_spec_.options},
+                  "num_classes": model_spec_.num_classes, "options": model_spec_.options,
+                  "memory_format": layout_of(next(iter(weight_sets.values())))},
         "layers": layers, "weights": sets, "codec": {"mask": "packbits+lzma", "values": "float32+shuffle+lzma"},
         "provenance": _plain({**provenance, "mask_digest": digest(masks), "weights_remaining": density(masks),
                               "created_at": provenance.get("created_at", time.time()),
                               "torch_version": torch.__version__}),
         "recipe": _plain(recipe or {}),
     }
+
+
+def layout_of(state: State) -> str:
+    """``channels_last`` when the state's 4-d weights are laid out NHWC (how the trainer runs conv models)."""
+    four = [v for v in state.values() if v.dim() == 4 and not v.is_contiguous()]
+    return "channels_last" if four and all(v.is_contiguous(memory_format=torch.channels_last) for v in four) \
+        else "contiguous"
 
 
 def to_bytes(ticket: dict) -> bytes:
@@ -199,6 +208,9 @@ def rebuild(ticket: dict, which: str, source: str) -> nn.Module:
         raise UserError(f"{source}: layers {sorted(masks)} do not match model {m['name']!r} ({sorted(names)})")
     model.load_state_dict(state_of(ticket, masks, which))
     set_masks(model, masks)
+    # the layout its weights were in (tickets before it was recorded were all NCHW), so it predicts exactly as
+    # in the trial
+    set_memory_format(model, m.get("memory_format", "contiguous"))
     return model.eval()
 
 

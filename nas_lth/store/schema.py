@@ -20,7 +20,8 @@ from nas_lth.recipe import LATENCY_FORMS, recorded_columns
 # 3: stage (search | confirm) and confirm_of: rows of the confirmation stage (files without stage: search rows);
 #    iterations_per_epoch
 # 4: latency_ms (the fastest form), latency_form, latency_batch and latency_<form>_ms of a latency objective
-SCHEMA_VERSION = 4
+# 5: training_precision (fp32 | bf16 autocast); conv models train channels-last (rounding only)
+SCHEMA_VERSION = 5
 
 _METRICS = ["loss", "acc", "micro_precision", "micro_recall", "micro_f1", "macro_precision", "macro_recall",
             "macro_f1"]

@@ -25,6 +25,7 @@ def store_ticket(loc, run: TicketRun, data, row, trial_id: str, experiment_name:
         "mask_iter": row.mask_iter, "early_stop_iter": row.early_stop_iter, "iterations": row.iterations,
         "metrics": metrics, "nas_lth_version": nas_lth.__version__, "torch_version": torch.__version__,
         "torch_threads": torch.get_num_threads(), "device": str(run.device), "rewind_mode": REWIND_MODE,
+        "precision": rc.training.precision,
     }
     spec = export.model_spec(rc.model, data.input_shape, data.num_classes, rc.model_options, data.meta)
     masks = {n: m.detach().cpu() for n, m in run.masks.items()}
