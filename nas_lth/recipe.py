@@ -33,7 +33,7 @@ from nas_lth.yamlfile import read_yaml
 # The prunable layer kinds; prune rates are given per kind. Declared once, here.
 LAYER_KINDS = ("fc", "conv", "output", "embedding")
 # the ways a ticket can be executed when its latency is measured (nas_lth.export.latency)
-LATENCY_FORMS = ("dense", "masked", "csr", "csr_fc")
+LATENCY_FORMS = ("dense", "masked", "csr", "csr_fc", "compact")
 # LTH paper: fc 20 %, conv 15 % (Conv-6; 10 % for Conv-2/4), output 10 % per round
 DEFAULT_PRUNE_RATE = {"fc": 0.2, "conv": 0.15, "output": 0.1, "embedding": 0.1}
 STOP_WORDS = ("end", "early_bird")
@@ -63,6 +63,9 @@ class Training(BaseModel):
     lr_milestones: list[Annotated[float, Field(ge=0, le=MAX_EPOCHS)]] = role(
         default_factory=list, dense=True, column="json", description="epochs at which lr *= lr_gamma")
     lr_gamma: float = role(0.1, dense=True, column="float64", gt=0, le=1)
+    bn_l1: float = role(0.0, dense=True, column="float64", ge=0, le=1,
+                        description="L1 penalty on BatchNorm scales, lambda * sign(gamma) added to their gradients "
+                        "(network slimming and Early-Bird tickets: 1e-4)")
     precision: Literal["fp32", "bf16"] = role(
         "fp32", dense=True, column="string",
         description="bf16: forward passes under torch.autocast to bfloat16 (for GPUs with bf16 units; weights, "
@@ -126,7 +129,7 @@ def _known(name: str, registry, kind: str) -> str:
     return name
 
 
-EARLY_BIRD, GRASP = "early_bird", "grasp"  # the `applies` conditions
+EARLY_BIRD, GRASP, CHANNEL = "early_bird", "grasp", "channel"  # the `applies` conditions
 # named fields and the registry that knows their names (imported when a recipe is validated)
 _REGISTRIES = {"criterion": ("nas_lth.pruning.criteria", "CRITERIA"), "reinit": ("nas_lth.pruning.reinit",
                "REINIT_VARIANTS"), "dataset": ("nas_lth.data", "DATASETS"), "model": ("nas_lth.models", "MODELS")}
@@ -163,6 +166,12 @@ class Recipe(BaseModel):
         "non-output kind to 1 - target**(1/rounds) (the output layer keeps its prune_rate)")
     rounds: int = role(1, column="int64", ge=0, le=100, description="0 = dense only, 1 = one-shot, >1 iterative")
     scope: Literal["layerwise", "global"] = role("layerwise", column="string")
+    granularity: Literal["weight", "channel"] = role(
+        "weight", column="string",
+        description="what a mask removes: single weights, or whole channels and neurons (rates and "
+        "target_weights then count channels; nas_lth.pruning.channels)")
+    channel_norm: Literal["l1", "l2"] = role("l1", column="string", applies=CHANNEL,
+                                             description="filter norm the channel criteria score (Li et al. 2017: l1)")
     budget: float = role(1.0, dense=True, column="float64", gt=0, le=MAX_EPOCHS,
                          description="epochs of each training run")
     seed: int = role(0, dense=True, column="int64", ge=0, lt=2**32, description="fixes init, data order, tie-breaks")
@@ -183,7 +192,10 @@ class Recipe(BaseModel):
         import importlib
 
         module, attr = _REGISTRIES[info.field_name]
-        return _known(v, getattr(importlib.import_module(module), attr), info.field_name)
+        names = list(getattr(importlib.import_module(module), attr))
+        if info.field_name == "criterion":  # criteria that only score channels (granularity: channel)
+            names += importlib.import_module("nas_lth.pruning.channels").CHANNEL_ONLY
+        return _known(v, names, info.field_name)
 
     @field_validator("stop_at", mode="before")  # before pydantic turns `true` into 1
     @classmethod
@@ -206,6 +218,17 @@ class Recipe(BaseModel):
         self._stop = stop = parse_stop_at(self.stop_at)
         if stop.kind == "epochs" and stop.value > self.budget:
             raise ValueError(f"stop_at {self.stop_at!r} is beyond the budget of {self.budget:g} epochs")
+        return self
+
+    @model_validator(mode="after")
+    def _criterion_has_granularity(self) -> Recipe:
+        from nas_lth.pruning.channels import CHANNEL_CRITERIA, CHANNEL_ONLY
+
+        if self.granularity == "channel" and self.criterion not in CHANNEL_CRITERIA:
+            raise ValueError(f"criterion {self.criterion!r} has no channel form; with granularity: channel "
+                             f"allowed: {', '.join(CHANNEL_CRITERIA)}")
+        if self.granularity == "weight" and self.criterion in CHANNEL_ONLY:
+            raise ValueError(f"criterion {self.criterion!r} scores channels; it needs granularity: channel")
         return self
 
     @property
@@ -254,6 +277,8 @@ class Recipe(BaseModel):
             return self.stop.kind == "early_bird"
         if condition == GRASP:
             return self.criterion == "grasp"
+        if condition == CHANNEL:
+            return self.granularity == "channel"
         raise ValueError(f"unknown applies condition {condition!r}")  # a bug in this file
 
     def columns(self, layer_kinds: set[str] | None = None) -> dict[str, Any]:

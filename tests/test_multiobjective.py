@@ -166,7 +166,7 @@ def test_latency_is_measured_for_every_form_that_applies():
     before = torch.get_rng_state()
     out = measure_latency(lenet, x, forms=("dense", "masked", "csr", "csr_fc"), budget_s=0.05)
     assert torch.equal(torch.get_rng_state(), before)  # the training stream is untouched
-    assert runnable(lenet, "csr_fc") is None and "latency_csr_fc_ms" not in out  # no convolutions: csr_fc = csr
+    assert runnable(lenet, "csr_fc", x) is None and "latency_csr_fc_ms" not in out  # no convolutions: csr_fc = csr
     timed = {k: v for k, v in out.items() if k.endswith("_ms") and k != "latency_ms"}
     assert set(timed) == {"latency_dense_ms", "latency_masked_ms", "latency_csr_ms"}
     assert all(v > 0 for v in timed.values()) and out["latency_batch"] == 16
@@ -174,12 +174,12 @@ def test_latency_is_measured_for_every_form_that_applies():
     # each form computes what the ticket computes
     with torch.inference_mode():
         want = lenet.eval()(x)
-        for form in ("masked", "csr"):
-            torch.testing.assert_close(runnable(lenet, form)(x), want, rtol=1e-4, atol=1e-5)
+        for form in ("masked", "csr", "compact"):
+            torch.testing.assert_close(runnable(lenet, form, x)(x), want, rtol=1e-4, atol=1e-5)
     assert set(measure_latency(conv, torch.randn(2, 1, 28, 28), forms=("dense", "csr_fc"), budget_s=0.02)) >= \
         {"latency_dense_ms", "latency_csr_fc_ms"}
-    with pytest.raises(ValueError, match="latency form 'gpu'; allowed: dense, masked, csr, csr_fc"):
-        runnable(lenet, "gpu")
+    with pytest.raises(ValueError, match="latency form 'gpu'; allowed: dense, masked, csr, csr_fc, compact"):
+        runnable(lenet, "gpu", x)
 
 
 @pytest.mark.integration

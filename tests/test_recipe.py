@@ -17,7 +17,7 @@ OTHER = {
     "eb_window": 3, "eb_every": 11, "rewind_to": 5, "reinit": "reshuffle", "prune_rate": {"fc": 0.5},
     "target_weights": 0.1, "rounds": 3, "scope": "global", "budget": 2.0, "seed": 1,
     "training": {"lr": 0.01}, "score_batches": 2, "grasp_temperature": 10.0, "samples_per_class": 3,
-    "synflow_iterations": 5, "eval_rounds": "last",
+    "synflow_iterations": 5, "eval_rounds": "last", "granularity": "channel", "channel_norm": "l2",
 }
 
 

@@ -51,7 +51,7 @@ def round0_from_trajectory(run: TicketRun, trajectory: bool, evaluate: bool) -> 
 
 def _replay_early_bird(run: TicketRun) -> MaskPoint:
     rc = run.recipe
-    detector = pruning.EarlyBird(rc.eb_eps, rc.eb_window, alive=run.masks)
+    detector = pruning.EarlyBird(rc.eb_eps, rc.eb_window, alive=run.eb_view(run.masks))
     w_init = {n: run.theta0[f"{n}.weight"] for n in run.masks}
 
     def detect(state: State) -> bool:

@@ -28,6 +28,7 @@ import torch
 
 from nas_lth import pruning
 from nas_lth.data.base import Dataset
+from nas_lth.errors import UserError
 from nas_lth.estimation.hooks import EarlyBirdStop, EpochCheckpoint, EvalListener, MaskPoint, RunHook
 from nas_lth.estimation.replay import round0_from_trajectory
 from nas_lth.estimation.rounds import (
@@ -42,6 +43,7 @@ from nas_lth.estimation.rounds import (
 from nas_lth.estimation.train import Diverged, State, Trainer, TrainResult, clone_state
 from nas_lth.estimation.trajectory import DenseTrajectory
 from nas_lth.models import build_model, masked_layers, set_masks
+from nas_lth.pruning import channels
 from nas_lth.pruning.context import context_fn
 from nas_lth.recipe import Recipe
 
@@ -77,12 +79,12 @@ class TicketRun:
         self.model = self._build(rc.seed)
         self.kinds = {n: m.kind for n, m in masked_layers(self.model)}
         self.rates = pruning.layer_rates(self.kinds, rc.effective_prune_rate())
-        self.criterion = pruning.get_criterion(rc.criterion)
         self.ipe = rc.iterations_per_epoch(len(data.train))
         self.budget_iters = max(1, int(round(rc.budget * self.ipe)))
         self.stop_iter = rc.stop.iteration(self.ipe, self.budget_iters)
         self.eb_every = rc.eb_check_every(len(data.train))
         rc.check_budget(len(data.train))
+        self.groups = self._channel_groups() if rc.granularity == "channel" else None
         # progress (everything a checkpoint holds)
         self.generator = torch.Generator().manual_seed(rc.seed)
         self.theta0: State = clone_state(self.model)
@@ -179,9 +181,30 @@ class TicketRun:
         return self._select({n: start[f"{n}.weight"] for n in self.masks},
                             {n: stop[f"{n}.weight"] for n in self.masks}, stop, self.generator)
 
+    def _channel_groups(self) -> list:
+        rc = self.recipe
+        groups = channels.channel_groups(self.model, self.data.train.x[:2])
+        if not groups:
+            raise UserError(f"granularity: channel: model {rc.model!r} has no channels to remove")
+        if rc.scope == "layerwise":
+            channels.check_rates(groups, self.kind_rates, rc.rounds)
+        return groups
+
+    @property
+    def kind_rates(self) -> dict[str, float]:
+        return dict(self.recipe.effective_prune_rate())
+
+    def eb_view(self, masks: Masks) -> Masks:
+        """What Early-Bird compares: the masks, or for channel tickets the channels (You et al. 2020)."""
+        return masks if self.groups is None else channels.channel_vectors(self.groups, masks)
+
     def _select(self, w_init: dict, w_final: dict, state: State, generator: torch.Generator) -> Masks:
         """The criterion's masks for the next round from ``w_final`` (the weights of ``state``)."""
         rc = self.recipe
+        if self.groups is not None:
+            return channels.next_channel_masks(
+                rc.criterion, self.groups, {f"{n}.weight": w for n, w in w_init.items()}, state, self.masks,
+                self.kind_rates, scope=rc.scope, norm=rc.channel_norm, generator=generator)
         return pruning.next_masks(
             rc.criterion, w_init, w_final, self.masks, self.rates, scope=rc.scope, generator=generator,
             context_fn=context_fn(rc.criterion, self.model, state, self.data, rc),
@@ -190,8 +213,8 @@ class TicketRun:
     def _candidate(self, w_init: dict, state: State) -> Masks:
         """The mask the criterion would select at weights ``state`` (Early-Bird); fixed tie-breaks at every
         check. ``state`` is only read (gradient contexts load it into a copy of the model)."""
-        return self._select(w_init, {n: state[f"{n}.weight"] for n in self.masks}, state,
-                            torch.Generator().manual_seed(self.recipe.seed))
+        return self.eb_view(self._select(w_init, {n: state[f"{n}.weight"] for n in self.masks}, state,
+                                         torch.Generator().manual_seed(self.recipe.seed)))
 
     # -- one training run ----------------------------------------------------------------------
     def _execute(self, r: int, name: str, *, trajectory: bool, evaluate: bool) -> None:
@@ -251,7 +274,7 @@ class TicketRun:
     def _early_bird(self, w_init_state: dict, evaluate: bool, must_reach: int,
                     pending: dict | None) -> EarlyBirdStop:
         rc = self.recipe
-        detector = pruning.EarlyBird(rc.eb_eps, rc.eb_window, alive=self.masks)
+        detector = pruning.EarlyBird(rc.eb_eps, rc.eb_window, alive=self.eb_view(self.masks))
         point = None
         if pending:
             detector.load_state_dict(pending["early_bird"])

@@ -105,6 +105,10 @@ class Trainer:
         self._mw = [m.weight for m in layers]
         self._mm = [m.mask for m in layers]
         self._post_step = getattr(model, "post_step", None)  # e.g. TextCNN's max-norm constraint
+        # network slimming's sparsity term lambda * |gamma|, as its subgradient (Liu et al. 2017's updateBN)
+        self._gammas = [m.weight for m in model.modules()
+                        if isinstance(m, nn.modules.batchnorm._BatchNorm) and m.weight is not None] \
+            if cfg.bn_l1 > 0 else []
 
     # -- state ---------------------------------------------------------------------------------
     def state_dict(self) -> dict:
@@ -184,6 +188,10 @@ class Trainer:
             loss = loss_fn(out, self.data.train.y.index_select(0, idx), self.data.multilabel)
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
+        if self._gammas:
+            with torch.no_grad():
+                for g in self._gammas:
+                    g.grad.add_(torch.sign(g), alpha=self.cfg.bn_l1)
         self.optimizer.step()
         if self._mw:
             with torch.no_grad():

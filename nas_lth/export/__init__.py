@@ -40,7 +40,8 @@ from nas_lth.store import read as read_results
 
 __all__ = [
     "FORMAT", "VERSION", "WEIGHT_SETS", "ModelSpec", "evaluate_ticket", "export_trial", "from_bytes", "load",
-    "masks_of", "model_spec", "pack", "read", "recorded", "save", "stored_ticket", "ticket_path", "to_bytes",
+    "masks_of", "model_spec", "pack", "read", "recorded", "save", "stored_ticket", "ticket_data", "ticket_path",
+    "to_bytes",
     "to_sparse", "trials_of",
 ]
 
@@ -137,15 +138,21 @@ def export_trial(experiment_dir: str, trial_id: str | None = None, *, best: bool
     return out, row
 
 
+def ticket_data(ticket: dict, data_dir: str | None, *, device: str | torch.device = "cpu"):
+    """The dataset, split as in the ticket's trial."""
+    from nas_lth.data import load_dataset
+
+    prov = ticket["provenance"]
+    return load_dataset(prov["dataset"], data_dir, seed=int(prov["seed"]), val_size=prov.get("val_size"),
+                        device=device, options=prov.get("dataset_options") or None)
+
+
 def evaluate_ticket(model: nn.Module, ticket: dict, data_dir: str | None, *,
                     device: str | torch.device = "cpu") -> dict[str, float]:
     """Test (and validation) metrics of ``model`` on the split the ticket's trial used."""
-    from nas_lth.data import load_dataset
     from nas_lth.estimation.metrics import evaluate
 
-    prov = ticket["provenance"]
-    data = load_dataset(prov["dataset"], data_dir, seed=int(prov["seed"]), val_size=prov.get("val_size"),
-                        device=device, options=prov.get("dataset_options") or None)
+    data = ticket_data(ticket, data_dir, device=device)
     model = model.to(device).eval()
     out = {f"test_{k}": v for k, v in evaluate(model, data.test, data.multilabel).items()}
     out.update({f"val_{k}": v for k, v in evaluate(model, data.val, data.multilabel).items()})

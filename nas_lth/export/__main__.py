@@ -8,15 +8,30 @@ the written file, evaluates it on the trial's test split and compares with the r
 
 from __future__ import annotations
 
+import io
 import math
 import os
 import posixpath
 import sys
 import uuid
 
+import torch
+
 from nas_lth.device import pick_device
 from nas_lth.errors import ArgumentParser, UserError, cli_entry
-from nas_lth.export import WEIGHT_SETS, evaluate_ticket, export_trial, load, recorded, save, ticket_path, trials_of
+from nas_lth.export import (
+    WEIGHT_SETS,
+    evaluate_ticket,
+    export_trial,
+    load,
+    recorded,
+    save,
+    ticket_data,
+    ticket_path,
+    trials_of,
+)
+from nas_lth.export.compact import compact, count_macs, example_input, load_program, parameters, save_program
+from nas_lth.export.format import rebuild
 from nas_lth.names import valid_name
 from nas_lth.store import locate
 from nas_lth.store.fs import Location
@@ -37,6 +52,9 @@ def build_parser():
     p.add_argument("--weights", default="end", choices=[w.replace("_", "-") for w in WEIGHT_SETS],
                    help="end: after the full budget, what the search measured (default); early-stop: at the "
                         "minimum validation loss")
+    p.add_argument("--compact", action="store_true",
+                   help="write the ticket without its removed channels as a torch.export program (.pt2; "
+                        "torch.export.load(path).module() runs it with torch alone)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.add_argument("--verify", action="store_true", help="reload the file and check its test metrics")
     p.add_argument("--data-dir", help="dataset folder for --verify (default: $NAS_LTH_DATA, else download)")
@@ -59,10 +77,10 @@ def _list(experiment: str) -> int:
     return 0
 
 
-def _default_output(experiment, trial_id) -> str:
-    """``<experiment>-<trial>.ticket.pt`` in the working directory; both names come from stored data, so
-    they must be plain names (no path) or the user names the file."""
-    name = f"{experiment}-{trial_id}.ticket.pt"
+def _default_output(experiment, trial_id, compact: bool = False) -> str:
+    """``<experiment>-<trial>.ticket.pt`` (``.compact.pt2``) in the working directory; both names come from
+    stored data, so they must be plain names (no path) or the user names the file."""
+    name = f"{experiment}-{trial_id}.{'compact.pt2' if compact else 'ticket.pt'}"
     if not (valid_name(str(experiment)) and valid_name(str(trial_id))):
         raise UserError(f"the ticket's experiment/trial names ({str(experiment)[:60]!r}, {str(trial_id)[:60]!r}) are "
                         "not plain names; give the output file with -o")
@@ -78,15 +96,19 @@ def main(argv: list[str] | None = None) -> int:
     device = pick_device(args.device) if args.verify else None
     ticket, row = export_trial(args.experiment, args.trial, best=args.best, weights=weights)
     prov = ticket["provenance"]
-    out = args.output or _default_output(prov.get("experiment"), row.trial_id)
+    out = args.output or _default_output(prov.get("experiment"), row.trial_id, args.compact)
     if locate(out).exists() and not args.force:
         raise UserError(f"{out}: exists; pass --force to overwrite it or -o to write elsewhere")
     if "://" not in out and os.path.isdir(out):
         raise UserError(f"{out}: is a directory; -o takes a file name")
     part = _partial_name(out)
     try:
-        size = _write(ticket, part, out)
-        ok = _verify(part, ticket, weights, args.data_dir, device) if args.verify else True
+        if args.compact:
+            size, small, masked = _write_compact(ticket, weights, part, out)
+            ok = _verify_compact(part, masked, ticket, args.data_dir, device) if args.verify else True
+        else:
+            size = _write(ticket, part, out)
+            ok = _verify(part, ticket, weights, args.data_dir, device) if args.verify else True
         if ok:
             part.fs.move(part.path, locate(out).path)
     finally:
@@ -95,6 +117,11 @@ def main(argv: list[str] | None = None) -> int:
     if not ok:
         print(f"not written: {out}")
         return 1
+    if args.compact:
+        print(f"wrote {out} ({size / 1024:.1f} KiB): trial {row.trial_id}, {prov['model']} on {prov['dataset']}, "
+              f"{small['params']:,} parameters (dense {small['dense_params']:,}), {small['macs']:,} MACs per example "
+              f"(dense {small['dense_macs']:,}), {weights} weights")
+        return 0
     print(f"wrote {out} ({size / 1024:.1f} KiB): trial {row.trial_id}, {prov['model']} on {prov['dataset']}, "
           f"{100 * prov['weights_remaining']:.2f}% weights, criterion {prov['criterion']}, round {prov['round']}, "
           f"mask {prov['mask_digest']}, {weights} weights")
@@ -114,6 +141,45 @@ def _write(ticket: dict, part, out: str) -> int:
         return save(ticket, part.uri)
     except OSError as exc:  # a full disk, a read-only folder, a missing bucket
         raise UserError(f"{out}: cannot write the ticket ({exc.strerror or exc})") from None
+
+
+def _write_compact(ticket: dict, weights: str, part, out: str):
+    """(bytes written, sizes, the masked ticket it was cut from)."""
+    masked = rebuild(ticket, weights, out)
+    example = example_input(masked, ticket["model"]["input_shape"])
+    small = compact(masked, example)
+    buf = io.BytesIO()
+    save_program(small, example, buf)
+    sizes = {"params": parameters(small), "dense_params": parameters(masked),
+             "macs": count_macs(small, example), "dense_macs": count_macs(masked, example)}
+    try:
+        part.write_bytes(buf.getvalue())
+    except OSError as exc:
+        raise UserError(f"{out}: cannot write the program ({exc.strerror or exc})") from None
+    return len(buf.getvalue()), sizes, masked
+
+
+def _verify_compact(part, masked, ticket: dict, data_dir: str | None, device) -> bool:
+    """The program as written against the masked ticket on the trial's test split (on the CPU, where it was
+    exported): the same logits up to float summation order (removing channels changes the order of the
+    sums), and their metrics."""
+    from nas_lth.estimation.metrics import evaluate, predict
+
+    program = load_program(io.BytesIO(part.read_bytes()))
+    data = ticket_data(ticket, data_dir)
+    test = data.test
+    with torch.no_grad():
+        a, b = predict(program, test.x), predict(masked.cpu(), test.x)
+    diff = float((a - b).abs().max())
+    flips = int((a.argmax(1) != b.argmax(1)).sum())
+    ok = bool(torch.allclose(a, b, rtol=1e-4, atol=1e-5))
+    got, want = evaluate(program, test, data.multilabel), evaluate(masked, test, data.multilabel)
+    for key in ("acc", "micro_f1"):
+        print(f"  test_{key:<11} masked ticket {want[key]:.6f}  compact {got[key]:.6f}")
+    print(f"  logits: max |diff| {diff:.2e}, {flips} of {len(test.x)} predictions differ")
+    print("verified: the compact program computes the masked ticket's outputs" if ok else
+          "MISMATCH: the compact program's outputs differ from the masked ticket's")
+    return ok
 
 
 def _verify(part, ticket: dict, weights: str, data_dir: str | None, device) -> bool:

@@ -6,7 +6,9 @@ Forms (``FORMS``):
   :func:`nas_lth.export.load` returns);
 - ``masked``: ``torch.nn.utils.prune``'s ``weight * mask`` at every call, how mask-based LTH code runs a ticket;
 - ``csr``: :func:`nas_lth.export.to_sparse`, CSR x dense products (convolutions as unfold + CSR);
-- ``csr_fc``: CSR linear layers, dense convolutions (only for models with convolutions; often the faster mix).
+- ``csr_fc``: CSR linear layers, dense convolutions (only for models with convolutions; often the faster mix);
+- ``compact``: :func:`nas_lth.export.compact.compact`, the network without the channels the ticket removed,
+  dense kernels (a channel ticket's form; for a weight ticket it drops only the neurons that lost every weight).
 
 :func:`measure_latency` times the forms interleaved (drift hits them alike) and reports the median of each and
 the fastest: the deployment cost of the ticket is that of the best way to run it.
@@ -22,12 +24,13 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
+from nas_lth.export.compact import compact
 from nas_lth.export.sparse import to_sparse
 from nas_lth.models.layers import masked_layers
 from nas_lth.recipe import LATENCY_FORMS
 
 FORMS = LATENCY_FORMS
-DEFAULT_FORMS = ("dense", "masked", "csr")
+DEFAULT_FORMS = ("dense", "masked", "csr", "compact")
 
 
 def masked_copy(model: nn.Module) -> nn.Module:
@@ -44,9 +47,9 @@ def has_conv(model: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv1d | nn.Conv2d) for _, m in masked_layers(model))
 
 
-def runnable(model: nn.Module, form: str) -> nn.Module | None:
-    """An eval-mode copy of ``model`` that executes as ``form``; None where the form does not apply
-    (``csr_fc`` without convolutions is ``csr``)."""
+def runnable(model: nn.Module, form: str, x: torch.Tensor) -> nn.Module | None:
+    """An eval-mode copy of ``model`` that executes as ``form`` (``x``: example inputs); None where the form
+    does not apply (``csr_fc`` without convolutions is ``csr``)."""
     if form == "dense":
         return copy.deepcopy(model).eval()
     if form == "masked":
@@ -55,6 +58,8 @@ def runnable(model: nn.Module, form: str) -> nn.Module | None:
         return to_sparse(model)
     if form == "csr_fc":
         return to_sparse(model, layers=("linear",)) if has_conv(model) else None
+    if form == "compact":
+        return compact(model, x)
     raise ValueError(f"latency form {form!r}; allowed: {', '.join(FORMS)}")
 
 
@@ -93,7 +98,7 @@ def measure_latency(model: nn.Module, x: torch.Tensor, forms=DEFAULT_FORMS, pass
     so that a pass costs about ``budget_s / passes`` per form (at least 3 calls, at most ``max_repeats``).
     Returns ``{"latency_ms", "latency_form", "latency_batch", "latency_<form>_ms", ...}``.
     """
-    models = {f: m.to(x.device) for f in forms if (m := runnable(model, f)) is not None}
+    models = {f: m.to(x.device) for f in forms if (m := runnable(model, f, x)) is not None}
     repeats = {}
     for f, m in models.items():
         one, _ = time_forward(m, x, 1, warmup=1)

@@ -123,7 +123,7 @@ class Objective(BaseModel):
     batch_size: int | None = Field(None, ge=1, le=65536, description="latency_ms only: the batch timed")
     forms: list[Literal[LATENCY_FORMS]] | None = Field(  # type: ignore[valid-type]
         None, min_length=1, description="latency_ms only: the ways to run the ticket that are timed (default "
-        "dense, masked, csr); the objective is the fastest")
+        "dense, masked, csr, compact); the objective is the fastest")
 
     @model_validator(mode="after")
     def _latency(self) -> Objective:

@@ -20,7 +20,8 @@ from nas_lth.recipe import LATENCY_FORMS, recorded_columns
 # 3: stage (search | confirm) and confirm_of: rows of the confirmation stage (files without stage: search rows);
 #    iterations_per_epoch
 # 4: latency_ms (the fastest form), latency_form, latency_batch and latency_<form>_ms of a latency objective
-# 5: training_precision (fp32 | bf16 autocast); conv models train channels-last (rounding only)
+# 5: training_precision (fp32 | bf16 autocast), training_bn_l1; conv models train channels-last (rounding only);
+#    granularity (weight | channel) and channel_norm; latency_compact_ms
 SCHEMA_VERSION = 5
 
 _METRICS = ["loss", "acc", "micro_precision", "micro_recall", "micro_f1", "macro_precision", "macro_recall",

@@ -452,7 +452,44 @@ def _check_data(space: SearchSpace, data_dir: str | None) -> bool:
                 raise UserError(f"{space.source}: {_where(space, 'val_size')}: {exc}") from None
             multilabel |= ds.multilabel
             _check_budgets(space, name, val_size, len(ds.train))
+            _check_channels(space, ds)
     return multilabel
+
+
+# The keys that decide whether a channel ticket keeps a channel in every group (layer-wise selection)
+CHANNEL_KEYS = ("model", "granularity", "scope", "rounds", "target_weights", "prune_rate.conv", "prune_rate.fc")
+
+
+def _check_channels(space: SearchSpace, ds) -> None:
+    """``granularity: channel``: every model the space can pick has channels to remove, and no layer-wise
+    schedule it can ask for removes a layer's last channel (a global one can only be checked while pruning)."""
+    from nas_lth.models import build_model
+    from nas_lth.pruning.channels import channel_groups, check_rates
+
+    searched = [k for k in CHANNEL_KEYS if k in space.dims]
+    base = {k: d.extremes()[0] for k, d in space.dims.items()}
+    groups: dict[str, list] = {}
+    for combo in itertools.product(*(space.dims[k].extremes() for k in searched)):
+        rc = space.recipe(_active(space, {**base, **dict(zip(searched, combo, strict=True))}))
+        if rc.granularity != "channel":
+            continue
+        if rc.model not in groups:
+            model = build_model(rc.model, ds.input_shape, ds.num_classes, seed=0, options=rc.model_options,
+                                meta=ds.meta)
+            groups[rc.model] = channel_groups(model, ds.train.x[:2].cpu())
+        where = _where(space, "model") if "model" in space.dims else "fixed.model"
+        if not groups[rc.model]:
+            raise UserError(f"{space.source}: {where}: {rc.model!r} has no channels to remove "
+                            "(granularity: channel needs convolutions or hidden fc layers)")
+        if rc.scope == "layerwise":
+            context = [f"search.{k} = {v!r}" for k, v in zip(searched, combo, strict=True)
+                       if len(space.dims[k].extremes()) > 1]
+            key = _where(space, "target_weights") if rc.target_weights is not None else "prune_rate"
+            try:
+                check_rates(groups[rc.model], rc.effective_prune_rate(), rc.rounds, key=key)
+            except UserError as exc:
+                raise UserError(f"{space.source}: {exc}" + (f" (with {', '.join(context)})" if context else "")) \
+                    from None
 
 
 def _where(space: SearchSpace, key: str) -> str:
