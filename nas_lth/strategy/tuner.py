@@ -457,7 +457,8 @@ def _check_data(space: SearchSpace, data_dir: str | None) -> bool:
 
 
 # The keys that decide whether a channel ticket keeps a channel in every group (layer-wise selection)
-CHANNEL_KEYS = ("model", "granularity", "scope", "rounds", "target_weights", "prune_rate.conv", "prune_rate.fc")
+CHANNEL_KEYS = ("model", "granularity", "criterion", "scope", "rounds", "target_weights", "prune_rate.conv",
+                "prune_rate.fc")
 
 
 def _check_channels(space: SearchSpace, ds) -> None:
@@ -481,6 +482,10 @@ def _check_channels(space: SearchSpace, ds) -> None:
         if not groups[rc.model]:
             raise UserError(f"{space.source}: {where}: {rc.model!r} has no channels to remove "
                             "(granularity: channel needs convolutions or hidden fc layers)")
+        bare = [g.name for g in groups[rc.model] if not g.norms]
+        if rc.criterion == "bn_gamma" and bare:
+            raise UserError(f"{space.source}: {_where(space, 'criterion')}: 'bn_gamma' needs a BatchNorm on every "
+                            f"channel; {rc.model!r} has none on {bare[0]!r} (use a filter-norm criterion)")
         if rc.scope == "layerwise":
             context = [f"search.{k} = {v!r}" for k, v in zip(searched, combo, strict=True)
                        if len(space.dims[k].extremes()) > 1]
