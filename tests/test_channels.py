@@ -279,3 +279,19 @@ def test_bad_channel_spaces_are_one_error_line_and_exit_2(tmp_path):
         errors = [line for line in proc.stderr.splitlines() if line.startswith("error:")]
         assert len(errors) == 1 and message in errors[0], proc.stderr
         assert not (store / "digits_channel").exists()  # nothing stored
+
+
+def test_scores_of_a_residual_stream_average_its_writers():
+    """A stream channel is written by several layers (stem or shortcut and every block's conv2): its score is
+    the mean over them, so a global ranking does not favour streams over a block's inner channels."""
+    from nas_lth.pruning.channels import CHANNEL_CRITERIA
+
+    model, x = model_and_input("resnet20")
+    stream = next(g for g in channel_groups(model, x) if g.name == "conv")
+    st = model.state_dict()
+    masks = get_masks(model)
+    gammas = torch.stack([st[f"{n.layer}.weight"].abs() for n in stream.norms])  # 4 BatchNorms x 16 channels
+    got = CHANNEL_CRITERIA["bn_gamma"](stream, st, st, masks, "l1", None)
+    torch.testing.assert_close(got, gammas.double().mean(0))
+    l1 = torch.stack([st[f"{s.layer}.weight"].abs().flatten(1).sum(1) for s in stream.writers])
+    torch.testing.assert_close(CHANNEL_CRITERIA["large_final"](stream, st, st, masks, "l1", None), l1.double().mean(0))

@@ -13,6 +13,8 @@ with nothing but torch installed, batch size free.
 
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import nn
 
@@ -48,7 +50,9 @@ def save_program(module: nn.Module, example: torch.Tensor, path) -> None:
     """``module`` as a ``torch.export`` program with a free batch dimension."""
     batch = torch.export.Dim("batch", min=1, max=1 << 20)
     prog = torch.export.export(module, (example[:2].cpu(),), dynamic_shapes=({0: batch},))
-    torch.export.save(prog, path)
+    with warnings.catch_warnings():  # torch's archive writer notes NHWC (channels-last) weights; they load fine
+        warnings.filterwarnings("ignore", message="No complete tensor found in the group")
+        torch.export.save(prog, path)
 
 
 def load_program(path) -> nn.Module:

@@ -17,8 +17,8 @@ the masked network computes what the network without the channel computes
 Scores per channel (the highest are kept), from the filters of the writers, pruned inputs excluded:
 the Zhou et al. criteria on filter norms (``large_final`` is Li et al. 2017's filter-norm pruning,
 ``channel_norm`` l1 as there or l2), ``bn_gamma`` (|gamma| of the BatchNorm on the channel: network
-slimming, Liu et al. 2017, and Early-Bird tickets), and ``random``. In a residual group the norms of all
-writers add up (l2: the norm of all of them together). Rates count channels, not weights.
+slimming, Liu et al. 2017, and Early-Bird tickets), and ``random``. In a residual group the scores of its
+writers (their BatchNorms for ``bn_gamma``) are averaged. Rates count channels, not weights.
 """
 
 from __future__ import annotations
@@ -129,22 +129,31 @@ def channel_vectors(groups: list[ChannelGroup], masks: Masks) -> Masks:
     return {g.name: alive_channels(g, masks).float() for g in groups}
 
 
-def _norms(group: ChannelGroup, state: State, masks: Masks, norm: str) -> Tensor:
+def _mean_over(group: ChannelGroup, slices, values) -> Tensor:
+    """Per channel, the mean of ``values(slice)`` over the slices that cover it (one for a plain layer, every
+    writer of a residual stream), so that groups with several writers compete fairly in a global ranking."""
     total = torch.zeros(group.size, dtype=torch.float64)
-    for s in group.writers:
+    count = torch.zeros(group.size, dtype=torch.float64)
+    for s in slices:
+        total.index_add_(0, s.channel, values(s))
+        count.index_add_(0, s.channel, torch.ones(len(s.channel), dtype=torch.float64))
+    return total / count.clamp(min=1)
+
+
+def _norms(group: ChannelGroup, state: State, masks: Masks, norm: str) -> Tensor:
+    def filter_norm(s: Slice) -> Tensor:
         w = _rows(state[f"{s.layer}.weight"] * masks[s.layer], s).double().cpu()
-        total.index_add_(0, s.channel, w.abs().sum(1) if norm == "l1" else w.pow(2).sum(1))
-    return total if norm == "l1" else total.sqrt()
+        return w.abs().sum(1) if norm == "l1" else w.pow(2).sum(1).sqrt()
+
+    return _mean_over(group, group.writers, filter_norm)
 
 
 def _gamma(group: ChannelGroup, state: State) -> Tensor:
     if not group.norms:
         raise UserError(f"criterion 'bn_gamma': layer {group.name!r} has no BatchNorm on its channels; "
                         "use a filter-norm criterion (large_final, ...) for this model")
-    total = torch.zeros(group.size, dtype=torch.float64)
-    for s in group.norms:
-        total.index_add_(0, s.channel, state[f"{s.layer}.weight"].detach().double().cpu()[s.index].abs())
-    return total
+    return _mean_over(group, group.norms,
+                      lambda s: state[f"{s.layer}.weight"].detach().double().cpu()[s.index].abs())
 
 
 # criterion -> score of a group's channels from (group, initial state, final state, masks, norm, generator)

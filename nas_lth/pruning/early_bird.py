@@ -6,10 +6,12 @@ last ``window`` masks (5), each new mask is compared with the ``window - 1`` old
 is drawn when every distance is ``<= eps`` (0.1); the caller checks once per epoch by default
 (``eb_every``), at the start of each epoch, the first check being the untrained network.
 
-Adapted, and pinned by tests: (1) the mask is the recipe's criterion at the round's prune rate on the
-recipe's layers (weight masks), where the paper prunes BatchNorm channels by |gamma| at a fixed target
-ratio; (2) the distance counts only the weights alive before the round (``alive``), so ``eps`` means
-the same thing in every round of iterative pruning (the paper prunes once, from the dense network,
+As published with ``granularity: channel, criterion: bn_gamma, scope: global``: the masks compared are the
+channels kept by |gamma| at the round's fixed ratio, and the distance is the fraction of channels that differ
+(the ticket procedure hands this class channel vectors, ``TicketRun.eb_view``). Adapted, and pinned by tests,
+for weight masks: (1) the mask is the recipe's criterion at the round's prune rate on the recipe's layers;
+(2) for both, the distance counts only the weights (channels) alive before the round (``alive``), so ``eps``
+means the same thing in every round of iterative pruning (the paper prunes once, from the dense network,
 where the two definitions agree).
 """
 
