@@ -89,7 +89,8 @@ def tickets(data_dir, seeds, epochs: float, rounds: int) -> tuple[pd.DataFrame, 
     return pd.DataFrame(rows), pd.DataFrame(curves)
 
 
-def plot_tickets(df: pd.DataFrame, out: Path, epochs: float) -> Path:
+def plot_tickets(df: pd.DataFrame, out: Path, epochs: float, model: str = "bag-of-words MLP",
+                 filename: str = "tickets_r8_bow.png") -> Path:
     df = df.assign(variant=df.variant.replace({"dense": "original"}))
     g = df.groupby(["round", "variant"]).agg(w=("weights_remaining", "mean"), acc=("test_acc_at_early_stop", "mean"),
                                              lo=("test_acc_at_early_stop", "min"), hi=("test_acc_at_early_stop", "max"),
@@ -108,11 +109,11 @@ def plot_tickets(df: pd.DataFrame, out: Path, epochs: float) -> Path:
         ax.grid(alpha=0.3, which="both")
         weights_axis(ax, sorted({round(100 * w, 1) for w in g.w})[::-2])
     axes[0].legend(fontsize=8)
-    fig.suptitle(f"bag-of-words MLP on Reuters-21578 R8, iterative magnitude pruning, {epochs:g} epochs per round "
+    fig.suptitle(f"{model} on Reuters-21578 R8, iterative magnitude pruning, {epochs:g} epochs per round "
                  f"(mean and range over {df.seed.nunique()} seeds)", fontsize=10)
     fig.tight_layout()
     out.mkdir(parents=True, exist_ok=True)
-    path = out / "tickets_r8_bow.png"
+    path = out / filename
     fig.savefig(path, dpi=130)
     return path
 
