@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from nas_lth.models.layers import MaskedMixin, masked_layers
+from nas_lth.models.layout import set_memory_format
 from nas_lth.pruning.channels import alive_channels, traced, traced_groups
 
 
@@ -43,6 +44,7 @@ def compact(model: nn.Module, example: torch.Tensor) -> nn.Module:
             graph.get_pruning_group(root, pruner.prune_out_channels, idxs=idxs).prune()
     for _, m in list(masked_layers(net)):
         _plain(m)
+    set_memory_format(net, "auto")  # pruning made NCHW copies; convolutions run fastest channels-last
     return net
 
 
