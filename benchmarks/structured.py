@@ -33,6 +33,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
@@ -178,6 +179,9 @@ def figure(df: pd.DataFrame) -> None:
             ax.scatter(g.speedup, 100 * g.test_acc, marker=marker, s=60 if gran == "dense" else 36, label=gran)
         ax.axvline(2.0, color="grey", lw=0.8, ls=":")
         ax.set_xscale("log")
+        ax.xaxis.set_major_locator(FixedLocator([1, 1.5, 2, 3, 4, 6, 8]))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}x"))
+        ax.xaxis.set_minor_locator(NullLocator())
         ax.set_title(f"{model} / MNIST, batch 256")
         ax.set_xlabel("speed-up over the dense network (fastest form)")
         ax.set_ylabel("test accuracy (%)")
