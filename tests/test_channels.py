@@ -327,3 +327,27 @@ def test_channel_ticket_run_with_early_bird_on_bn_gamma():
         dead = ~alive_channels(g, run.masks)
         for s in g.slices:
             assert not run.masks[s.layer].movedim(s.axis, 0)[s.index[dead[s.channel]]].any()
+
+
+def test_channel_masks_work_with_every_reinit_control_and_rewinding():
+    """Channel tickets go through the same procedure as weight tickets: late resetting, and every reinit
+    variant as a control of the same masks (each keeps the removed channels at exactly zero)."""
+    from nas_lth.data import load_dataset
+    from nas_lth.estimation import TicketRun, recipe_from_dict
+    from nas_lth.pruning.reinit import REINIT_VARIANTS
+
+    data = load_dataset("digits", None, seed=0, val_size=200)
+    rc = recipe_from_dict({"model": "conv2", "dataset": "digits", "granularity": "channel", "criterion": "movement",
+                           "channel_norm": "l2", "rewind_to": 5, "rounds": 1, "prune_rate": {"conv": 0.5, "fc": 0.5},
+                           "budget": 1, "seed": 0, "val_size": 200, "training": {"batch_size": 64, "eval_every": 10}},
+                          "controls")
+    controls = tuple(v for v in REINIT_VARIANTS if v != "original")
+    seen = {}
+    run = TicketRun(rc, data, controls=controls,
+                    on_round=lambda row: seen.setdefault(row.variant, row) if row.round == 1 else None)
+    run.run()
+    assert set(seen) == set(REINIT_VARIANTS)
+    assert len({row.mask_digest for row in seen.values()}) == 1  # one mask, trained from each start
+    assert all(row.status == "completed" for row in seen.values())
+    for _, layer in masked_layers(run.model):  # the last control trained: pruned weights exactly zero
+        assert not layer.weight[layer.mask == 0].any()
