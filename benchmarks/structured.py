@@ -33,9 +33,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: E402
 
 from benchmarks.common import REPO, RESULTS, default_data_dir, environment  # noqa: E402
 from benchmarks.lth_cnn import PROTOCOLS  # noqa: E402
