@@ -351,3 +351,23 @@ def test_channel_masks_work_with_every_reinit_control_and_rewinding():
     assert all(row.status == "completed" for row in seen.values())
     for _, layer in masked_layers(run.model):  # the last control trained: pruned weights exactly zero
         assert not layer.weight[layer.mask == 0].any()
+
+
+def test_compact_keeps_a_neuron_whose_bias_still_reaches_a_reader():
+    """A weight ticket can prune every input of a neuron while the next layer still reads it (its output is
+    relu(bias), not zero): such a neuron must stay; one that nothing reads goes."""
+    model = build_model("lenet300_100", (1, 8, 8), 10, seed=0)
+    with torch.no_grad():
+        for _, layer in masked_layers(model):
+            layer.bias.fill_(0.5)
+    masks = get_masks(model)
+    masks["net.1"][3] = 0  # neuron 3: no inputs, still read by net.3
+    masks["net.1"][4] = 0  # neuron 4: no inputs and nobody reads it
+    masks["net.3"][:, 4] = 0
+    set_masks(model, masks)
+    model.eval()
+    x = torch.randn(4, 1, 8, 8)
+    small = compact(model, x)
+    assert small.net[1].out_features == 299  # only neuron 4 is gone
+    with torch.no_grad():
+        torch.testing.assert_close(small(x), model(x), rtol=1e-4, atol=1e-5)

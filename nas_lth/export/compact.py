@@ -1,7 +1,7 @@
 """Physically smaller tickets: a copy of a ticket without the channels it removed.
 
-Every channel that no layer writes any more (all its filters pruned, as channel tickets leave them) is cut out
-of every layer of its group - filters, BatchNorm entries, the readers' input slices - by Torch-Pruning's
+Every channel that no layer writes or reads any more (as channel tickets leave them) is cut out of every layer
+of its group - filters, BatchNorm entries, the readers' input slices - by Torch-Pruning's
 dependency graph, the same one that defined the groups (:mod:`nas_lth.pruning.channels`). The masked layers
 become their plain torch parents (``nn.Conv2d``, ``nn.Linear``, ...), so the result is a dense network whose
 outputs equal the masked ticket's up to float summation order (tests check every model family). Weights
@@ -20,7 +20,7 @@ from torch import nn
 
 from nas_lth.models.layers import MaskedMixin, masked_layers
 from nas_lth.models.layout import set_memory_format
-from nas_lth.pruning.channels import alive_channels, traced, traced_groups
+from nas_lth.pruning.channels import removable_channels, traced, traced_groups
 
 
 def _plain(module: MaskedMixin) -> nn.Module:
@@ -36,7 +36,7 @@ def compact(model: nn.Module, example: torch.Tensor) -> nn.Module:
     """A plain, smaller copy of ``model`` (CPU, eval mode); ``example``: a batch of real inputs."""
     net, graph, names = traced(model, example)
     masks = {n: m.mask for n, m in masked_layers(net)}
-    dead = [(root, (~alive_channels(g, masks)).nonzero().flatten().tolist())
+    dead = [(root, removable_channels(g, masks).nonzero().flatten().tolist())
             for root, g in traced_groups(net, graph, names)]
     for root, idxs in dead:  # each group's channels index its own axes, which other groups never cut
         if idxs:

@@ -8,7 +8,7 @@ Forms (``FORMS``):
 - ``csr``: :func:`nas_lth.export.to_sparse`, CSR x dense products (convolutions as unfold + CSR);
 - ``csr_fc``: CSR linear layers, dense convolutions (only for models with convolutions; often the faster mix);
 - ``compact``: :func:`nas_lth.export.compact.compact`, the network without the channels the ticket removed,
-  dense kernels (a channel ticket's form; for a weight ticket it drops only the neurons that lost every weight).
+  dense kernels (a channel ticket's form; for a weight ticket it drops only neurons no layer writes or reads).
 
 :func:`measure_latency` times the forms interleaved (drift hits them alike) and reports the median of each and
 the fastest: the deployment cost of the ticket is that of the best way to run it.

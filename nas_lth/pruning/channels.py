@@ -124,6 +124,15 @@ def alive_channels(group: ChannelGroup, masks: Masks) -> Tensor:
     return alive
 
 
+def removable_channels(group: ChannelGroup, masks: Masks) -> Tensor:
+    """Bool (size,): channels no layer writes *or* reads any more. A weight ticket can leave a neuron without
+    inputs whose bias still reaches a reader; such a channel is not removable without changing the output."""
+    used = torch.zeros(group.size, dtype=torch.bool)
+    for s in group.slices:
+        used[s.channel[_rows(masks[s.layer], s).any(1).cpu()]] = True
+    return ~used
+
+
 def channel_vectors(groups: list[ChannelGroup], masks: Masks) -> Masks:
     """Group -> its alive channels as 0/1 (what Early-Bird compares for channel tickets)."""
     return {g.name: alive_channels(g, masks).float() for g in groups}
