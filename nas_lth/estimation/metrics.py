@@ -54,14 +54,18 @@ def prf(pred: torch.Tensor, true: torch.Tensor) -> dict[str, float]:
 
 def evaluate(model: nn.Module, split: Split, multilabel: bool = False) -> dict[str, float]:
     """``loss``, ``acc`` (subset accuracy for multi-label data) and micro/macro precision, recall, F1."""
-    logits = predict(model, split.x)
-    loss = float(loss_fn(logits, split.y, multilabel))
+    return scores(predict(model, split.x), split.y, multilabel)
+
+
+def scores(logits: torch.Tensor, y: torch.Tensor, multilabel: bool = False) -> dict[str, float]:
+    """:func:`evaluate`'s metrics of logits already computed."""
+    loss = float(loss_fn(logits, y, multilabel))
     if multilabel:
-        pred, true = logits > 0, split.y > 0.5  # sigmoid(z) > 0.5  <=>  z > 0
+        pred, true = logits > 0, y > 0.5  # sigmoid(z) > 0.5  <=>  z > 0
         acc = float((pred == true).all(dim=1).float().mean())
     else:
         classes = logits.shape[1]
         pred = F.one_hot(logits.argmax(1), classes).bool()
-        true = F.one_hot(split.y, classes).bool()
-        acc = float((logits.argmax(1) == split.y).float().mean())
+        true = F.one_hot(y, classes).bool()
+        acc = float((logits.argmax(1) == y).float().mean())
     return {"loss": loss, "acc": acc, **prf(pred, true)}

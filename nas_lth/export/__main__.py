@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.compact:
             size, small, masked = _write_compact(ticket, weights, part, out)
-            ok = _verify_compact(part, masked, ticket, args.data_dir, device) if args.verify else True
+            ok = _verify_compact(part, masked, ticket, args.data_dir) if args.verify else True
         else:
             size = _write(ticket, part, out)
             ok = _verify(part, ticket, weights, args.data_dir, device) if args.verify else True
@@ -159,11 +159,11 @@ def _write_compact(ticket: dict, weights: str, part, out: str):
     return len(buf.getvalue()), sizes, masked
 
 
-def _verify_compact(part, masked, ticket: dict, data_dir: str | None, device) -> bool:
+def _verify_compact(part, masked, ticket: dict, data_dir: str | None) -> bool:
     """The program as written against the masked ticket on the trial's test split (on the CPU, where it was
     exported): the same logits up to float summation order (removing channels changes the order of the
     sums), and their metrics."""
-    from nas_lth.estimation.metrics import evaluate, predict
+    from nas_lth.estimation.metrics import predict, scores
 
     program = load_program(io.BytesIO(part.read_bytes()))
     data = ticket_data(ticket, data_dir)
@@ -173,7 +173,7 @@ def _verify_compact(part, masked, ticket: dict, data_dir: str | None, device) ->
     diff = float((a - b).abs().max())
     flips = int((a.argmax(1) != b.argmax(1)).sum())
     ok = bool(torch.allclose(a, b, rtol=1e-4, atol=1e-5))
-    got, want = evaluate(program, test, data.multilabel), evaluate(masked, test, data.multilabel)
+    got, want = scores(a, test.y, data.multilabel), scores(b, test.y, data.multilabel)
     for key in ("acc", "micro_f1"):
         print(f"  test_{key:<11} masked ticket {want[key]:.6f}  compact {got[key]:.6f}")
     print(f"  logits: max |diff| {diff:.2e}, {flips} of {len(test.x)} predictions differ")

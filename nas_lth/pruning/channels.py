@@ -38,7 +38,6 @@ Tensor = torch.Tensor
 Masks = dict[str, Tensor]
 State = dict[str, Tensor]
 ROOTS = (nn.Conv1d, nn.Conv2d, nn.Linear)
-NORMS = ("l1", "l2")
 
 
 @dataclass(frozen=True)
@@ -116,21 +115,23 @@ def traced_groups(net: nn.Module, graph, names: dict) -> list[tuple[nn.Module, C
     return out
 
 
+def _covered(group: ChannelGroup, slices, masks: Masks) -> Tensor:
+    """Bool (size,): channels for which one of ``slices`` still holds a weight."""
+    used = torch.zeros(group.size, dtype=torch.bool)
+    for s in slices:
+        used[s.channel[_rows(masks[s.layer], s).any(1).cpu()]] = True
+    return used
+
+
 def alive_channels(group: ChannelGroup, masks: Masks) -> Tensor:
     """Bool (size,): channels that some writer still has a weight for."""
-    alive = torch.zeros(group.size, dtype=torch.bool)
-    for s in group.writers:
-        alive[s.channel[_rows(masks[s.layer], s).any(1).cpu()]] = True
-    return alive
+    return _covered(group, group.writers, masks)
 
 
 def removable_channels(group: ChannelGroup, masks: Masks) -> Tensor:
     """Bool (size,): channels no layer writes *or* reads any more. A weight ticket can leave a neuron without
     inputs whose bias still reaches a reader; such a channel is not removable without changing the output."""
-    used = torch.zeros(group.size, dtype=torch.bool)
-    for s in group.slices:
-        used[s.channel[_rows(masks[s.layer], s).any(1).cpu()]] = True
-    return ~used
+    return ~_covered(group, group.slices, masks)
 
 
 def channel_vectors(groups: list[ChannelGroup], masks: Masks) -> Masks:

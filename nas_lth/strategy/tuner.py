@@ -467,11 +467,11 @@ def _check_channels(space: SearchSpace, ds) -> None:
     from nas_lth.models import build_model
     from nas_lth.pruning.channels import channel_groups, check_rates
 
-    searched = [k for k in CHANNEL_KEYS if k in space.dims]
-    base = {k: d.extremes()[0] for k, d in space.dims.items()}
+    if "channel" not in (space.values_of("granularity") or []):
+        return  # nothing to check (and no start-up cost) for weight tickets
     groups: dict[str, list] = {}
-    for combo in itertools.product(*(space.dims[k].extremes() for k in searched)):
-        rc = space.recipe(_active(space, {**base, **dict(zip(searched, combo, strict=True))}))
+    for sampled, context in _extreme_combos(space, CHANNEL_KEYS):
+        rc = space.recipe(sampled)
         if rc.granularity != "channel":
             continue
         if rc.model not in groups:
@@ -487,8 +487,6 @@ def _check_channels(space: SearchSpace, ds) -> None:
             raise UserError(f"{space.source}: {_where(space, 'criterion')}: 'bn_gamma' needs a BatchNorm on every "
                             f"channel; {rc.model!r} has none on {bare[0]!r} (use a filter-norm criterion)")
         if rc.scope == "layerwise":
-            context = [f"search.{k} = {v!r}" for k, v in zip(searched, combo, strict=True)
-                       if len(space.dims[k].extremes()) > 1]
             key = _where(space, "target_weights") if rc.target_weights is not None else "prune_rate"
             try:
                 check_rates(groups[rc.model], rc.effective_prune_rate(), rc.rounds, key=key)
@@ -525,17 +523,23 @@ def _active(space: SearchSpace, sampled: dict) -> dict:
     return out
 
 
+def _extreme_combos(space: SearchSpace, keys, pinned: dict | None = None):
+    """Every combination of the extremes of the searched ``keys`` (the other dimensions at their first value,
+    ``pinned`` ones at the given value): (the sampled values that act, ``search.k = v`` of those that vary)."""
+    searched = [k for k in keys if k in space.dims]
+    base = {k: d.extremes()[0] for k, d in space.dims.items()}
+    pinned = {k: v for k, v in (pinned or {}).items() if k in space.dims}
+    for combo in itertools.product(*(space.dims[k].extremes() for k in searched)):
+        sampled = _active(space, {**base, **dict(zip(searched, combo, strict=True)), **pinned})
+        context = [f"search.{k} = {sampled[k]!r}" for k in (*searched, *pinned)
+                   if k in sampled and len(space.dims[k].extremes()) > 1]
+        yield sampled, context
+
+
 def _check_budgets(space: SearchSpace, dataset: str, val_size, n_train: int) -> None:
     """Every combination of the extremes of :data:`BUDGET_KEYS` (the other dimensions at their first
     value): a stopping point that fits each budget alone may still not fit a short one with large batches."""
-    searched = [k for k in BUDGET_KEYS if k in space.dims]
-    base = {k: d.extremes()[0] for k, d in space.dims.items()}
-    for combo in itertools.product(*(space.dims[k].extremes() for k in searched)):
-        sampled = {**base, **dict(zip(searched, combo, strict=True))}
-        sampled.update({k: v for k, v in (("dataset", dataset), ("val_size", val_size)) if k in space.dims})
-        sampled = _active(space, sampled)
-        context = [f"search.{k} = {sampled[k]!r}" for k in (*searched, "dataset", "val_size")
-                   if k in sampled and len(space.dims[k].extremes()) > 1]
+    for sampled, context in _extreme_combos(space, BUDGET_KEYS, {"dataset": dataset, "val_size": val_size}):
         try:
             problem = space.recipe(sampled).budget_problem(n_train)
         except UserError as exc:
