@@ -47,6 +47,21 @@ def emit(df: pd.DataFrame, name: str, out: str | None = None, show: list[str] | 
     return path
 
 
+def append_parquet(path: Path, new: pd.DataFrame, replace: list[str] | None = None) -> None:
+    """Append ``new`` to the Parquet file ``path`` (written whole to a temporary name, then renamed), for
+    studies that store each unit as it finishes; old rows equal to a new one on the ``replace`` columns are
+    dropped first (a unit run again replaces its earlier copy)."""
+    old = pd.read_parquet(path) if path.exists() else pd.DataFrame()
+    if replace and not old.empty:
+        done = set(map(tuple, new[replace].to_numpy()))
+        old = old[[tuple(r) not in done for r in old[replace].to_numpy()]]
+    both = pd.concat([old, new], ignore_index=True) if not old.empty else new
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    both.to_parquet(tmp, index=False)
+    tmp.replace(path)
+
+
 def weights_axis(ax, ticks) -> None:
     """The benchmarks' weights-remaining axis: log scale, 100 % on the left, labelled at ``ticks`` (%)."""
     ax.set_xscale("log")

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from benchmarks.common import RESULTS, default_data_dir, environment
+from benchmarks.common import RESULTS, append_parquet, default_data_dir, environment
 from nas_lth.data import load_dataset
 from nas_lth.estimation import TicketRun, recipe_from_dict
 from nas_lth.estimation.trajectory import compute_trajectory
@@ -52,15 +52,6 @@ def done() -> set[tuple]:
     return set(map(tuple, pd.read_parquet(OUT)[KEYS].to_numpy()))
 
 
-def append(row: dict) -> None:
-    new = pd.DataFrame([row]).assign(**environment())
-    old = pd.read_parquet(OUT) if OUT.exists() else pd.DataFrame()
-    both = pd.concat([old, new], ignore_index=True) if not old.empty else new
-    tmp = OUT.with_suffix(".tmp")
-    both.to_parquet(tmp, index=False)
-    tmp.replace(OUT)
-
-
 def run_seed(args, data, seed: int) -> None:
     wanted = [(args.model, seed, r, t) for r in args.ratios for t in TICKETS]
     if set(wanted) <= done():
@@ -85,7 +76,7 @@ def run_seed(args, data, seed: int) -> None:
                "test_acc_at_early_stop": row.metrics.get("test_acc_at_early_stop"),
                "dense_test_acc": traj.metrics["test_acc"], "mask_digest": row.mask_digest,
                "train_seconds": row.wall_seconds}
-        append(rec)
+        append_parquet(OUT, pd.DataFrame([rec]).assign(**environment()))
         print(f"  ratio {ratio:.2f} {ticket:<10}: mask at epoch {rec['mask_epoch']:.2f}"
               f"{'' if drawn is None else (' (drawn)' if drawn else ' (never drawn: the last weights)')}, "
               f"{100 * row.weights_remaining:.1f}% weights, test acc {rec['test_acc']:.4f}", flush=True)

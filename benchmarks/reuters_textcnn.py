@@ -21,7 +21,7 @@ import time
 
 import pandas as pd
 
-from benchmarks.common import REPO, RESULTS, default_data_dir, environment, round_collector
+from benchmarks.common import REPO, RESULTS, append_parquet, default_data_dir, environment, round_collector
 from benchmarks.reuters import CNN, TRAINING, plot_tickets
 from nas_lth.data import load_dataset
 from nas_lth.estimation import TicketRun, recipe_from_dict
@@ -42,14 +42,6 @@ def ladder(seed: int, args) -> tuple[pd.DataFrame, pd.DataFrame]:
     TicketRun(recipe, data, controls=("random_reinit",), on_round=round_collector(rows, curves, seed)).run()
     print(f"seed {seed}: {time.perf_counter() - t0:.0f} s", flush=True)
     return pd.DataFrame(rows).assign(epochs=args.epochs, **environment()), pd.DataFrame(curves)
-
-
-def append(path, new: pd.DataFrame) -> None:
-    old = pd.read_parquet(path) if path.exists() else pd.DataFrame()
-    both = pd.concat([old, new], ignore_index=True) if not old.empty else new
-    tmp = path.with_suffix(".tmp")
-    both.to_parquet(tmp, index=False)
-    tmp.replace(path)
 
 
 def table(df: pd.DataFrame) -> list[str]:
@@ -82,8 +74,8 @@ def main(argv=None) -> int:
             if seed in have:
                 continue
             rows, curves = ladder(seed, args)
-            append(CURVES, curves)
-            append(ROWS, rows)  # last: a seed counts as done once its rows are in
+            append_parquet(CURVES, curves)
+            append_parquet(ROWS, rows)  # last: a seed counts as done once its rows are in
     df = pd.read_parquet(ROWS)
     epochs = float(df.epochs.iloc[0])
     plot_tickets(df, OUT, epochs, model="Kim's text CNN", filename="tickets_r8_textcnn.png")

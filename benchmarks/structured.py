@@ -37,7 +37,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator  # noqa: E402
 
-from benchmarks.common import REPO, RESULTS, default_data_dir, environment  # noqa: E402
+from benchmarks.common import REPO, RESULTS, append_parquet, default_data_dir, environment  # noqa: E402
 from benchmarks.lth_cnn import PROTOCOLS  # noqa: E402
 from nas_lth import export  # noqa: E402
 from nas_lth.data import load_dataset  # noqa: E402
@@ -89,19 +89,6 @@ def measure(ticket: dict, data, granularity: str, threads: int) -> list[dict]:
     return rows
 
 
-def append(rows: list[dict]) -> None:
-    new = pd.DataFrame(rows).assign(**environment())
-    old = pd.read_parquet(OUT) if OUT.exists() else pd.DataFrame()
-    if not old.empty:
-        done = set(map(tuple, new[KEYS[:3]].to_numpy()))
-        old = old[[tuple(r) not in done for r in old[KEYS[:3]].to_numpy()]]
-    both = pd.concat([old, new], ignore_index=True) if not old.empty else new
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    tmp = OUT.with_suffix(".tmp")
-    both.to_parquet(tmp, index=False)
-    tmp.replace(OUT)
-
-
 def have() -> set[tuple]:
     if not OUT.exists():
         return set()
@@ -137,7 +124,7 @@ def run_model(model: str, args, data) -> None:
                  "test_acc": row.metrics["test_acc"], "dense_test_acc": dense_acc, "epochs": args.epochs,
                  "seed": args.seed, "train_seconds": row.wall_seconds, **m}
                 for m in measure(ticket, data, granularity, args.threads)]
-        append(rows)
+        append_parquet(OUT, pd.DataFrame(rows).assign(**environment()), replace=KEYS[:3])
         b256 = next(r for r in rows if r["batch"] == 256)
         print(f"  {granularity:<7} keep {keep:.2f}: {100 * row.weights_remaining:6.2f}% weights, test acc "
               f"{row.metrics['test_acc']:.4f}, batch 256 dense {b256['latency_dense_ms']:.1f} ms, fastest "
