@@ -15,7 +15,7 @@ one-shot *weight* ticket (large_final) at the same fraction of weights remaining
   ``dense`` (the same architecture with dense kernels, the dense network's speed), ``compact`` (without the
   removed channels), ``csr`` and ``csr_fc`` (CSR products, for weight tickets).
 
-Resumable: one row per (model, granularity, keep, batch) appended to ``benchmarks/results/structured.parquet``
+Resumable: one row per (model, granularity, keep, seed, batch) appended to ``benchmarks/results/structured.parquet``
 as each ticket finishes; a ticket already there is skipped. The figure and the table are written to
 ``reports/structured/`` from what exists.
 
@@ -50,7 +50,7 @@ OUT = RESULTS / "structured.parquet"
 REPORT = REPO / "reports" / "structured"
 TRAINING = {"lenet300_100": {"optimizer": "adam", "lr": 1.2e-3, "batch_size": 60},
             "conv4": PROTOCOLS["conv4"]["training"], "resnet20": PROTOCOLS["resnet20"]["training"]}
-KEYS = ["model", "granularity", "keep", "batch"]
+UNIT = ["model", "granularity", "keep", "seed"]  # one trained ticket; its rows are one per batch size
 
 
 def base_recipe(model: str, args) -> dict:
@@ -92,12 +92,13 @@ def measure(ticket: dict, data, granularity: str, threads: int) -> list[dict]:
 def have() -> set[tuple]:
     if not OUT.exists():
         return set()
-    return set(map(tuple, pd.read_parquet(OUT)[KEYS[:3]].to_numpy()))
+    return set(map(tuple, pd.read_parquet(OUT)[UNIT].to_numpy()))
 
 
 def run_model(model: str, args, data) -> None:
     base = base_recipe(model, args)
-    wanted = [(model, "dense", 1.0)] + [(model, g, k) for k in args.keep for g in ("channel", "weight")]
+    wanted = [(model, "dense", 1.0, args.seed)] + [(model, g, k, args.seed) for k in args.keep
+                                                   for g in ("channel", "weight")]
     if set(wanted) <= have():
         print(f"{model}: done")
         return
@@ -107,7 +108,7 @@ def run_model(model: str, args, data) -> None:
     dense_acc = traj.metrics["test_acc"]
     print(f"{model} dense: test acc {dense_acc:.4f} ({traj.wall_seconds:.0f} s)", flush=True)
     todo = [w for w in wanted if w not in have()]
-    for _, granularity, keep in todo:
+    for _, granularity, keep, _ in todo:
         if granularity == "dense":
             rc = recipe_from_dict({**base, "rounds": 0}, "structured")
             run = TicketRun(rc, data, trajectory=traj)
@@ -124,7 +125,7 @@ def run_model(model: str, args, data) -> None:
                  "test_acc": row.metrics["test_acc"], "dense_test_acc": dense_acc, "epochs": args.epochs,
                  "seed": args.seed, "train_seconds": row.wall_seconds, **m}
                 for m in measure(ticket, data, granularity, args.threads)]
-        append_parquet(OUT, pd.DataFrame(rows).assign(**environment()), replace=KEYS[:3])
+        append_parquet(OUT, pd.DataFrame(rows).assign(**environment()), replace=UNIT)
         b256 = next(r for r in rows if r["batch"] == 256)
         print(f"  {granularity:<7} keep {keep:.2f}: {100 * row.weights_remaining:6.2f}% weights, test acc "
               f"{row.metrics['test_acc']:.4f}, batch 256 dense {b256['latency_dense_ms']:.1f} ms, fastest "
@@ -135,7 +136,7 @@ def run_model(model: str, args, data) -> None:
 def channel_weights(model: str, args, data, keep: float) -> float:
     """The weights remaining of the channel ticket at ``keep`` (the weight ticket is matched to it)."""
     df = pd.read_parquet(OUT)
-    hit = df[(df.model == model) & (df.granularity == "channel") & (df.keep == keep)]
+    hit = df[(df.model == model) & (df.granularity == "channel") & (df.keep == keep) & (df.seed == args.seed)]
     return float(hit.weights_remaining.iloc[0])
 
 
