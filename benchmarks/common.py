@@ -7,6 +7,7 @@ import platform
 import sys
 from pathlib import Path
 
+import matplotlib.ticker
 import pandas as pd
 import torch
 
@@ -68,6 +69,7 @@ def weights_axis(ax, ticks) -> None:
     ax.invert_xaxis()
     ax.set_xlabel("weights remaining (%)")
     ax.set_xticks(list(ticks), [f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())  # short ranges get overlapping minor labels
 
 
 def _has_tabulate() -> bool:

@@ -150,30 +150,32 @@ def plot(summary: pd.DataFrame, model: str, title: str, out_dir: Path) -> Path:
     return path
 
 
+def _acc(r) -> str:
+    """Mean test accuracy in %, with the range over seeds when there is more than one."""
+    mean = f"{100 * r.test_acc_es:.2f}"
+    return mean if r.seeds < 2 else f"{mean} ({100 * r.test_acc_es_min:.2f}-{100 * r.test_acc_es_max:.2f})"
+
+
 def write_report(summary: pd.DataFrame, status: pd.DataFrame, args, out_dir: Path) -> Path:
     lines = ["# LTH on convolutional networks, MNIST", "",
-             f"`python -m benchmarks.lth_cnn --epochs {args.epochs:g} --rounds {args.rounds}` ({args.device}); mean "
+             f"`python -m benchmarks.lth_cnn --models {' '.join(args.models)} --seeds {' '.join(map(str, args.seeds))} "
+             f"--epochs {args.epochs:g} --rounds {args.rounds} --late-reset {args.late_reset}` ({args.device}); mean "
              "(range) over the complete seeds; test accuracy at the early-stop iteration (minimum validation loss).",
              "", "| model | seeds complete | seeds partial (not averaged) |", "|---|---|---|"]
     for _, r in status.iterrows():
         lines.append(f"| {r.model} | {r.complete or '-'} | {r.partial or '-'} |")
     for model in summary.model.unique():
-        piv = summary[summary.model == model].pivot_table(index="round", columns="variant",
-                                                          values=["weights_pct", "test_acc_es", "early_stop_iter"])
+        s = summary[summary.model == model].set_index(["round", "variant"])
         lines += ["", f"## {model}", "", f"![{model}]({model}.png)", "",
-                  "| round | weights % | ticket test acc | reinit test acc | ticket early stop | reinit early stop |",
-                  "|---:|---:|---:|---:|---:|---:|"]
-        for rnd in piv.index:
-            row = piv.loc[rnd]
-
-            def cell(col, variant, scale=1.0, fmt=".0f", row=row):
-                v = row.get((col, variant), float("nan"))
-                return "" if pd.isna(v) else f"{scale * v:{fmt}}"
-
-            lines.append(f"| {rnd} | {cell('weights_pct', 'original', fmt='.1f')} | "
-                         f"{cell('test_acc_es', 'original', 100, '.2f')} | "
-                         f"{cell('test_acc_es', 'random_reinit', 100, '.2f')} | "
-                         f"{cell('early_stop_iter', 'original')} | {cell('early_stop_iter', 'random_reinit')} |")
+                  "| round | weights % | ticket test acc | reinit test acc | ticket - reinit (pp) | ticket early stop "
+                  "| reinit early stop | seeds |", "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for rnd in sorted(s.index.get_level_values("round").unique()):
+            t = s.loc[(rnd, "original")]
+            r = s.loc[(rnd, "random_reinit")] if (rnd, "random_reinit") in s.index else None
+            gap = f"{100 * (t.test_acc_es - r.test_acc_es):+.2f}" if r is not None else ""
+            lines.append(f"| {rnd} | {t.weights_pct:.1f} | {_acc(t)} | {_acc(r) if r is not None else ''} | {gap} | "
+                         f"{t.early_stop_iter:.0f} | {f'{r.early_stop_iter:.0f}' if r is not None else ''} | "
+                         f"{t.seeds} |")
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "README.md"
     path.write_text("\n".join(lines) + "\n")

@@ -30,6 +30,11 @@ def test_every_model_runs_its_ladder_and_the_report_uses_complete_ones(tmp_path)
     report = (tmp_path / "report" / "README.md").read_text()
     assert all(f"## {m}" in report for m in lth_cnn.PROTOCOLS)
     assert (tmp_path / "report" / "resnet20.png").stat().st_size > 0
+    # each round's line states the ticket's lead over its reinit control, from the stored rows
+    acc = pd.read_parquet(tmp_path / "runs" / "conv2-s0.parquet").set_index(["round", "variant"]).test_acc_at_early_stop
+    gap = 100 * (acc[(2, "original")] - acc[(2, "random_reinit")])
+    line = next(ln for ln in report.split("## conv2")[1].splitlines() if ln.startswith("| 2 |"))
+    assert line.split("|")[5].strip() == f"{gap:+.2f}"
     summary = pd.read_parquet(tmp_path / "lth_cnn.parquet")
     assert set(summary.model) == set(lth_cnn.PROTOCOLS)
 
