@@ -37,6 +37,12 @@ def test_every_model_runs_its_ladder_and_the_report_uses_complete_ones(tmp_path)
     assert line.split("|")[5].strip() == f"{gap:+.2f}"
     summary = pd.read_parquet(tmp_path / "lth_cnn.parquet")
     assert set(summary.model) == set(lth_cnn.PROTOCOLS)
+    # learning speed: the validation loss at the first evaluation, for every round and variant
+    curves = pd.read_parquet(tmp_path / "runs" / "conv2-s0.curves.parquet")
+    first = curves[(curves.iteration == 2) & (curves["round"] == 1) & (curves.variant == "original")].val_loss
+    assert sorted(curves.iteration.unique())[:2] == [0, 2]  # 64 training images, batch 60: evaluated at 2
+    s = summary[(summary.model == "conv2") & (summary["round"] == 1) & (summary.variant == "original")]
+    assert summary.val_loss_first.notna().all() and s.val_loss_first.item() == pytest.approx(first.item())
 
 
 def test_a_stopped_ladder_resumes_inside_and_is_not_averaged_in(tmp_path, monkeypatch):
