@@ -118,9 +118,10 @@ class Ladder:
 
 
 def summarize(rows: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
-    """Per (model, round, variant) over seeds. ``val_loss_first`` is the validation loss at the first evaluation
-    after the start (iteration ``first_eval_iter``, ``--eval-every`` unless a run is shorter): at one epoch per
-    round the early-stop iteration is mostly the last one, so this is the finer measure of "learns faster"."""
+    """Per (model, round, variant) over seeds. ``val_loss_first`` is the validation loss at a run's first
+    evaluation after its start (iteration ``first_eval_iter``): at one epoch per round the early-stop iteration is
+    mostly the last one, so this is the finer measure of "learns faster". A late-reset run starts at its reset
+    iteration (evaluated there, untrained), so its first evaluation after the start is the next one."""
     rows = rows.assign(variant=rows.variant.replace({"dense": "original"}))
     g = rows.groupby(["model", "round", "variant"])
     summary = g.agg(weights_pct=("weights_remaining", lambda s: 100 * s.mean()),
@@ -128,8 +129,9 @@ def summarize(rows: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
                     test_acc_es_max=("test_acc_at_early_stop", "max"), early_stop_iter=("early_stop_iter", "mean"),
                     seeds=("seed", "nunique")).reset_index()
     keys = ["model", "round", "variant"]
-    later = curves[curves.iteration > 0].assign(variant=lambda c: c.variant.replace({"dense": "original"}))
-    first = later.sort_values("iteration").groupby([*keys, "seed"]).first().reset_index()
+    curves = curves.assign(variant=curves.variant.replace({"dense": "original"}))
+    start = curves.groupby([*keys, "seed"]).iteration.transform("min")
+    first = curves[curves.iteration > start].sort_values("iteration").groupby([*keys, "seed"]).first().reset_index()
     first = first.groupby(keys).agg(val_loss_first=("val_loss", "mean"), first_eval_iter=("iteration", "max"))
     return summary.merge(first.reset_index(), on=keys, how="left")
 
@@ -172,7 +174,7 @@ def write_report(summary: pd.DataFrame, status: pd.DataFrame, args, out_dir: Pat
              f"`python -m benchmarks.lth_cnn --models {' '.join(args.models)} --seeds {' '.join(map(str, args.seeds))} "
              f"--epochs {args.epochs:g} --rounds {args.rounds} --late-reset {args.late_reset}` ({args.device}); mean "
              "(range) over the complete seeds; test accuracy at the early-stop iteration (minimum validation loss); "
-             "validation loss at the first evaluation after the start (iteration "
+             "validation loss at a run's first evaluation after its start (iteration "
              f"{', '.join(sorted({str(int(i)) for i in summary.first_eval_iter.dropna()}))}) as the measure of "
              "learning speed.",
              "", "| model | seeds complete | seeds partial (not averaged) |", "|---|---|---|"]
