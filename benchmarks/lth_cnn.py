@@ -138,7 +138,8 @@ def summarize(rows: pd.DataFrame, curves: pd.DataFrame) -> pd.DataFrame:
 
 def plot(summary: pd.DataFrame, model: str, title: str, out_dir: Path) -> Path:
     s_all = summary[summary.model == model]
-    first_eval = int(s_all.first_eval_iter.max())
+    first_eval = s_all.first_eval_iter.max()  # NaN only when no run was evaluated after its start
+    first_label = "first evaluation" if pd.isna(first_eval) else f"iteration {int(first_eval)}"
     fig, axes = plt.subplots(1, 3, figsize=(15, 4))
     style = {"original": ("winning ticket", "-", "C0"), "random_reinit": ("random reinit (same masks)", "--", "C3")}
     for variant, (label, ls, color) in style.items():
@@ -148,7 +149,7 @@ def plot(summary: pd.DataFrame, model: str, title: str, out_dir: Path) -> Path:
         axes[1].plot(s.weights_pct, s.early_stop_iter, ls, color=color, marker="o", ms=3, label=label)
         axes[2].plot(s.weights_pct, s.val_loss_first, ls, color=color, marker="o", ms=3, label=label)
     ticks = sorted(set(s_all.weights_pct.round(1)), reverse=True)[::2]
-    ylabels = ("test accuracy at early stop (%)", "early-stop iteration", f"validation loss at iteration {first_eval}")
+    ylabels = ("test accuracy at early stop (%)", "early-stop iteration", f"validation loss at {first_label}")
     for ax, ylabel in zip(axes, ylabels, strict=True):
         ax.set_ylabel(ylabel)
         ax.grid(alpha=0.3, which="both")
