@@ -38,7 +38,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
-from benchmarks.common import REPO, RESULTS, default_data_dir, emit, environment, weights_axis  # noqa: E402
+from benchmarks.common import REPO, RESULTS, append_parquet, default_data_dir, emit, environment, weights_axis  # noqa: E402
 from nas_lth.data import load_dataset  # noqa: E402
 from nas_lth.device import pick_device  # noqa: E402
 from nas_lth.estimation import TicketRun, recipe_from_dict  # noqa: E402
@@ -87,16 +87,11 @@ class Ladder:
 
     def on_round(self, row) -> None:
         rec = {"model": self.model, "seed": self.seed, **row.record()}
-        curve = pd.DataFrame([{"model": self.model, "seed": self.seed, "round": rec["round"],
-                               "variant": rec["variant"], **c} for c in row.curve])
+        keys = {"model": self.model, "seed": self.seed, "round": rec["round"], "variant": rec["variant"]}
+        # (a run's curve always holds its start evaluation; the columns are named so that an empty one still writes)
+        curve = pd.DataFrame([{**keys, **c} for c in row.curve], columns=[*keys, *(row.curve[0] if row.curve else [])])
         for path, new in ((self.rows_path, pd.DataFrame([rec])), (self.curves_path, curve)):
-            old = pd.read_parquet(path) if path.exists() else pd.DataFrame()
-            if not old.empty:  # a round replayed after a restart replaces its earlier copy
-                old = old[~((old["round"] == rec["round"]) & (old.variant == rec["variant"]))]
-            both = pd.concat([old, new], ignore_index=True) if not old.empty else new
-            tmp = path.with_suffix(".tmp")
-            both.to_parquet(tmp, index=False)
-            tmp.replace(path)
+            append_parquet(path, new, replace=["round", "variant"])  # a round replayed after a restart
         print(f"{self.model} seed {self.seed} round {rec['round']:>2} {rec['variant']:<14} "
               f"{100 * rec['weights_remaining']:6.2f}% test@es {rec.get('test_acc_at_early_stop', float('nan')):.4f} "
               f"es {rec['early_stop_iter']}", flush=True)
