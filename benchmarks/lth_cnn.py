@@ -19,7 +19,8 @@ Resumable, per round: each (model, seed) appends its rounds to ``benchmarks/resu
 .parquet`` (rows and curves) as they finish and saves the run's state after every training run, so a
 restart continues inside the ladder; a finished (model, seed) is skipped. The summary
 (``benchmarks/results/lth_cnn.parquet``) and ``reports/lth_cnn/`` (a table and a figure per model) are made
-from the (model, seed) pairs whose ladder is complete; partial ones are listed as such, never averaged in.
+from every (model, seed) stored in the folder whose ladder is complete, not only the ones the command names
+(so running one model's ladder keeps the others in the report); partial ones are listed, never averaged in.
 
     python -m benchmarks.lth_cnn [--models conv2 conv4 ...] [--seeds 0 1] [--epochs 1] [--rounds 8]
                                  [--device cpu|cuda] [--summary-only]
@@ -167,8 +168,8 @@ def _acc(r) -> str:
 
 def write_report(summary: pd.DataFrame, status: pd.DataFrame, args, out_dir: Path) -> Path:
     lines = ["# LTH on convolutional networks, MNIST", "",
-             f"`python -m benchmarks.lth_cnn --models {' '.join(args.models)} --seeds {' '.join(map(str, args.seeds))} "
-             f"--epochs {args.epochs:g} --rounds {args.rounds} --late-reset {args.late_reset}` ({args.device}); mean "
+             f"`python -m benchmarks.lth_cnn --models <model> --seeds <seed> --epochs {args.epochs:g} --rounds "
+             f"{args.rounds} --late-reset {args.late_reset}` ({args.device}) for each (model, seed) below; mean "
              "(range) over the complete seeds; test accuracy at the early-stop iteration (minimum validation loss); "
              "validation loss at a run's first evaluation after its start (iteration "
              f"{', '.join(sorted({str(int(i)) for i in summary.first_eval_iter.dropna()}))}) as the measure of "
@@ -195,12 +196,25 @@ def write_report(summary: pd.DataFrame, status: pd.DataFrame, args, out_dir: Pat
     return path
 
 
+def stored_ladders(out: Path, models, seeds) -> list[Ladder]:
+    """The ladders asked for and every other one stored in ``out``: a command that runs one model must not
+    drop the others from the report (each ladder is judged complete against the same ``--rounds``)."""
+    found = {(m, s) for m in models for s in seeds}
+    for path in out.glob("*-s*.parquet"):
+        model, _, seed = path.name.removesuffix(".parquet").rpartition("-s")
+        if model in PROTOCOLS and seed.isdigit():
+            found.add((model, int(seed)))
+    order = list(PROTOCOLS)
+    return [Ladder(out, m, s) for m, s in sorted(found, key=lambda k: (order.index(k[0]), k[1]))]
+
+
 def report(args, out: Path, report_dir: Path) -> pd.DataFrame:
-    ladders = [Ladder(out, m, s) for m in args.models for s in args.seeds]
+    ladders = stored_ladders(out, args.models, args.seeds)
+    models = list(dict.fromkeys(lad.model for lad in ladders))
     done = [lad for lad in ladders if lad.complete(args.rounds)]
     status = pd.DataFrame([{"model": m, "complete": " ".join(str(lad.seed) for lad in done if lad.model == m),
                             "partial": " ".join(str(lad.seed) for lad in ladders if lad.model == m and lad not in done
-                                                and not lad.rows().empty)} for m in args.models])
+                                                and not lad.rows().empty)} for m in models])
     print(status.to_string(index=False))
     if not done:
         print("no complete ladder yet: nothing summarised")

@@ -47,6 +47,10 @@ def test_every_model_runs_its_ladder_and_the_report_uses_complete_ones(tmp_path)
     # there: no evaluation after the start, so no value rather than the untrained one)
     reset_to_0 = summary[summary.model.isin(["conv2", "conv4", "conv6"])]
     assert reset_to_0.val_loss_first.notna().all() and (reset_to_0.first_eval_iter == 2).all()
+    # a command for one model reports every stored ladder, not just its own
+    assert lth_cnn.main(args(tmp_path, "--models", "conv2", "--summary-only")) == 0
+    assert all(f"## {m}" in (tmp_path / "report" / "README.md").read_text() for m in lth_cnn.PROTOCOLS)
+    assert set(pd.read_parquet(tmp_path / "lth_cnn.parquet").model) == set(lth_cnn.PROTOCOLS)
 
 
 def test_a_stopped_ladder_resumes_inside_and_is_not_averaged_in(tmp_path, monkeypatch):
