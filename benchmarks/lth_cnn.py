@@ -177,7 +177,7 @@ def write_report(summary: pd.DataFrame, status: pd.DataFrame, args, out_dir: Pat
              "", "| model | seeds complete | seeds partial (not averaged) |", "|---|---|---|"]
     for _, r in status.iterrows():
         lines.append(f"| {r.model} | {r.complete or '-'} | {r.partial or '-'} |")
-    for model in summary.model.unique():
+    for model in (m for m in status.model if m in set(summary.model)):  # the status table's order
         s = summary[summary.model == model].set_index(["round", "variant"])
         lines += ["", f"## {model}", "", f"![{model}]({model}.png)", "",
                   "| round | weights % | ticket test acc | reinit test acc | ticket - reinit (pp) | ticket early stop "
