@@ -11,12 +11,14 @@ interleaved over ``--repeats`` passes, median reported:
   oneDNN's CPU convolutions prefer;
 - ``nas_lth``: ``nas_lth.estimation.Trainer`` as the search runs it (masked layers, masks re-applied after
   each step at 20 % pruned; NCHW, the trainer's default);
-- ``nas_lth_cl``: the same trainer with ``memory_format="channels_last"``.
+- ``nas_lth_cl``: the same trainer with ``memory_format="channels_last"``;
+- ``plain_cl_compiled`` (with ``--compile``): the ``plain_cl`` loop with the model under ``torch.compile``
+  (inductor, default mode; built and compiled once per model in the warm-up, so compile time is not timed).
 
 The ratio column is nas_lth / the fastest plain loop; the goal is <= 1.10 for every model. Timing is only
 meaningful on a quiet machine: the script prints the load average before and after.
 
-    python -m benchmarks.conv_speed [--models ...] [--iterations 20] [--repeats 3] [--threads 2]
+    python -m benchmarks.conv_speed [--models ...] [--iterations 20] [--repeats 3] [--threads 2] [--compile]
 """
 
 from __future__ import annotations
@@ -51,14 +53,23 @@ def _optimizer(model: nn.Module, opt: dict):
     return torch.optim.SGD(model.parameters(), lr=opt["lr"], momentum=opt["momentum"])
 
 
-def plain(name: str, data, iterations: int, channels_last: bool) -> float:
+def plain(name: str, data, iterations: int, channels_last: bool, compiled: dict | None = None) -> float:
+    """``compiled``: a cache for the ``torch.compile`` variant; the compiled model is built once and trained on
+    across calls (a fresh module per call would recompile, and compile time is not what is measured)."""
     bs, opt_cfg = SETTINGS[name]
-    model = build_model(name, data.input_shape, data.num_classes, seed=0).train()
     x, y = data.train.x, data.train.y
     if channels_last:
-        model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    opt = _optimizer(model, opt_cfg)
+    if compiled is not None and name in compiled:
+        model, opt = compiled[name]
+    else:
+        model = build_model(name, data.input_shape, data.num_classes, seed=0).train()
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        opt = _optimizer(model, opt_cfg)
+        if compiled is not None:
+            model = torch.compile(model)
+            compiled[name] = (model, opt)
     g = torch.Generator().manual_seed(0)
     perm = torch.randperm(x.shape[0], generator=g)
     t0 = time.perf_counter()
@@ -93,6 +104,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--val-size", type=int, default=60, help="a tiny validation split: the timing is of training")
+    p.add_argument("--compile", action="store_true", help="also time the channels_last loop under torch.compile")
     p.add_argument("--out")
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -104,6 +116,9 @@ def main(argv=None) -> int:
         "nas_lth": lambda m: nas_lth(m, data, args.iterations, "contiguous"),
         "nas_lth_cl": lambda m: nas_lth(m, data, args.iterations, "channels_last"),
     }
+    if args.compile:
+        cache: dict = {}
+        configs["plain_cl_compiled"] = lambda m: plain(m, data, args.iterations, channels_last=True, compiled=cache)
     rows = []
     for model in args.models:
         for fn in configs.values():  # warm-up: allocator, oneDNN primitive caches, thread pool
@@ -112,14 +127,15 @@ def main(argv=None) -> int:
         for _ in range(args.repeats):
             for name, fn in configs.items():  # interleaved: drift hits every loop alike
                 times[name].append(fn(model))
-        fastest_plain = min(statistics.median(times["plain"]), statistics.median(times["plain_cl"]))
+        fastest_plain = min(statistics.median(ts) for name, ts in times.items() if name.startswith("plain"))
         for name, ts in times.items():
             med = statistics.median(ts)
             rows.append({"model": model, "loop": name, "ms_per_iter_median": 1000 * med,
                          "ms_per_iter_min": 1000 * min(ts),
                          "ratio_vs_fastest_plain": med / fastest_plain, "repeats": len(ts),
                          "iterations": args.iterations, "batch_size": SETTINGS[model][0]})
-        print(f"{model}: " + ", ".join(f"{r['loop']} {r['ms_per_iter_median']:.1f} ms" for r in rows[-4:]), flush=True)
+        line = ", ".join(f"{r['loop']} {r['ms_per_iter_median']:.1f} ms" for r in rows[-len(configs):])
+        print(f"{model}: {line}", flush=True)
     df = pd.DataFrame(rows).assign(**{**environment(), "threads": args.threads}, load_before=load_before,
                                    load_after=os.getloadavg()[0])
     emit(df, "conv_speed", args.out,
