@@ -82,8 +82,8 @@ class Ladder:
     def rows(self) -> pd.DataFrame:
         return pd.read_parquet(self.rows_path) if self.rows_path.exists() else pd.DataFrame()
 
-    def complete(self, rounds: int) -> bool:
-        rows = self.rows()
+    def complete(self, rounds: int, rows: pd.DataFrame | None = None) -> bool:
+        rows = self.rows() if rows is None else rows
         return not rows.empty and {(rounds, v) for v in VARIANTS} <= set(zip(rows["round"], rows.variant, strict=True))
 
     def on_round(self, row) -> None:
@@ -177,7 +177,8 @@ def write_report(summary: pd.DataFrame, status: pd.DataFrame, args, out_dir: Pat
              "", "| model | seeds complete | seeds partial (not averaged) |", "|---|---|---|"]
     for _, r in status.iterrows():
         lines.append(f"| {r.model} | {r.complete or '-'} | {r.partial or '-'} |")
-    for model in (m for m in status.model if m in set(summary.model)):  # the status table's order
+    summarised = set(summary.model)
+    for model in (m for m in status.model if m in summarised):  # the status table's order
         s = summary[summary.model == model].set_index(["round", "variant"])
         lines += ["", f"## {model}", "", f"![{model}]({model}.png)", "",
                   "| round | weights % | ticket test acc | reinit test acc | ticket - reinit (pp) | ticket early stop "
@@ -210,16 +211,17 @@ def stored_ladders(out: Path, models, seeds) -> list[Ladder]:
 
 def report(args, out: Path, report_dir: Path) -> pd.DataFrame:
     ladders = stored_ladders(out, args.models, args.seeds)
+    stored = {lad: lad.rows() for lad in ladders}  # each ladder's file read once
     models = list(dict.fromkeys(lad.model for lad in ladders))
-    done = [lad for lad in ladders if lad.complete(args.rounds)]
+    done = [lad for lad in ladders if lad.complete(args.rounds, stored[lad])]
     status = pd.DataFrame([{"model": m, "complete": " ".join(str(lad.seed) for lad in done if lad.model == m),
                             "partial": " ".join(str(lad.seed) for lad in ladders if lad.model == m and lad not in done
-                                                and not lad.rows().empty)} for m in models])
+                                                and not stored[lad].empty)} for m in models])
     print(status.to_string(index=False))
     if not done:
         print("no complete ladder yet: nothing summarised")
         return pd.DataFrame()
-    rows = pd.concat([lad.rows() for lad in done], ignore_index=True)
+    rows = pd.concat([stored[lad] for lad in done], ignore_index=True)
     rows = rows[rows["round"] <= args.rounds]
     curves = pd.concat([pd.read_parquet(lad.curves_path) for lad in done], ignore_index=True)
     summary = summarize(rows, curves)
