@@ -1,4 +1,4 @@
-"""The one vocabulary: a ticket recipe and, beside every field, its role (DESIGN.md "Vocabulary").
+"""The one vocabulary: a ticket recipe and, beside every field, its role (docs/design.md, "The recipe").
 
 Every field declares two roles where it is defined, and the rest of the code derives from them:
 
@@ -26,12 +26,12 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from nas_lth.errors import UserError
+from nas_lth.registry import known_names
 from nas_lth.roles import cell as _cell
 from nas_lth.roles import role, roles_of
+from nas_lth.terms import CHANNEL_CRITERIA, CHANNEL_ONLY, LAYER_KINDS
 from nas_lth.yamlfile import read_yaml
 
-# The prunable layer kinds; prune rates are given per kind. Declared once, here.
-LAYER_KINDS = ("fc", "conv", "output", "embedding")
 # the ways a ticket can be executed when its latency is measured (nas_lth.export.latency)
 LATENCY_FORMS = ("dense", "masked", "csr", "csr_fc", "compact")
 # LTH paper: fc 20 %, conv 15 % (Conv-6; 10 % for Conv-2/4), output 10 % per round
@@ -53,16 +53,20 @@ class Training(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    optimizer: Literal["adam", "sgd"] = role("adam", dense=True, column="string")
-    lr: float = role(1.2e-3, dense=True, column="float64", gt=0, le=MAX_LR)
-    momentum: float = role(0.0, dense=True, column="float64", ge=0, lt=1)
-    weight_decay: float = role(0.0, dense=True, column="float64", ge=0, le=1)
-    batch_size: int = role(60, dense=True, column="int64", ge=1, le=MAX_EXAMPLES)
+    optimizer: Literal["adam", "sgd"] = role("adam", dense=True, column="string",
+                                             description="Adam, or SGD (with momentum)")
+    lr: float = role(1.2e-3, dense=True, column="float64", gt=0, le=MAX_LR, description="learning rate")
+    momentum: float = role(0.0, dense=True, column="float64", ge=0, lt=1, description="SGD only: momentum")
+    weight_decay: float = role(0.0, dense=True, column="float64", ge=0, le=1,
+                               description="L2 penalty the optimizer adds (either optimizer)")
+    batch_size: int = role(60, dense=True, column="int64", ge=1, le=MAX_EXAMPLES,
+                           description="training examples per iteration")
     eval_every: int = role(100, dense=True, column="int64", ge=1, le=MAX_ITERATIONS,
                            description="iterations between evaluations")
     lr_milestones: list[Annotated[float, Field(ge=0, le=MAX_EPOCHS)]] = role(
         default_factory=list, dense=True, column="json", description="epochs at which lr *= lr_gamma")
-    lr_gamma: float = role(0.1, dense=True, column="float64", gt=0, le=1)
+    lr_gamma: float = role(0.1, dense=True, column="float64", gt=0, le=1,
+                           description="factor applied to the learning rate at each of lr_milestones")
     bn_l1: float = role(0.0, dense=True, column="float64", ge=0, le=1,
                         description="L1 penalty on BatchNorm scales, lambda * sign(gamma) added to their gradients "
                         "(network slimming and Early-Bird tickets: 1e-4)")
@@ -131,21 +135,27 @@ def _known(name: str, registry, kind: str) -> str:
 
 EARLY_BIRD, GRASP, CHANNEL = "early_bird", "grasp", "channel"  # the `applies` conditions
 # named fields and the registry that knows their names (imported when a recipe is validated)
-_REGISTRIES = {"criterion": ("nas_lth.pruning.criteria", "CRITERIA"), "reinit": ("nas_lth.pruning.reinit",
-               "REINIT_VARIANTS"), "dataset": ("nas_lth.data", "DATASETS"), "model": ("nas_lth.models", "MODELS")}
-
-
 class Recipe(BaseModel):
+    """One lottery-ticket experiment: the network and data, how the dense net trains, and how its tickets are
+    found (criterion, stopping point, rounds, rates, rewind, reinit). A search space fixes some of its keys and
+    searches others; ``python -m nas_lth.ticket`` runs one."""
+
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    model: str = role(dense=True, column="string")
-    dataset: str = role(dense=True, column="string")
-    model_options: dict = role(default_factory=dict, dense=True, column="json")
+    model: str = role(dense=True, column="string", description="the network: a registered model (see the models)")
+    dataset: str = role(dense=True, column="string", description="the data: a registered dataset (see the datasets)")
+    model_options: dict = role(default_factory=dict, dense=True, column="json",
+                               description="options of the model, e.g. {hidden: [300, 100]} (see the models)")
     dataset_options: dict = role(default_factory=dict, dense=True, column="json",
-                                 description="e.g. {representation: tokens, max_len: 256}")
-    val_size: int | None = role(None, dense=True, column="int64", ge=1, le=MAX_EXAMPLES)
-    criterion: str = role("large_final", column="string")
-    stop_at: int | str = role("end", column="string")
+                                 description="options of the dataset, e.g. {representation: tokens, max_len: 256} "
+                                 "(see the datasets)")
+    val_size: int | None = role(None, dense=True, column="int64", ge=1, le=MAX_EXAMPLES,
+                                description="training examples held out for validation (default: the dataset's)")
+    criterion: str = role("large_final", column="string",
+                          description="what a mask keeps: the highest-scoring weights, or channels (see the criteria)")
+    stop_at: int | str = role("end", column="string",
+                              description="when the mask is chosen: an iteration count, epochs as 'Nep' (e.g. "
+                              "'0.5ep'), end (the end of training) or early_bird (once the masks settle)")
     eb_eps: float = role(0.1, column="float64", applies=EARLY_BIRD, gt=0, lt=1,
                          description="early-bird: max mask distance (drawn when all <= eps)")
     eb_window: int = role(5, column="int64", applies=EARLY_BIRD, ge=2, le=1000,
@@ -156,16 +166,19 @@ class Recipe(BaseModel):
     rewind_to: int = role(0, column="int64", ge=0, le=MAX_ITERATIONS,
                           description="iteration the kept weights are reset to; the ticket then trains from k to "
                           "the budget on the dense run's clock (late resetting)")
-    reinit: str = role("original", column="string")
+    reinit: str = role("original", column="string",
+                       description="what the kept weights of the evaluated ticket start from (see the reinit variants)")
     prune_rate: dict[str, float] = role(
         default_factory=lambda: dict(DEFAULT_PRUNE_RATE), column="rates",
-        description="per-round rate per layer kind; kinds not given keep the default")
+        description="per-round rate (0 <= rate < 1) per layer kind; kinds not given keep the default")
     target_weights: float | None = role(
         None, column="float64", gt=0, lt=1,
         description="fraction of weights to keep after all rounds; sets the per-round rate of every "
         "non-output kind to 1 - target**(1/rounds) (the output layer keeps its prune_rate)")
     rounds: int = role(1, column="int64", ge=0, le=100, description="0 = dense only, 1 = one-shot, >1 iterative")
-    scope: Literal["layerwise", "global"] = role("layerwise", column="string")
+    scope: Literal["layerwise", "global"] = role(
+        "layerwise", column="string",
+        description="layerwise: each layer loses its kind's rate; global: the layers of one kind are ranked together")
     granularity: Literal["weight", "channel"] = role(
         "weight", column="string",
         description="what a mask removes: single weights, or whole channels and neurons (rates and "
@@ -175,26 +188,28 @@ class Recipe(BaseModel):
     budget: float = role(1.0, dense=True, column="float64", gt=0, le=MAX_EPOCHS,
                          description="epochs of each training run")
     seed: int = role(0, dense=True, column="int64", ge=0, lt=2**32, description="fixes init, data order, tie-breaks")
-    training: Training = role(default_factory=Training, dense=True, column="nested")
+    training: Training = role(default_factory=Training, dense=True, column="nested",
+                              description="how every training run is done (see the training keys)")
     score_batches: int = role(1, column="int64", ge=1, le=10_000, description="mini-batches for SNIP gradients")
     grasp_temperature: float = role(200.0, column="float64", applies=GRASP, gt=0, le=1e6,
                                     description="GraSP: logits / T before g and Hg (reference: 200)")
     samples_per_class: int = role(10, column="int64", applies=GRASP, ge=1, le=MAX_EXAMPLES,
                                   description="GraSP: class-balanced sample size per class (reference: 10)")
-    synflow_iterations: int = role(100, column="int64", ge=1, le=10_000)
-    eval_rounds: Literal["all", "last"] = role("all", column="string")
+    synflow_iterations: int = role(100, column="int64", ge=1, le=10_000,
+                                   description="SynFlow: small pruning steps, each re-scored, per round")
+    eval_rounds: Literal["all", "last"] = role(
+        "all", column="string",
+        description="all: every round's ticket trains the full budget and is evaluated; last: only the last "
+        "round's (earlier rounds train only to the stopping point)")
 
     _stop: StopAt = PrivateAttr()
 
     @field_validator("criterion", "reinit", "dataset", "model")
     @classmethod
     def _known_name(cls, v: str, info) -> str:
-        import importlib
-
-        module, attr = _REGISTRIES[info.field_name]
-        names = list(getattr(importlib.import_module(module), attr))
+        names = known_names(info.field_name)
         if info.field_name == "criterion":  # criteria that only score channels (granularity: channel)
-            names += importlib.import_module("nas_lth.pruning.channels").CHANNEL_ONLY
+            names += list(CHANNEL_ONLY)
         return _known(v, names, info.field_name)
 
     @field_validator("stop_at", mode="before")  # before pydantic turns `true` into 1
@@ -222,8 +237,6 @@ class Recipe(BaseModel):
 
     @model_validator(mode="after")
     def _criterion_has_granularity(self) -> Recipe:
-        from nas_lth.pruning.channels import CHANNEL_CRITERIA, CHANNEL_ONLY
-
         if self.granularity == "channel" and self.criterion not in CHANNEL_CRITERIA:
             raise ValueError(f"criterion {self.criterion!r} has no channel form; with granularity: channel "
                              f"allowed: {', '.join(CHANNEL_CRITERIA)}")

@@ -16,6 +16,14 @@ from nas_lth.errors import UserError
 
 T = TypeVar("T")
 
+# Where each named family of the recipe is registered. The recipe validates its names against these
+# registries when a recipe is built, and finds them by module name here (as a plugin system would) rather
+# than by an import: the vocabulary stays below the substrate that fills the registries.
+CATALOG = {"criterion": ("nas_lth.pruning.criteria", "CRITERIA"),
+           "reinit": ("nas_lth.pruning.reinit", "REINIT_VARIANTS"),
+           "dataset": ("nas_lth.data", "DATASETS"),
+           "model": ("nas_lth.models", "MODELS")}
+
 
 class Registry(Mapping[str, T], Generic[T]):
     def __init__(self, kind: str):
@@ -66,3 +74,9 @@ def import_submodules(package: str, path, skip: tuple[str, ...] = ()) -> None:
     for info in pkgutil.iter_modules(path):
         if info.name not in skip and not info.name.startswith("__"):
             importlib.import_module(f"{package}.{info.name}")
+
+
+def known_names(kind: str) -> list[str]:
+    """The registered names of one family of :data:`CATALOG` (importing the package that registers them)."""
+    module, attr = CATALOG[kind]
+    return list(getattr(importlib.import_module(module), attr))

@@ -10,15 +10,12 @@ ticket file.
 from __future__ import annotations
 
 import argparse
-import math
 import signal
 import sys
 from pathlib import Path
 
-from nas_lth.device import parse_device, pick_device
-from nas_lth.errors import ArgumentParser, UserError, cli_entry
+from nas_lth.errors import ArgumentParser, cli_entry
 from nas_lth.space import load_space
-from nas_lth.space.schema import MAX_RESOURCE, MAX_SAMPLES, valid_name
 
 DEFAULT_SPACE = Path(__file__).resolve().parent.parent / "search_spaces" / "digits_quick.yaml"
 
@@ -47,32 +44,6 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _check_args(args) -> None:
-    for flag in ("num_samples", "max_concurrent", "num_cpus"):
-        v = getattr(args, flag)
-        if v is not None and v < 1:
-            raise UserError(f"--{flag.replace('_', '-')} must be >= 1, got {v}")
-    # the space file's limits; Ray's counters overflow far below 2**64
-    for flag, most in (("num_samples", MAX_SAMPLES), ("max_concurrent", MAX_RESOURCE), ("num_cpus", MAX_RESOURCE)):
-        v = getattr(args, flag)
-        if v is not None and v > most:
-            raise UserError(f"--{flag.replace('_', '-')} {v}: allowed 1 to {most}")
-    if not (math.isfinite(args.progress_every) and args.progress_every > 0):
-        raise UserError(f"--progress-every {args.progress_every}: give a number of seconds > 0")
-    if args.data_dir and not Path(args.data_dir).is_dir():
-        raise UserError(f"--data-dir {args.data_dir}: no such directory")
-    if args.seed is not None and not 0 <= args.seed < 2**32:
-        raise UserError(f"--seed {args.seed}: allowed 0 <= seed < 2**32")
-    if args.name is not None and not valid_name(args.name):
-        raise UserError(f"--name {args.name!r}: an experiment name is a folder name: letters, digits, '_', '-', '.' "
-                        "(not '.' or '..')")
-    if args.device != "auto":
-        if args.address:  # the driver's machine says nothing about the cluster's devices
-            parse_device(args.device)
-        else:
-            pick_device(args.device)
-
-
 def _sigterm_as_sigint() -> None:
     signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
 
@@ -80,10 +51,10 @@ def _sigterm_as_sigint() -> None:
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    _check_args(args)
     space = load_space(args.space or DEFAULT_SPACE)
+    from nas_lth.experiment.summary import print_summary
     from nas_lth.strategy import SearchOptions, run_search
-    from nas_lth.strategy.summary import print_summary
+    from nas_lth.strategy.preflight import check_options
 
     name = args.name or space.name
     opts = SearchOptions(
@@ -93,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         gpus_per_trial=args.gpus_per_trial, dashboard=not args.no_dashboard, num_cpus=args.num_cpus,
         progress_every_s=args.progress_every, warm_start=args.warm_start,
     )
+    check_options(opts)  # before the first line printed; run_search's preflight does the rest
     print(f"nas_lth search '{name}': {space.source} -> {opts.storage}/{name}", flush=True)
     # `ray job stop` and schedulers send SIGTERM: treat it like Ctrl-C, so Tune saves its state for --resume.
     # ray.init() installs its own SIGTERM handler (a plain exit), so ours goes in again once Ray is up.

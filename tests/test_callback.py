@@ -1,7 +1,7 @@
 """The trials-table row the driver writes for a trial: recipe columns (no Ray session needed)."""
 
+from nas_lth.experiment.callback import recipe_columns
 from nas_lth.space import SearchSpace
-from nas_lth.strategy.callback import recipe_columns
 
 SPACE = SearchSpace.from_dict({
     "name": "t",

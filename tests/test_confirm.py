@@ -11,11 +11,11 @@ import pytest
 from scipy import stats
 
 from nas_lth.errors import UserError
+from nas_lth.experiment.stage import unwrap
 from nas_lth.space import SearchSpace
 from nas_lth.store import read
 from nas_lth.store.confirmed import confirmed, format_table, mean_ci, welch_p
 from nas_lth.strategy.confirm import plan, top_recipes
-from nas_lth.strategy.stage import unwrap
 
 BASE = {"name": "c", "fixed": {"model": "lenet300_100", "dataset": "digits", "budget": 2},
         "search": {"criterion": {"choice": ["large_final", "random", "snip"]}}}

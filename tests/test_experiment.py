@@ -29,9 +29,10 @@ from test_search import (
 )
 
 from nas_lth.errors import UserError
+from nas_lth.experiment.lease import LOCK_FILE, DriverLock
+from nas_lth.experiment.record import check_space, first_difference, record_space
 from nas_lth.space import SearchSpace
 from nas_lth.store import locate, read
-from nas_lth.strategy.experiment import LOCK_FILE, DriverLock, check_space, first_difference, record_space
 
 SPACE = {"name": "x", "fixed": {"model": "lenet300_100", "dataset": "digits", "budget": 2},
          "search": {"criterion": {"choice": ["large_final", "random"]}}}

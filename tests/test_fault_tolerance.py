@@ -138,3 +138,25 @@ def test_a_raising_or_diverging_trial_is_recorded_and_the_search_goes_on(tmp_pat
     statuses = set(mlp.status)
     assert "diverged" in statuses and "completed" in statuses, mlp[["status", "message"]]
     assert mlp[mlp.status == "diverged"].message.str.contains("loss is").all()
+    # a failed trial measured nothing: no 0.0 stands in for its metric, in the table or on the terminal
+    assert cnn.val_acc.isna().all() and cnn.objective.isna().all(), cnn[["val_acc", "objective"]]
+    out = (tmp_path / "faulty.out").read_text()
+    failed_lines = [line for line in out.splitlines() if " failed " in line and "] trial " in line]
+    assert len(failed_lines) == len(cnn), out[-3000:]
+    assert all(line.split("val_acc=")[1].startswith("-") for line in failed_lines), failed_lines
+
+
+def test_a_search_whose_every_trial_fails_reports_no_best_value(tmp_path):
+    """Every trial raises (a text CNN on images): the progress line says there is no best value, not 0.0000."""
+    data = tiny_space("allfail", 2, {"model_options.vocab_size": {"choice": [50, 60]}}, scheduler="fifo",
+                      max_failures=0)
+    data["fixed"]["model"] = "textcnn"
+    space = write_space(tmp_path / "space.yaml", data)
+    proc = start(search_cmd(space, tmp_path / "runs"), tmp_path, "allfail")
+    proc.wait(TIMEOUT_S)
+    assert proc.returncode == 0, logs(tmp_path, "allfail")
+    reap_session(proc)
+    assert (read(tmp_path / "runs" / "allfail").trials.status == "failed").all()
+    out = (tmp_path / "allfail.out").read_text()
+    progress = [line for line in out.splitlines() if "best full-budget val_acc:" in line]
+    assert progress and progress[-1].endswith("best full-budget val_acc: -"), progress

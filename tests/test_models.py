@@ -19,7 +19,7 @@ from nas_lth.models import (
     set_masks,
 )
 
-# The image models of DESIGN.md; others (e.g. text models) take token ids, not images.
+# The image models of docs/design.md; others (e.g. text models) take token ids, not images.
 IMAGE_MODELS = ["conv2", "conv4", "conv6", "lenet300_100", "resnet20", "vgg11", "vgg16", "vgg19"]
 SHAPES = [(1, 28, 28), (3, 32, 32)]
 

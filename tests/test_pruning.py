@@ -27,7 +27,7 @@ from nas_lth.pruning import (
 )
 from nas_lth.pruning import context as ctx
 
-# The 13 criteria of DESIGN.md ("Vocabulary of a trial").
+# The 13 criteria of docs/design.md ("The recipe").
 DESIGN_CRITERIA = {
     "large_final", "small_final", "large_init", "small_init", "large_init_large_final",
     "small_init_small_final", "magnitude_increase", "movement", "random", "large_final_same_sign",

@@ -45,8 +45,8 @@ def keys(client, prefix: str) -> list[str]:
 
 
 def test_search_resume_report_and_export_on_object_storage(s3, tmp_path):
+    from nas_lth.experiment import journal
     from nas_lth.store import locate, read
-    from nas_lth.strategy import journal
 
     space = write_space(tmp_path / "s3.yaml", tiny_space(
         "on_s3", SAMPLES, {"criterion": {"choice": ["large_final", "random", "snip", "magnitude_increase"]},

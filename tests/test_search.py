@@ -515,6 +515,30 @@ def test_a_local_search_listens_on_the_loopback_interface_only(tmp_path):
     assert not exposed, exposed
 
 
+def test_the_printed_dashboard_command_works_from_the_moment_it_is_printed(tmp_path):
+    """optuna-dashboard refuses a journal file that does not exist ("Failed to guess storage class"): the study
+    is in the file when the search prints the command, before any trial has ended."""
+    import optuna
+    from optuna.storages import JournalStorage
+    from optuna.storages.journal import JournalFileBackend
+
+    space = write_space(tmp_path / "j.yaml", tiny_space("tiny_j", 2, {"criterion": {"choice": ["large_final"]}}))
+    exp = tmp_path / "runs" / "tiny_j"
+    proc = start(search_cmd(space, tmp_path / "runs"), tmp_path, "j")
+    try:
+        deadline = time.monotonic() + SEARCH_TIMEOUT_S
+        while "live study: optuna-dashboard" not in (tmp_path / "j.out").read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, (tmp_path / "j.err").read_text()[-3000:]
+            time.sleep(0.05)
+        rows_then = list((exp / "trials").glob("*.parquet"))
+        study = optuna.load_study(study_name="tiny_j", storage=JournalStorage(JournalFileBackend(
+            str(exp / "optuna.journal"))))
+    finally:
+        reap_session(proc, grace_s=0)
+    assert not rows_then, "a trial had ended before the check: it proves nothing about the moment of printing"
+    assert study.metric_names == ["val_acc"] and study.direction == optuna.study.StudyDirection.MAXIMIZE
+
+
 class _Payload:
     """Pickled into a forged trajectory file: unpickled with code allowed, it would make a folder."""
 
@@ -594,10 +618,10 @@ def test_retried_trial_without_checkpoint_has_each_evaluation_once(tmp_path, mon
     a worker that dies then restarts the trial from scratch; the driver already holds those epochs.
     The same happens after SIGINT + --resume when the trial's last checkpoint is older than its last
     report (seen in test_sigint_then_resume... as duplicate (round, run, iteration) curve rows)."""
+    from nas_lth.experiment.callback import ResultsCallback
     from nas_lth.space import SearchSpace
     from nas_lth.store import locate
     from nas_lth.strategy import trial as tr
-    from nas_lth.strategy.callback import ResultsCallback
 
     data = tiny_space("retry", 1, {"criterion": {"choice": ["large_final"]}})
     data["fixed"]["budget"] = 3

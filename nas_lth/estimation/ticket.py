@@ -1,4 +1,4 @@
-"""The ticket procedure (Frankle & Carbin 2019, generalised as in DESIGN.md):
+"""The ticket procedure (Frankle & Carbin 2019, generalised as in docs/design.md):
 
     round 0: train the dense net from theta_0; keep theta_k (rewind point) and the weights at the
              stopping point (an iteration, an epoch fraction, the end, or the Early-Bird point).

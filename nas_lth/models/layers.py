@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import torch
 from torch import nn
 
-from nas_lth.recipe import LAYER_KINDS  # declared once, in the vocabulary
+from nas_lth.terms import LAYER_KINDS  # declared once, at the bottom
 
 
 class MaskedMixin:

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from nas_lth import terms
 from nas_lth.errors import UserError
 from nas_lth.models.layers import masked_layers
 from nas_lth.pruning.select import _top_k, keep_count
@@ -178,7 +179,9 @@ CHANNEL_CRITERIA: dict[str, Scorer] = {
     "random": lambda g, si, sf, m, p, gen: torch.rand(g.size, generator=gen).double(),
     "bn_gamma": lambda g, si, sf, m, p, gen: _gamma(g, sf),
 }
-CHANNEL_ONLY = ("bn_gamma",)  # criteria that exist only for channels (not in the weight registry)
+CHANNEL_ONLY = terms.CHANNEL_ONLY  # criteria that exist only for channels (not in the weight registry)
+if tuple(CHANNEL_CRITERIA) != terms.CHANNEL_CRITERIA:  # the names are declared once, in nas_lth.terms
+    raise ValueError(f"channel scorers {tuple(CHANNEL_CRITERIA)} differ from nas_lth.terms.CHANNEL_CRITERIA")
 
 
 def check_rates(groups: list[ChannelGroup], rates: dict[str, float], rounds: int, key: str = "prune_rate") -> None:

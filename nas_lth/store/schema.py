@@ -1,4 +1,4 @@
-"""The Parquet tables' columns and types (DESIGN.md "Results").
+"""The Parquet tables' columns and types (docs/design.md, "The experiment folder").
 
 Every file of a table is written with the same explicit Arrow schema, whatever its row holds (a
 stopped trial has no test metrics, a single-label run no F1), so any Parquet reader - pandas,

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 import pandas as pd
 import pyarrow as pa
 
+from nas_lth.experiment.stage import CONFIRM, confirm_config
 from nas_lth.space import SearchSpace
 from nas_lth.store.analysis import full_fidelity, unique_recipes
 from nas_lth.store.confirmed import confirmed
 from nas_lth.store.fs import Location
-from nas_lth.strategy.stage import CONFIRM, confirm_config
 
 FOLDER = "confirm"
 TABLE = "confirmed"
@@ -70,7 +70,7 @@ def run_confirm(tune_config, run_config, exp: Location, trainable, configs: dict
         return None
     loc = exp.join(FOLDER)
     if tune.Tuner.can_restore(loc.uri):
-        from nas_lth.strategy.restore import restore_tuner
+        from nas_lth.experiment.restore import restore_tuner
 
         tuner, _ = restore_tuner(loc.uri, trainable, exp)
     else:

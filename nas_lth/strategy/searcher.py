@@ -24,16 +24,15 @@ The path lives in this module, not in the pickled searcher: a moved experiment w
 from __future__ import annotations
 
 import logging
-import warnings
 
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
-from nas_lth.strategy.report import COMPLETED, TrialReport
+from nas_lth.experiment import journal
+from nas_lth.experiment.trial_report import COMPLETED, TrialReport
 
 log = logging.getLogger(__name__)
 JOURNAL: dict = {"path": None, "name": "nas_lth", "metric": None}  # set by the driver per run; path None: none
-_journals: dict = {}  # path -> journal study, per driver process (never pickled)
 
 
 class FidelitySearch(OptunaSearch):
@@ -88,21 +87,9 @@ class FidelitySearch(OptunaSearch):
         if not JOURNAL["path"]:
             return
         try:
-            study = _journals.get(JOURNAL["path"])
-            if study is None:
-                import optuna
-                from optuna.storages import JournalStorage
-                from optuna.storages.journal import JournalFileBackend
-
-                storage = JournalStorage(JournalFileBackend(JOURNAL["path"]))
-                study = _journals[JOURNAL["path"]] = optuna.create_study(
-                    storage=storage, study_name=JOURNAL["name"], load_if_exists=True,
-                    directions=self._ot_study.directions)
-                if study.metric_names is None:  # the dashboard labels objectives by these, not 0, 1, ...
-                    keys = self._metric if isinstance(self._metric, list) else [self._metric]
-                    with warnings.catch_warnings():  # "experimental" since Optuna 3.2, and what the dashboard reads
-                        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                        study.set_metric_names([JOURNAL.get("metric") or k if k == "objective" else k for k in keys])
+            keys = self._metric if isinstance(self._metric, list) else [self._metric]
+            names = [JOURNAL.get("metric") or k if k == "objective" else k for k in keys]
+            study = journal.study(JOURNAL["path"], JOURNAL["name"], self._ot_study.directions, names)
             if frozen.state.is_finished():
                 study.add_trial(frozen)
         except Exception as exc:  # noqa: BLE001

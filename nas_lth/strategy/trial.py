@@ -1,6 +1,6 @@
 """One Tune trial = one ticket recipe, run by the estimation part: :class:`Trial` owns what the
 trainable holds while it runs (pending curve records, the last validation value, checkpoint clock,
-shared-trajectory accounting), and reports :class:`~nas_lth.strategy.report.TrialReport`s.
+shared-trajectory accounting), and reports :class:`~nas_lth.experiment.trial_report.TrialReport`s.
 
 Reports once per epoch of the measured (final) training run - the fidelity ASHA promotes - with a
 checkpoint each time, so a retried or resumed trial continues from its last epoch. Earlier rounds
@@ -28,17 +28,17 @@ from nas_lth.errors import UserError
 from nas_lth.estimation import TicketRun
 from nas_lth.estimation.train import Diverged
 from nas_lth.estimation.trajectory import compute_trajectory
+from nas_lth.experiment.broker import NAMESPACE, broker_name, get_trajectory
+from nas_lth.experiment.memo import Memo
+from nas_lth.experiment.stage import unwrap
+from nas_lth.experiment.tickets import copy_ticket, store_ticket
+from nas_lth.experiment.trial_report import COMPLETED, DIVERGED, FAILED, STOPPED, TrialReport, finite_or_zero
 from nas_lth.export.latency import DEFAULT_FORMS, example_batch, measure_latency
 from nas_lth.pruning import density
 from nas_lth.recipe import Recipe
 from nas_lth.space.schema import SearchSpace, build_recipe
 from nas_lth.store.fs import locate
-from nas_lth.strategy.broker import NAMESPACE, broker_name, get_trajectory
-from nas_lth.strategy.memo import Memo
 from nas_lth.strategy.plan import plan_key, snapshot_plan
-from nas_lth.strategy.report import COMPLETED, DIVERGED, FAILED, STOPPED, TrialReport, finite_or_zero
-from nas_lth.strategy.stage import unwrap
-from nas_lth.strategy.tickets import copy_ticket, store_ticket
 
 CHECKPOINT_EVERY_S = 30.0
 _DATA: dict[tuple, object] = {}  # per worker process: trials reusing an actor skip reloading

@@ -70,8 +70,8 @@ def _figure(ncols: int = 1, nrows: int = 1, width: float | None = None, height: 
 
 
 def criterion_colors(criteria) -> dict[str, tuple]:
-    """A colour per criterion present: the criteria in DESIGN.md order take tab10's distinct colours first
-    (the same experiment always gets the same colours in every figure)."""
+    """A colour per criterion present: the criteria in the order of docs/design.md take tab10's distinct colours
+    first (the same experiment always gets the same colours in every figure)."""
     cmap = mpl.colormaps["tab20"]
     palette = [cmap(i) for i in (0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 1, 3, 5, 7, 9, 11, 13, 15, 17, 19)]
     rank = {c: i for i, c in enumerate(KNOWN_CRITERIA)}

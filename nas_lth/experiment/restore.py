@@ -8,8 +8,8 @@ experiment's current location before the restored tuner runs.
 
 from __future__ import annotations
 
+from nas_lth.experiment.callback import ResultsCallback
 from nas_lth.store.fs import Location
-from nas_lth.strategy.callback import ResultsCallback
 
 
 def restore_tuner(uri: str, trainable, experiment: Location):

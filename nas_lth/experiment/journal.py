@@ -12,11 +12,13 @@ import hashlib
 import os
 import shlex
 import tempfile
+import warnings
 
 from nas_lth.store.fs import Location
 
 FILE = "optuna.journal"
 PORT = 8080
+_studies: dict = {}  # path -> the journal's study, per driver process (never pickled)
 
 
 def _remote(exp: Location) -> bool:
@@ -51,3 +53,23 @@ def upload(exp: Location, path: str | None) -> None:
 def dashboard_command(path: str, port: int = PORT) -> str:
     """The command that shows the study; bound to loopback: on a cluster, forward the port over SSH."""
     return f"optuna-dashboard {shlex.quote(path)} --host 127.0.0.1 --port {port}"
+
+
+def study(path: str, name: str, directions, metric_names: list[str]):
+    """The journal's study (created with its directions and metric names if the file holds none yet). The
+    driver opens it before it prints the dashboard command, so the printed command works from the first
+    second, not only once a trial has ended."""
+    found = _studies.get(path)
+    if found is None:
+        import optuna
+        from optuna.storages import JournalStorage
+        from optuna.storages.journal import JournalFileBackend
+
+        storage = JournalStorage(JournalFileBackend(path))
+        found = _studies[path] = optuna.create_study(storage=storage, study_name=name, load_if_exists=True,
+                                                     directions=directions)
+        if found.metric_names is None:  # the dashboard labels objectives by these, not 0, 1, ...
+            with warnings.catch_warnings():  # "experimental" since Optuna 3.2, and what the dashboard reads
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                found.set_metric_names(metric_names)
+    return found

@@ -17,9 +17,9 @@ from dataclasses import replace
 
 from ray import tune
 
+from nas_lth.experiment.trial_report import COMPLETED, TrialReport
 from nas_lth.recipe import Recipe
 from nas_lth.store.fs import Location
-from nas_lth.strategy.report import COMPLETED, TrialReport
 
 
 class Memo:

@@ -8,14 +8,14 @@ import time
 
 from ray.tune import Callback
 
+from nas_lth.experiment.goals import epochs_spent, meets
+from nas_lth.experiment.stage import unwrap
+from nas_lth.experiment.trial_report import FAILED, TrialReport
 from nas_lth.recipe import Recipe
 from nas_lth.space.schema import SearchSpace
 from nas_lth.store import write_curve, write_trial
 from nas_lth.store.fs import Location
 from nas_lth.store.schema import RECIPE_COLUMNS, TRIAL_COLUMNS
-from nas_lth.strategy.report import TrialReport
-from nas_lth.strategy.stage import unwrap
-from nas_lth.strategy.stopper import epochs_spent, meets
 
 
 def recipe_columns(space: SearchSpace, config: dict, layer_kinds: str | None = None) -> dict:
@@ -141,6 +141,8 @@ class ResultsCallback(Callback):
             self.finished[trial.trial_id] = status
             return
         row = {k: rep.value(k) for k in TRIAL_COLUMNS if rep.value(k) is not None}
+        if status == FAILED:  # a trial that raised has no result: no 0.0 (the report's default) stands for one
+            row.pop("objective", None)
         row.update(experiment=self.name, trial_id=trial.trial_id,
                    **recipe_columns(self.space, trial.config, rep.layer_kinds), **unwrap(trial.config)[1])
         if status == "stopped":
@@ -164,5 +166,5 @@ class ResultsCallback(Callback):
         print(f"[{time.monotonic() - self.t0:6.0f}s] trial {row['trial_id']} {row['status']:<9} {stage}"
               f"criterion={row.get('criterion')} stop_at={row.get('stop_at')} rounds={row.get('rounds')} "
               f"weights={f(None if wr is None else 100 * wr, '.2f')}% "
-              f"{self.metric}={f(row.get('val_acc'), '.4f')}"
+              f"{self.metric}={f(row.get(self.metric) if row['status'] != FAILED else None, '.4f')}"
               + (f"  ({row['message'][:80]})" if row.get("message") else ""), file=sys.stdout, flush=True)

@@ -9,8 +9,8 @@ from collections import Counter
 
 from ray.tune.progress_reporter import ProgressReporter
 
-from nas_lth.strategy.report import TrialReport
-from nas_lth.strategy.stage import unwrap
+from nas_lth.experiment.stage import unwrap
+from nas_lth.experiment.trial_report import COMPLETED, TrialReport
 
 COLUMNS = ("trial", "criterion", "stop_at", "rounds", "weights", "fidelity", "objective", "status")
 
@@ -43,7 +43,7 @@ class TableReporter(ProgressReporter):
         self._last = time.monotonic()
         counts = Counter(t.status for t in trials)
         reports = [TrialReport.from_result(t.last_result) for t in trials if t.last_result]
-        best = max((r.objective for r in reports if r.final), default=None)
+        best = max((r.objective for r in reports if r.final and r.status == COMPLETED), default=None)
         head = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
         total = f"/{self._total}" if self._total and self._total > 0 else ""
         print(f"== {time.monotonic() - self._start:.0f}s: {len(trials)}{total} trials ({head}); "

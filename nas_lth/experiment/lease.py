@@ -1,15 +1,10 @@
-"""What an experiment folder keeps about itself, beside Tune's state: the space it was started with, and who
-is running it.
+"""``driver.lock``: a lease naming the driver running an experiment (host, pid, a token) with a heartbeat.
 
-- ``space.json``: the space file's canonical form, written when the experiment is created. ``--resume`` with
-  a different file would mix trials of two spaces under one name (rows saying one budget, trials training
-  another), so it is refused with the first difference.
-- ``driver.lock``: a lease naming the driver (host, pid, a token) with a heartbeat. A second driver on the
-  same experiment - two fresh searches started together, or ``--resume`` while one runs - is refused with
-  the holder's name; a stale lease (its pid gone on this host, or no heartbeat for ``STALE_S``) is taken over
-  with a warning. On a local disk the lease is created exclusively (``O_EXCL``); object stores have no
-  exclusive create here, so the driver writes its token, waits ``SETTLE_S`` and reads it back: of two
-  drivers that both wrote, only the one whose token stayed goes on.
+A second driver on the same experiment - two fresh searches started together, or ``--resume`` while one
+runs - is refused with the holder's name; a stale lease (its pid gone on this host, or no heartbeat for
+``STALE_S``) is taken over with a warning. On a local disk the lease is created exclusively (``O_EXCL``);
+object stores have no exclusive create here, so the driver writes its token, waits ``SETTLE_S`` and reads it
+back: of two drivers that both wrote, only the one whose token stayed goes on.
 """
 
 from __future__ import annotations
@@ -25,53 +20,9 @@ import uuid
 from nas_lth.errors import UserError
 from nas_lth.store.fs import Location
 
-SPACE_FILE, LOCK_FILE = "space.json", "driver.lock"
+LOCK_FILE = "driver.lock"
 HEARTBEAT_S, STALE_S, SETTLE_S = 10.0, 60.0, 2.0
 
-
-# ------------------------------------------------------------------ the space
-
-
-def canonical(space) -> dict:
-    return json.loads(json.dumps(space.to_dict(), sort_keys=True, default=str))
-
-
-def record_space(exp: Location, space) -> None:
-    exp.join(SPACE_FILE).write_bytes(json.dumps(canonical(space), sort_keys=True, indent=1).encode())
-
-
-def first_difference(old, new, path: str = "") -> str | None:
-    """``key: old -> new`` for the first differing key (depth first, sorted), None when equal."""
-    if isinstance(old, dict) and isinstance(new, dict):
-        for key in sorted(set(old) | set(new)):
-            where = f"{path}.{key}" if path else key
-            if key not in old:
-                return f"{where}: added ({new[key]!r})"
-            if key not in new:
-                return f"{where}: removed (was {old[key]!r})"
-            diff = first_difference(old[key], new[key], where)
-            if diff:
-                return diff
-        return None
-    return None if old == new else f"{path}: {old!r} -> {new!r}"
-
-
-def check_space(exp: Location, space, name: str) -> None:
-    """On ``--resume``: the space must be the one the experiment started with (older experiments kept none)."""
-    f = exp.join(SPACE_FILE)
-    if not f.exists():
-        return
-    try:
-        old = json.loads(f.read_bytes())
-    except (OSError, ValueError):
-        raise UserError(f"{f.uri}: unreadable; it records the space experiment {name!r} was started with") from None
-    diff = first_difference(old, canonical(space))
-    if diff:
-        raise UserError(f"--resume: {space.source} is not the space experiment {name!r} was started with "
-                        f"({diff}); resume with the original file, or start a new experiment with --name")
-
-
-# ------------------------------------------------------------------ the driver lease
 
 
 def _alive(pid: int) -> bool:

@@ -52,8 +52,8 @@ class TrialReport:
         every result, None until measured, as Tune's strict metric check asks."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "metrics"}
         out.update(self.metrics)
-        if metric is not None:
-            out[metric] = self.objective
+        if metric is not None:  # a failed trial measured nothing: its metric is absent, not 0
+            out[metric] = None if self.status == FAILED else self.objective
         for key in required:
             out.setdefault(key, None)
         return out
