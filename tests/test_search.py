@@ -710,6 +710,32 @@ def test_warm_start_distributions_are_the_define_by_run_ones():
         study.tell(trial, 0.0)
 
 
+def test_warm_start_reads_a_searched_model_option_from_the_json_column(tmp_path):
+    """``model_options.hidden`` has no column of its own (``model_options`` is stored as JSON text); a choice of
+    lists enters the study as Optuna holds it (JSON text), and TPE can sample from the warm study."""
+    import json
+
+    import optuna
+
+    from nas_lth.space import SearchSpace, define_by_run
+    from nas_lth.store import locate, write_trial
+    from nas_lth.strategy.warm import warm_trials
+
+    data = tiny_space("w", 2, {"model_options.hidden": {"choice": [[32], [64, 16]]}})
+    space = SearchSpace.from_dict(data, "w.yaml")
+    exp = locate(str(tmp_path / "old"))
+    for tid, hidden, value in (("a", [32], 0.9), ("b", [64, 16], 0.8)):
+        write_trial(exp, tid, {"experiment": "old", "trial_id": tid, "status": "completed", "objective": value,
+                               "model": "lenet300_100", "dataset": "digits", "budget": 6.0, "seed": 0,
+                               "model_options": json.dumps({"hidden": hidden})})
+    warm = warm_trials(space, str(tmp_path / "old"))
+    assert sorted((t.params["model_options.hidden"], t.value) for t in warm) == [("[32]", 0.9), ("[64, 16]", 0.8)]
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
+    study.add_trials(warm)
+    trial = study.ask()
+    assert define_by_run(space)(trial)["model_options.hidden"] in ([32], [64, 16])
+
+
 @pytest.mark.integration
 def test_warm_start_seeds_the_study_with_the_old_completed_trials(tmp_path):
     data = tiny_space("old", 3, {"criterion": {"choice": ["large_final", "random", "snip"]},

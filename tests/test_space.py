@@ -7,11 +7,13 @@ No Ray: the CLI is only run on spaces that fail validation, before Ray starts.
 from __future__ import annotations
 
 import copy
+import json
 import math
 import os
 import pickle
 import subprocess
 import sys
+import warnings
 from collections import Counter
 from pathlib import Path
 
@@ -22,6 +24,8 @@ import yaml
 from nas_lth.errors import UserError
 from nas_lth.recipe import Recipe
 from nas_lth.space import SearchSpace, define_by_run, load_space
+from nas_lth.space.optuna_space import distribution
+from nas_lth.space.sample import build_recipe
 
 REPO = Path(__file__).resolve().parents[1]
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -70,7 +74,8 @@ def sample(space: SearchSpace, n: int, sampler=None) -> list[dict]:
     out = []
     for _ in range(n):
         trial = study.ask()
-        assert fn(trial) is None
+        returned = fn(trial)  # None, or the decoded values of choices of lists
+        assert returned is None or all(space.dims[k].encoded for k in returned), returned
         out.append(dict(trial.params))
     return out
 
@@ -226,6 +231,75 @@ def test_tpe_handles_the_conditional_space(space):
     assert counts[optuna.trial.TrialState.COMPLETE] == 15
 
 
+# ------------------------------------------------------------------ list-valued choices
+
+# LeNet's hidden-layer widths searched as a choice of lists; a later dimension conditioned on one of them.
+LIST_SPACE = """\
+name: lists
+fixed: {model: lenet300_100, dataset: digits, budget: 1}
+search:
+  model_options.hidden: {choice: [[32], [64, 16]]}
+  rounds: {int: [1, 3], when: {model_options.hidden: [64, 16]}}
+strategy: {searcher: random}
+"""
+HIDDEN = "model_options.hidden"
+
+
+@pytest.fixture
+def list_space(tmp_path) -> SearchSpace:
+    return load_space(write_space(tmp_path, LIST_SPACE))
+
+
+def test_list_valued_choice_reaches_the_recipe_as_a_list(list_space):
+    fn = define_by_run(list_space)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+    seen = set()
+    for _ in range(30):
+        trial = study.ask()
+        returned = fn(trial)
+        assert isinstance(trial.params[HIDDEN], str)  # what Optuna holds: JSON text
+        assert isinstance(returned[HIDDEN], list)  # what Ray lays over it in the trial's config
+        config = {**trial.params, **returned}  # as OptunaSearch builds the config
+        for rc in (build_recipe(list_space.spec.fixed, config, "config"),  # a trial: the config as it is
+                   list_space.recipe(trial.params)):  # Optuna's parameters, decoded by the space
+            hidden = rc.model_options["hidden"]
+            assert isinstance(hidden, list) and hidden in ([32], [64, 16])
+            assert json.loads(rc.columns()["model_options"]) == {"hidden": hidden}  # the trials-table cell
+        seen.add(tuple(hidden))
+        assert ("rounds" in trial.params) == (hidden == [64, 16])  # the condition compares the list itself
+    assert seen == {(32,), (64, 16)}
+    assert list_space.values_of(HIDDEN) == [[32], [64, 16]]
+
+
+def test_list_valued_choice_is_a_valid_optuna_distribution(list_space):
+    dim = list_space.dims[HIDDEN]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Optuna warns about choices it could not store
+        d = distribution(dim)
+    assert all(isinstance(c, str) for c in d.choices)
+    again = optuna.distributions.json_to_distribution(optuna.distributions.distribution_to_json(d))
+    assert again == d
+    for value in ([32], [64, 16]):
+        assert d._contains(d.to_internal_repr(dim.encode(value)))
+        assert dim.decode(dim.encode(value)) == value
+    # a trial recorded with this distribution (what a warm start adds to the study)
+    trial = optuna.trial.create_trial(params={HIDDEN: dim.encode([64, 16])}, distributions={HIDDEN: d}, value=0.5)
+    assert dim.decode(trial.params[HIDDEN]) == [64, 16]
+    # scalar choices are handed to Optuna as they are
+    assert distribution(list_space.dims["rounds"]).low == 1
+    plain = SearchSpace.from_dict(BASE).dims["criterion"]
+    assert not plain.encoded and distribution(plain).choices == ("large_final", "random")
+
+
+def test_list_valued_choice_in_a_grid(tmp_path):
+    text = LIST_SPACE.replace("  rounds: {int: [1, 3], when: {model_options.hidden: [64, 16]}}\n", "") \
+        .replace("searcher: random", "searcher: grid")
+    space = load_space(write_space(tmp_path, text))
+    assert space.grid() == {HIDDEN: ["[32]", "[64, 16]"]} and space.num_samples() == 2
+    params = sample(space, 2, optuna.samplers.GridSampler(space.grid(), seed=0))
+    assert sorted(space.recipe(p).model_options["hidden"] for p in params) == [[32], [64, 16]]
+
+
 # ------------------------------------------------------------------ bad spaces
 
 BASE = {
@@ -294,6 +368,13 @@ BAD_SPACES = [
     ("zero_num_samples", _with(lambda d: d.update(strategy={"num_samples": 0})), ["strategy.num_samples"]),
     ("bad_name", _with(lambda d: d.update(name="a b/c")), ["name"]),
     ("unknown_resources_key", _with(lambda d: d.update(resources={"cpu": 1})), ["resources.cpu", "unknown key"]),
+    ("choice_of_a_mapping", _with(_search(model_options__hidden={"choice": [[32], {"a": 1}]})),
+     ["search.model_options.hidden.choice", "{'a': 1}", "not a choice value", "lists of those"]),
+    ("choice_of_nested_lists", _with(_search(model_options__hidden={"choice": [[[32, 16]]]})),
+     ["search.model_options.hidden.choice", "[[32, 16]]", "not a choice value"]),
+    ("choice_not_a_list", _with(_search(criterion={"choice": "random"})), ["search.criterion.choice", "a list"]),
+    ("choice_mixing_lists_and_values", _with(_search(model_options__hidden={"choice": [[32], 64]})),
+     ["search.model_options.hidden.choice", "[[32], 64]", "mixes lists and single values"]),
 ]
 
 
@@ -374,7 +455,7 @@ def test_unknown_dataset_in_fixed_is_rejected(tmp_path):
 
 # ------------------------------------------------------------------ the CLI on bad spaces
 
-CLI_CASES = ["malformed_yaml", "unknown_criterion", "unknown_scheduler"]
+CLI_CASES = ["malformed_yaml", "unknown_criterion", "unknown_scheduler", "choice_of_a_mapping"]
 
 
 def run_search_cli(*args, cwd: Path):

@@ -46,6 +46,11 @@ class ConvNet(nn.Module):
 
 def _make(plan_name):
     def builder(input_shape, num_classes, fc=(256, 256)):
+        """The plan's 3x3 convolutions (max-pool after each pair), then fully-connected layers.
+
+        Options:
+            fc: widths of the fully-connected layers after the convolutions (a list)
+        """
         return ConvNet(input_shape, num_classes, _PLANS[plan_name], tuple(fc))
 
     builder.__name__ = plan_name

@@ -28,4 +28,9 @@ class FCNet(nn.Module):
 
 @register("lenet300_100", "LeNet-300-100: fc 300, fc 100, output (Glorot normal)")
 def lenet300_100(input_shape, num_classes, hidden=(300, 100)):
+    """Fully-connected ReLU layers on the flattened input, then the output layer.
+
+    Options:
+        hidden: widths of the hidden layers, input side first (a list; [] leaves only the output layer)
+    """
     return FCNet(input_shape, num_classes, tuple(hidden))

@@ -55,4 +55,9 @@ class ResNet(nn.Module):
 
 @register("resnet20", "ResNet-20 for CIFAR (16/32/64 filters, projection shortcuts)")
 def resnet20(input_shape, num_classes, width=16):
+    """ResNet-20: three stages of three basic blocks.
+
+    Options:
+        width: filters of the first stage (the others have 2x and 4x as many)
+    """
     return ResNet(input_shape, num_classes, depth=20, width=width)

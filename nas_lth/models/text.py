@@ -31,7 +31,7 @@ class TextCNN(nn.Module):
         # Glorot for the convolutions and the output layer; the embeddings are drawn from U(-0.25, 0.25),
         # as Kim's code initialises random word vectors (CNN-rand, and the words word2vec lacks).
         # Glorot's std for a 20,000 x 64 matrix would be ~0.01; nn.Embedding's N(0, 1) measured worse
-        # on R8 (README, Question II).
+        # on R8 (reports/reuters/, Question II).
         glorot_normal_(self.convs)
         glorot_normal_(self.fc)
         with torch.no_grad():
@@ -88,6 +88,18 @@ def load_word_vectors(model: TextCNN, path: str | Path, vocab: list[str]) -> int
 @register("textcnn", "Kim 2014 text CNN: embeddings, conv 3/4/5 x 100 maps, max-pool, dropout, max-norm")
 def textcnn(input_shape, num_classes, vocab_size: int, embed_dim: int = 300, windows=(3, 4, 5), maps: int = 100,
             dropout: float = 0.5, max_norm: float = 3.0, word_vectors: str | None = None, vocab=None):
+    """Kim's CNN over token ids (the ``tokens`` representation of a text dataset).
+
+    Options:
+        vocab_size: rows of the embedding matrix (from the dataset's vocabulary unless given)
+        embed_dim: length of a word vector
+        windows: widths of the 1-D convolutions, in tokens (a list)
+        maps: feature maps of each convolution
+        dropout: dropout probability before the output layer
+        max_norm: largest l2 norm of an output-layer weight row (re-applied after each step)
+        word_vectors: path of a word2vec/GloVe text file to start the embeddings from (null: random)
+        vocab: the token of each id (from the dataset, for word_vectors)
+    """
     model = TextCNN(input_shape, num_classes, vocab_size, embed_dim, tuple(windows), maps, dropout, max_norm)
     if word_vectors:
         if not vocab:
@@ -98,6 +110,11 @@ def textcnn(input_shape, num_classes, vocab_size: int, embed_dim: int = 300, win
 
 @register("bow_mlp", "bag-of-words MLP: vocabulary -> 300 -> 100 -> classes (the LeNet-300-100 of text)")
 def bow_mlp(input_shape, num_classes, hidden=(300, 100)):
+    """LeNet-300-100's fully-connected net over a vector of word features (the ``tfidf`` representation).
+
+    Options:
+        hidden: widths of the hidden layers, input side first (a list)
+    """
     if len(input_shape) != 1:
         raise UserError(f"bow_mlp reads a vector of word features; this dataset's inputs have shape {input_shape}"
                         " (use the tfidf representation)")

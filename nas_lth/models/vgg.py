@@ -43,6 +43,7 @@ class VGG(nn.Module):
 
 def _make(plan_name):
     def builder(input_shape, num_classes):
+        """The plan's 3x3 convolutions with BatchNorm, global average pooling, one output layer (no options)."""
         return VGG(input_shape, num_classes, _PLANS[plan_name])
 
     builder.__name__ = plan_name

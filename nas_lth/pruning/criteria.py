@@ -86,19 +86,19 @@ def large_final(w_i, w_f, **_):
 
 @register("small_final")
 def small_final(w_i, w_f, **_):
-    """-|w_f|."""
+    """-|w_f|: the smallest final magnitudes are kept (a control)."""
     return -w_f.abs()
 
 
 @register("large_init")
 def large_init(w_i, w_f, **_):
-    """|w_i|."""
+    """|w_i|: the largest initial magnitudes are kept."""
     return w_i.abs()
 
 
 @register("small_init")
 def small_init(w_i, w_f, **_):
-    """-|w_i|."""
+    """-|w_i|: the smallest initial magnitudes are kept."""
     return -w_i.abs()
 
 
@@ -120,13 +120,13 @@ def small_init_small_final(w_i, w_f, mask=None, **_):
 
 @register("magnitude_increase")
 def magnitude_increase(w_i, w_f, **_):
-    """|w_f| - |w_i|."""
+    """|w_f| - |w_i|: the weights whose magnitude grew most are kept."""
     return w_f.abs() - w_i.abs()
 
 
 @register("movement")
 def movement(w_i, w_f, **_):
-    """|w_f - w_i|."""
+    """|w_f - w_i|: the weights that moved most in training are kept."""
     return (w_f - w_i).abs()
 
 
@@ -150,8 +150,11 @@ def snip(w_i, w_f, grad=None, **_):
 
 @register("grasp", needs=("hess_grad",))
 def grasp(w_i, w_f, hess_grad=None, **_):
-    """GraSP: the paper scores S = -w * (Hg) and *removes* the highest S (Wang et al. 2020, Alg. 1),
-    so the keep-score is w * (Hg): weights whose removal would most reduce gradient flow stay."""
+    """GraSP gradient-signal preservation: w * (Hg) is kept, the weights whose removal would most reduce
+    gradient flow.
+
+    The paper scores S = -w * (Hg) and *removes* the highest S (Wang et al. 2020, Alg. 1), hence this
+    keep-score."""
     return w_f * hess_grad
 
 

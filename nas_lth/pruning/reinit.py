@@ -25,16 +25,19 @@ REINIT_VARIANTS: Registry[Variant] = Registry("reinit")
 
 @REINIT_VARIANTS.register("original")
 def _original(w, keep, key, ctx) -> None:
-    """The rewind-point values as they are."""
+    """The rewind-point values as they are (iteration 0: the original init; k: late resetting)."""
 
 
 @REINIT_VARIANTS.register("random_reinit")
 def _random_reinit(w, keep, key, ctx) -> None:
-    """A fresh draw of the initialisation (the state is ``fresh``): nothing more to do per layer."""
+    """A fresh draw of the model's initialisation, the LTH control.
+
+    The state is already ``fresh``: nothing more to do per layer."""
 
 
 @REINIT_VARIANTS.register("reshuffle")
 def _reshuffle(w, keep, key, ctx) -> None:
+    """The rewind-point values of each layer's kept weights, permuted among its kept positions."""
     vals = w[keep]
     perm = torch.randperm(vals.numel(), generator=ctx["generator"]).to(vals.device)
     w[keep] = vals[perm]
@@ -42,6 +45,7 @@ def _reshuffle(w, keep, key, ctx) -> None:
 
 @REINIT_VARIANTS.register("signed_constant")
 def _signed_constant(w, keep, key, ctx) -> None:
+    """The sign of the rewind-point weight times the std of the layer's initialisation."""
     std = ctx["init"][key].float().std().to(w.device)
     w.copy_(torch.sign(w) * std)
 

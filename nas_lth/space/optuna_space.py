@@ -11,6 +11,10 @@ class DefineByRun:
     """``fn(trial)`` samples every dimension whose ``when`` holds, in file order; conditional
     dimensions are simply not suggested, so TPE models them only where they exist.
 
+    A list-valued choice is suggested as JSON text (Optuna's categorical values are scalars) and
+    returned decoded: Ray's ``OptunaSearch`` lays the returned mapping over the suggested parameters, so
+    the trial's config holds the list itself (``None`` when the space has no such choice).
+
     A class rather than a closure: Tune pickles the searcher, with this function, into its
     experiment checkpoint (that is what makes ``--resume`` continue the same Optuna study).
     """
@@ -19,19 +23,23 @@ class DefineByRun:
         self.space = space
         self.fixed = space.fixed_flat()
 
-    def __call__(self, trial) -> None:
+    def __call__(self, trial) -> dict[str, Any] | None:
         values: dict[str, Any] = {}
+        decoded: dict[str, Any] = {}
         for key, dim in self.space.dims.items():
             if not dim.matches({**self.fixed, **values}):
                 continue
             d = distribution(dim)
             if dim.kind == "choice":
-                values[key] = trial.suggest_categorical(key, d.choices)
+                values[key] = dim.decode(trial.suggest_categorical(key, d.choices))
+                if dim.encoded:
+                    decoded[key] = values[key]
             elif dim.kind == "int":
                 values[key] = trial.suggest_int(key, d.low, d.high, step=d.step, log=d.log)
             else:
                 values[key] = trial.suggest_float(key, d.low, d.high, step=d.step, log=d.log)
-        return None  # OptunaSearch turns the suggested parameters into the trial config
+        # OptunaSearch turns the suggested parameters, with these laid over them, into the trial config
+        return decoded or None
 
 
 def distribution(dim: Dimension):
@@ -40,7 +48,7 @@ def distribution(dim: Dimension):
     import optuna  # here: loading a space file needs no optuna
 
     if dim.kind == "choice":
-        return optuna.distributions.CategoricalDistribution(dim.choice)
+        return optuna.distributions.CategoricalDistribution(dim.optuna_choices())
     if dim.kind == "int":
         lo, hi = dim.int_
         return optuna.distributions.IntDistribution(lo, hi, log=dim.log,

@@ -28,7 +28,7 @@ def merge_sampled(fixed: dict, sampled: dict[str, Any]) -> dict:
     """The fixed recipe keys with the sampled (dotted) keys set."""
     d = copy.deepcopy(fixed)
     for key, value in sampled.items():
-        set_path(d, key, value)
+        set_path(d, key, copy.deepcopy(value))  # a list value (a choice of lists) is the recipe's own
     return d
 
 

@@ -13,6 +13,7 @@ search:                            # dimensions, sampled in this order (conditio
   eb_eps:    {float: [0.02, 0.2], log: true, when: {stop_at: early_bird}}
   rounds:    {int: [1, 6]}
   prune_rate.fc: {float: [0.1, 0.5]}
+  model_options.hidden: {choice: [[300, 100], [100]]}   # a choice of lists: LeNet's hidden widths
 strategy: {num_samples: 40, max_concurrent: 2, searcher: tpe, scheduler: asha, grace_period: 2}
 resources: {cpus_per_trial: 1, gpus_per_trial: 0}
 ```
@@ -23,6 +24,7 @@ unknown criterion or a rate outside [0, 1) is reported with the file and the key
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -35,6 +37,7 @@ from nas_lth.space.sample import build_recipe, merge_sampled
 from nas_lth.yamlfile import read_yaml
 
 Scalar = str | int | float | bool | None
+ChoiceValue = Scalar | list[Scalar]  # a list value: e.g. LeNet's hidden widths, model_options.hidden
 MAX_STEPS = 10**6  # values of a stepped float dimension
 MAX_SAMPLES = 10**6  # trials of one search
 MIN_RESOURCE = 1e-4  # Ray counts resources in units of 0.0001: a smaller request rounds to nothing
@@ -43,16 +46,46 @@ MAX_RESOURCE = 10_000  # CPUs or GPUs of a trial, trials at once; more would wai
 
 
 class Dimension(BaseModel):
-    """One searched recipe key: exactly one of ``choice``, ``int``, ``float``."""
+    """One searched recipe key: exactly one of ``choice``, ``int``, ``float``.
+
+    A choice of lists (``model_options.hidden: {choice: [[300, 100], [100]]}``) is *encoded*: Optuna's
+    categorical distributions hold only None, bool, int, float and str, so Optuna sees each list as its JSON
+    text (:meth:`encode`) and the sample is decoded back (:meth:`decode`) before a recipe is built. A choice
+    of single values is handed to Optuna as it is; one choice does not mix the two, so a value is either
+    encoded (a string) or decoded (a list), never both.
+    """
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, allow_inf_nan=False)
 
-    choice: list[Scalar] | None = None
-    int_: tuple[int, int] | None = Field(None, alias="int")
-    float_: tuple[float, float] | None = Field(None, alias="float")
-    log: bool = False
-    step: float | None = Field(None, gt=0)
-    when: dict[str, Scalar | list[Scalar]] | None = None
+    choice: list[ChoiceValue] | None = Field(
+        None, description="the values to choose from: strings, numbers, true/false, null; or lists of those "
+        "only (e.g. hidden-layer widths [[300, 100], [100]])")
+    int_: tuple[int, int] | None = Field(None, alias="int", description="an integer range [low, high], both included")
+    float_: tuple[float, float] | None = Field(None, alias="float",
+                                               description="a real range [low, high], both included")
+    log: bool = Field(False, description="int or float: sample on a log scale (bounds > 0)")
+    step: float | None = Field(None, gt=0, description="int or float: only low + n * step (int: a whole number)")
+    when: dict[str, ChoiceValue | list[ChoiceValue]] | None = Field(
+        None, description="sample this key only when every named key (fixed, or searched before it) has the "
+        "given value, or one of a list of values; e.g. {stop_at: early_bird}")
+
+    @field_validator("choice", mode="before")
+    @classmethod
+    def _choice_values(cls, v):
+        # before pydantic's union errors ("choice.0.str: Input should be a valid string"): one plain line
+        if v is None:
+            return v
+        if not isinstance(v, list | tuple):
+            raise ValueError(f"{v!r}: give the values as a list, e.g. choice: [a, b]")
+        for value in v:
+            inner = value if isinstance(value, list | tuple) else [value]
+            if not all(x is None or isinstance(x, str | int | float | bool) for x in inner):
+                raise ValueError(f"{value!r} is not a choice value; a choice takes strings, numbers, true/false, "
+                                 "null, or lists of those (e.g. [[32], [64]])")
+        if len({isinstance(value, list | tuple) for value in v}) > 1:
+            raise ValueError(f"{list(v)!r} mixes lists and single values; a choice takes single values only, or "
+                             "lists only (e.g. [[32], [64]])")
+        return v
 
     @field_validator("step")
     @classmethod
@@ -89,6 +122,27 @@ class Dimension(BaseModel):
     def kind(self) -> str:
         return "choice" if self.choice is not None else ("int" if self.int_ is not None else "float")
 
+    @property
+    def encoded(self) -> bool:
+        """Whether Optuna sees this choice's values as JSON text (a choice of lists)."""
+        return self.choice is not None and any(isinstance(c, list) for c in self.choice)
+
+    def optuna_choices(self) -> list[Scalar]:
+        """The choices as Optuna's categorical distribution and grid sampler take them."""
+        return [self.encode(c) for c in self.choice or []]
+
+    def encode(self, value: Any) -> Any:
+        """A value of this dimension as Optuna holds it (JSON text for an encoded choice)."""
+        return _json(value) if self.encoded else value
+
+    def decode(self, value: Any) -> Any:
+        """What Optuna sampled, back as the value of the space file (a list is a fresh copy)."""
+        if self.encoded and isinstance(value, str):
+            for c in self.choice:
+                if _json(c) == value:
+                    return json.loads(value)
+        return value
+
     def extremes(self) -> list[Scalar]:
         """Values that must all make a valid recipe: every choice, or both bounds (and, for a float
         range, a fractional point: an integer-only key must not take a float range)."""
@@ -100,26 +154,45 @@ class Dimension(BaseModel):
         return [lo, hi, lo + 0.37 * (hi - lo) if hi > lo else lo + 0.37]
 
     def matches(self, values: dict[str, Any]) -> bool:
-        """Whether the ``when`` condition holds for the values sampled (or fixed) so far."""
+        """Whether the ``when`` condition holds for the values sampled (or fixed) so far (a list names the
+        values allowed; for a list-valued key, the list itself is allowed too)."""
         for key, want in (self.when or {}).items():
-            allowed = want if isinstance(want, list) else [want]
-            if values.get(key) not in allowed:
+            have = values.get(key)
+            if have != want and not (isinstance(want, list) and have in want):
                 return False
         return True
 
 
+def _json(value: Any) -> str:
+    """The JSON text a list of an encoded choice is known by in Optuna (1 and 1.0, true and 1 stay apart)."""
+    return json.dumps(value)
+
+
 # what an objective may name: a trial's validation metrics, its size, the training it cost and the measured
-# inference latency of its ticket (milliseconds per batch, the fastest of the measured forms)
+# inference latency of its ticket (milliseconds per batch, the fastest of the measured forms); each with its
+# meaning (the reference, python -m nas_lth.reference, prints them)
+METRICS = {
+    "val_acc": "validation accuracy of the final ticket (single-label data)",
+    "val_micro_f1": "validation micro-averaged F1 of the final ticket (the default for multi-label data)",
+    "val_macro_f1": "validation macro-averaged F1 of the final ticket (every class counts the same)",
+    "weights_remaining": "fraction of the prunable weights the final ticket keeps (1 = dense)",
+    "iterations_trained": "training iterations the trial cost, every round (its share of the dense run too)",
+    "mask_iter": "iteration of the previous run at which the final ticket's mask was chosen",
+    "latency_ms": "measured inference latency of the ticket in milliseconds per batch of batch_size, the fastest "
+                  "of the timed forms",
+}
 VALIDATION_METRICS = ("val_acc", "val_micro_f1", "val_macro_f1")  # what a search may maximise alone
-OBJECTIVE_METRICS = (*VALIDATION_METRICS, "weights_remaining", "iterations_trained",
-                     "mask_iter", "latency_ms")
+OBJECTIVE_METRICS = tuple(METRICS)
 
 
 class Objective(BaseModel):
+    """One objective of a multi-objective search: a metric and whether to maximise or minimise it."""
+
     model_config = ConfigDict(extra="forbid")
 
-    metric: Literal[OBJECTIVE_METRICS]  # type: ignore[valid-type]
-    mode: Literal["max", "min"]
+    metric: Literal[OBJECTIVE_METRICS] = Field(  # type: ignore[valid-type]
+        description="what is optimised (see the objectives' metrics)")
+    mode: Literal["max", "min"] = Field(description="maximise or minimise it")
     batch_size: int | None = Field(None, ge=1, le=65536, description="latency_ms only: the batch timed")
     forms: list[Literal[LATENCY_FORMS]] | None = Field(  # type: ignore[valid-type]
         None, min_length=1, description="latency_ms only: the ways to run the ticket that are timed (default "
@@ -144,7 +217,8 @@ class StopWhen(BaseModel):
 
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    max_weights_remaining: float = Field(gt=0, le=1)
+    max_weights_remaining: float = Field(gt=0, le=1, description="the ticket keeps at most this fraction of "
+                                         "its prunable weights")
     within_dense: float = Field(0.0, ge=0, description="objective >= dense objective - this")
 
 
@@ -175,28 +249,40 @@ class Confirm(BaseModel):
 
 
 class Strategy(BaseModel):
+    """How the search runs: how many trials, which searcher and scheduler, what it optimises, when it ends."""
+
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     num_samples: int | None = Field(None, ge=1, le=MAX_SAMPLES,
-                                    description="default 20, or the grid size for searcher: grid")
-    max_concurrent: int | None = Field(None, ge=1, le=MAX_RESOURCE)
-    searcher: Literal["tpe", "motpe", "nsga2", "random", "grid"] = "tpe"
+                                    description="trials of the search: default 20, or the grid size for searcher: grid")
+    max_concurrent: int | None = Field(None, ge=1, le=MAX_RESOURCE,
+                                       description="most trials running at once (--max-concurrent overrides it; "
+                                       "default: as many as the resources allow)")
+    searcher: Literal["tpe", "motpe", "nsga2", "random", "grid"] = Field(
+        "tpe", description="Optuna's sampler: TPE (multi-objective with objectives: MOTPE), NSGA-II, random, or "
+        "every combination of the choices (grid: unconditional choice dimensions only)")
     objectives: list[Objective] | None = Field(
         None, min_length=1, max_length=3, description="multi-objective search, e.g. [{metric: val_acc, mode: max}, "
         "{metric: weights_remaining, mode: min}]; the scheduler then is multi-objective ASHA")
-    seed: int = Field(0, ge=0, lt=2**32)
-    scheduler: Literal["asha", "fifo"] = "asha"
+    seed: int = Field(0, ge=0, lt=2**32, description="seed of the searcher's sampler (a trial's training seed is the "
+                     "recipe key seed)")
+    scheduler: Literal["asha", "fifo"] = Field(
+        "asha", description="asha: stop poor trials early at epoch rungs; fifo: every trial runs its full budget")
     grace_period: int = Field(1, ge=1, le=MAX_EPOCHS, description="epochs before ASHA may stop a trial")
-    reduction_factor: float = Field(3, gt=1, le=1000)
+    reduction_factor: float = Field(3, gt=1, le=1000,
+                                    description="ASHA: 1 / the fraction of trials promoted from one rung to the next")
     metric: Literal[VALIDATION_METRICS] | None = Field(  # type: ignore[valid-type]
-        None, description="default: val_acc, or val_micro_f1 for multi-label data")
-    time_budget_s: float | None = Field(None, gt=0, le=1e9)
+        None, description="the validation metric the search maximises (default: val_acc, or val_micro_f1 for "
+        "multi-label data)")
+    time_budget_s: float | None = Field(None, gt=0, le=1e9, description="end the search after this many seconds")
     epoch_budget: float | None = Field(
         None, gt=0, le=1e7, description="end the search once its trials trained this many epochs in all (every "
         "iteration of every round, the shared dense run once); trials still running then are recorded as stopped")
     max_failures: int = Field(2, ge=0, le=1000, description="retries of a trial whose worker or node died")
-    stop_when: StopWhen | None = None
-    confirm: Confirm | None = None
+    stop_when: StopWhen | None = Field(None, description="end the search once a full-budget ticket is small and "
+                                       "good enough (below)")
+    confirm: Confirm | None = Field(None, description="after the search, retrain the best recipes with fresh seeds "
+                                    "(below)")
     checkpoint_every_s: float = Field(
         0.0, ge=0, le=1e6, description="least seconds between two trial checkpoints; 0 = every epoch of the "
         "measured run (tiny models finish an epoch in milliseconds: there a few seconds is wiser)")
@@ -233,10 +319,13 @@ class Strategy(BaseModel):
 
 
 class Resources(BaseModel):
+    """What Ray reserves for each trial (fractions share a CPU or GPU between trials)."""
+
     model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
-    cpus_per_trial: float = Field(1, ge=MIN_RESOURCE, le=MAX_RESOURCE)
-    gpus_per_trial: float = Field(0, ge=0, le=MAX_RESOURCE)
+    cpus_per_trial: float = Field(1, ge=MIN_RESOURCE, le=MAX_RESOURCE, description="CPUs reserved for a trial")
+    gpus_per_trial: float = Field(0, ge=0, le=MAX_RESOURCE,
+                                  description="GPUs reserved for a trial: 0, or at least 0.0001 (Ray's smallest unit)")
 
     @field_validator("gpus_per_trial")
     @classmethod
@@ -247,9 +336,11 @@ class Resources(BaseModel):
 
 
 class SpaceFile(BaseModel):
+    """The keys at the top of a space file."""
+
     model_config = ConfigDict(extra="forbid")
 
-    name: str
+    name: str = Field(description="the default experiment name: a folder name (letters, digits, '_', '-', '.')")
 
     @field_validator("name")
     @classmethod
@@ -257,11 +348,13 @@ class SpaceFile(BaseModel):
         if not valid_name(v):
             raise ValueError(f"{v!r} is not a folder name: use letters, digits, '_', '-', '.' (not '.' or '..')")
         return v
-    description: str = ""
-    fixed: dict[str, Any]
-    search: dict[str, Dimension]
-    strategy: Strategy = Field(default_factory=Strategy)
-    resources: Resources = Field(default_factory=Resources)
+    description: str = Field("", description="one line for the report")
+    fixed: dict[str, Any] = Field(description="recipe keys shared by every trial (see the recipe keys)")
+    search: dict[str, Dimension] = Field(
+        description="the searched recipe keys, each a dimension (below), sampled in file order (a condition may "
+        "look back); a key is a recipe key or a dotted key into one of its mappings")
+    strategy: Strategy = Field(default_factory=Strategy, description="how the search runs (below)")
+    resources: Resources = Field(default_factory=Resources, description="what each trial reserves (below)")
 
 
 RECIPE_KEYS = set(Recipe.model_fields)
@@ -300,11 +393,16 @@ class SearchSpace:
         return self.spec.search
 
     # -- recipes -------------------------------------------------------------------------------
+    def decode(self, sampled: dict[str, Any]) -> dict[str, Any]:
+        """Sampled values as the space file gives them: Optuna's JSON text of a list-valued choice decoded
+        (values that are already decoded, as in a trial's config, pass unchanged)."""
+        return {k: self.dims[k].decode(v) if k in self.dims else v for k, v in sampled.items()}
+
     def recipe_dict(self, sampled: dict[str, Any]) -> dict:
-        return merge_sampled(self.spec.fixed, sampled)
+        return merge_sampled(self.spec.fixed, self.decode(sampled))
 
     def recipe(self, sampled: dict[str, Any]) -> Recipe:
-        return build_recipe(self.spec.fixed, sampled, self.source)
+        return build_recipe(self.spec.fixed, self.decode(sampled), self.source)
 
     def fixed_flat(self) -> dict[str, Any]:
         """Fixed values by dotted key (conditions may refer to fixed keys too)."""
@@ -364,8 +462,8 @@ class SearchSpace:
         for key in self.dims:
             head, _, rest = key.partition(".")
             if head not in RECIPE_KEYS or (rest and head not in NESTED_KEYS):
-                raise UserError(f"{src}: search.{key}: not a recipe key; allowed: "
-                                f"{', '.join(sorted(RECIPE_KEYS))} (and prune_rate.KIND, training.KEY)")
+                raise UserError(f"{src}: search.{key}: not a recipe key; allowed: {', '.join(sorted(RECIPE_KEYS))} "
+                                "(and prune_rate.KIND, training.KEY, model_options.NAME)")
             if key in fixed_flat or (head in self.spec.fixed and not rest):
                 raise UserError(f"{src}: search.{key}: also given under fixed; keep it in one place")
         seen: list[str] = []
@@ -415,8 +513,9 @@ class SearchSpace:
             raise UserError(f"{self.source}: search.{dim}: {msg} (value {shown!r}){extra}") from None
 
     def grid(self) -> dict[str, list]:
-        """The dimensions as a grid (for Optuna's GridSampler)."""
-        return {k: list(d.choice) for k, d in self.dims.items()}
+        """The dimensions as a grid (for Optuna's GridSampler): the values as Optuna holds them, i.e. a
+        list-valued choice as JSON text (the define-by-run function decodes what the sampler picks)."""
+        return {k: d.optuna_choices() for k, d in self.dims.items()}
 
     def grid_size(self) -> int:
         n = 1

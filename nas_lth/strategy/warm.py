@@ -9,6 +9,7 @@ naming the key, before Ray starts and before anything is stored.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any
 
@@ -26,6 +27,26 @@ from nas_lth.store.schema import RECIPE_COLUMNS
 
 def _column(key: str) -> str:
     return key.replace(".", "_")
+
+
+def _stored(row: dict, key: str) -> Any:
+    """The stored value of a searched key: its own column, or for a key inside a mapping stored as JSON text
+    (``model_options.hidden``, ``dataset_options.max_len``) the value inside that column; None if absent."""
+    if _column(key) in row:
+        return row[_column(key)]
+    head, _, rest = key.partition(".")
+    text = row.get(head)
+    if not rest or not isinstance(text, str):
+        return None
+    try:
+        value = json.loads(text)
+    except ValueError:
+        return None
+    for part in rest.split("."):
+        if not isinstance(value, dict) or part not in value:
+            return None
+        value = value[part]
+    return value
 
 
 def _same(a, b) -> bool:
@@ -82,11 +103,12 @@ def warm_trials(space: SearchSpace, old: str) -> list[optuna.trial.FrozenTrial]:
         for key, dim in space.dims.items():
             if not dim.matches({**fixed, **params}):
                 continue
-            stored = row.get(_column(key))
+            stored = _stored(row, key)
             if stored is None or (isinstance(stored, float) and math.isnan(stored)):
                 raise UserError(f"{where}: search.{key} has no value there (another space)")
             params[key], dists[key] = _value(key, dim, stored, where), distribution(dim)
-        out.append(optuna.trial.create_trial(
-            state=optuna.trial.TrialState.COMPLETE, value=float(row["objective"]), params=params,
+        out.append(optuna.trial.create_trial(  # Optuna holds a choice of lists as JSON text (Dimension.encode)
+            state=optuna.trial.TrialState.COMPLETE, value=float(row["objective"]),
+            params={k: space.dims[k].encode(v) for k, v in params.items()},
             distributions=dists, user_attrs={"warm_start_from": f"{old}#{row['trial_id']}"}))
     return out

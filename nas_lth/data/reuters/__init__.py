@@ -19,6 +19,15 @@ training part only, i.e. the training split minus the validation hold-out: ``tfi
 seed 0, 11,255 terms pass ``min_df=2`` on R8 and 14,393 on ApteMod-90, of which the 10,000 most frequent
 are kept; dense float32 (N, features) after loading, ~300-430 MB) or ``tokens`` (int64 (N, 256) ids).
 
+Options (``dataset_options``; the reference, ``python -m nas_lth.reference``, lists them from here):
+    representation: ``tfidf`` (a TF-IDF bag of words, for ``bow_mlp``) or ``tokens`` (padded token ids, for
+        ``textcnn``)
+    max_features: tfidf: the most frequent training terms kept as features
+    min_df: tfidf: training documents a term must occur in
+    max_len: tokens: tokens kept per document (shorter ones are padded with id 0)
+    max_vocab: tokens: vocabulary size, ids 0 (padding) and 1 (unknown) included
+    min_count: tokens: times a token must occur in the training texts to get an id
+
 **Validation hold-out**: 10 % of the (filtered) training documents, rounded down, chosen by the seed
 as for images (R8: 548 of 5,485).
 
