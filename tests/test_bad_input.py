@@ -2,7 +2,7 @@
 
 One table, one row per bad input. Each row writes its input files into ``tmp_path``, next to a storage
 folder that already holds an experiment (``runs/existing/{trials,curves}/...``), and runs a real CLI
-command (``python -m nas_lth.search | ticket | report | data``) as a subprocess. The row passes when the
+command (``python -m nas_lth.search | ticket | report | export | data``) as a subprocess. The row passes when the
 command exits with code 2 and prints exactly one line (Ray's own start-up WARNING lines aside) that
 starts with ``error:``, names the file/key/value at fault and carries no traceback, and when nothing
 under ``tmp_path`` changed: the existing experiment byte for byte, no new experiment folder, no report,
@@ -156,6 +156,10 @@ def ticket(expect: str, body=None, *extra: str, files: dict | None = None) -> Ca
 
 def report(expect: str, target: str, files: dict | None = None) -> Case:
     return Case(("-m", "nas_lth.report", target, "-o", "{tmp}/report"), expect, files or {})
+
+
+def export_cli(expect: str, *args: str) -> Case:
+    return Case(("-m", "nas_lth.export", "{tmp}/runs/existing", *args), expect, {})
 
 
 def data_info(expect: str, *args: str, files: dict | None = None) -> Case:
@@ -349,6 +353,11 @@ CASES = [
     pytest.param(report("{tmp}/nowhere: no such experiment directory", "{tmp}/nowhere"), id="report-missing-dir"),
     pytest.param(report("{tmp}/runs/existing: no trial rows yet", "{tmp}/runs/existing"),
                  id="report-unreadable-trial-files"),
+    # -- the export CLI: the output name is checked before anything is read
+    pytest.param(export_cli("-o {tmp}/cwd/ticket.pt: --compact writes a torch.export program: give it a .pt2 name",
+                            "--best", "--compact", "-o", "{tmp}/cwd/ticket.pt"), id="export-compact-to-pt-name"),
+    pytest.param(export_cli("-o {tmp}/cwd/ticket.pt2: a .pt2 name is for a compact program", "--best", "-o",
+                            "{tmp}/cwd/ticket.pt2"), id="export-ticket-to-pt2-name"),
 ]
 
 

@@ -316,3 +316,36 @@ def test_export_verify_that_fails_leaves_no_output_file(tmp_path):
     assert proc.returncode == 1, proc.stdout + proc.stderr
     assert "MISMATCH" in proc.stdout, proc.stdout
     assert list(out.parent.iterdir()) == [], "a ticket that failed --verify was left on disk"
+
+
+def test_compact_export_needs_a_pt2_name_and_load_refuses_a_program(tmp_path, capsys):
+    """``--compact -o name.pt`` wrote a torch.export program under a ticket's name, and ``export.load`` of it
+    failed with a zip-reader message: the name is refused before anything is read, and a program given to
+    ``export.load`` (under any name) says how to load it."""
+    from nas_lth.export.__main__ import main
+
+    digits_experiment(tmp_path / "exp", recorded_test_acc=0.5)
+    exp = str(tmp_path / "exp")
+    for args, needle in [(["--compact", "-o", str(tmp_path / "name.pt")], "give it a .pt2 name (e.g. "
+                                                                         f"{tmp_path / 'name'}.pt2)"),
+                         (["-o", str(tmp_path / "ticket.pt2")], "a .pt2 name is for a compact program")]:
+        with pytest.raises(SystemExit) as err:
+            main([exp, "--best", *args])
+        assert err.value.code == 2
+        msg = capsys.readouterr().err.strip()
+        assert "\n" not in msg and msg.startswith(f"error: -o {args[-1]}: ") and needle in msg, msg
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["exp"]  # nothing written, not even a partial file
+
+    program = tmp_path / "name.pt2"
+    assert main([exp, "--best", "--compact", "-o", str(program)]) == 0
+    assert f"wrote {program}" in capsys.readouterr().out
+    assert torch.export.load(str(program)).module()(torch.zeros(3, 1, 8, 8)).shape == (3, 10)
+    renamed = tmp_path / "old.pt"  # a program written under a .pt name before the check
+    renamed.write_bytes(program.read_bytes())
+    for path in (program, renamed):
+        with pytest.raises(UserError) as err:
+            export.load(path)
+        assert str(err.value) == (f"{path}: this is a compact program (torch.export), not a ticket file: load it "
+                                  f"with torch.export.load({str(path)!r}).module()")
+    # a ticket stays a ticket: the check looks at the contents, not the name
+    export.load(export.ticket_path(exp, "t0").path)

@@ -276,11 +276,118 @@ def test_cli_default_out_dir_and_no_strategy_import(tmp_path):
             "try:\n    main([sys.argv[1]])\nexcept SystemExit as e:\n    assert not e.code, e.code\n"
             "bad = sorted(m for m in sys.modules if m.startswith(('nas_lth.strategy', 'ray')))\n"
             "assert not bad, bad\n")
-    proc = subprocess.run([sys.executable, "-c", code, str(exp)], cwd=tmp_path, capture_output=True, text=True,
+    proc = subprocess.run([sys.executable, "-c", code, "runs/exp_a"], cwd=tmp_path, capture_output=True, text=True,
                           timeout=300)
     assert proc.returncode == 0, proc.stderr
-    assert (tmp_path / "reports" / "exp_a" / "index.html").is_file()
-    assert proc.stdout.startswith("report: reports/exp_a/index.html")
+    assert (exp / "report" / "index.html").is_file()
+    assert proc.stdout.startswith("report: runs/exp_a/report/index.html")
+    assert not (tmp_path / "reports").exists()
+
+
+def tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_cli_default_out_is_the_experiment_folder_not_the_reports_of_the_working_directory(
+        tmp_path, monkeypatch, capsys):
+    """Run from a repository root, the default folder was reports/<name>/ there: the committed pages of the
+    same name were overwritten. Now it is <experiment>/report/ and reports/ stays as it was."""
+    from nas_lth.report.__main__ import main
+
+    exp = fx.sparse_experiment(tmp_path / "runs", name="exp_a")
+    work = tmp_path / "repo"
+    (work / "reports" / "exp_a").mkdir(parents=True)
+    (work / "reports" / "exp_a" / "index.html").write_text("<p>the committed page</p>")
+    (work / "reports" / "exp_a" / "fig1_accuracy_vs_weights.png").write_bytes(b"committed figure")
+    before = tree(work)
+    monkeypatch.chdir(work)
+    assert main([str(exp)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"report: {exp}/report/index.html"), out
+    assert "note:" not in out  # a local experiment: nothing to explain
+    assert tree(work) == before
+    assert (exp / "report" / "summary.md").is_file()
+    assert_valid_png(exp / "report" / "fig1_accuracy_vs_weights.png")
+    # the experiment is still an experiment: the report folder does not get in the way of reading it
+    assert len(load(str(exp)).trials) == len(load(str(exp)).trials.trial_id.unique())
+    assert main([str(exp)]) == 0  # its own files: a rerun replaces them
+    assert tree(work) == before
+
+
+def test_a_default_folder_with_files_the_report_did_not_write_is_refused(tmp_path, capsys):
+    from nas_lth.report.__main__ import main
+
+    exp = fx.sparse_experiment(tmp_path / "runs", name="exp_a")
+    rep = build_report(exp)  # a first report: its own files
+    assert rep.out_dir == exp / "report"
+    (exp / "report" / "summary.md").write_text("my notes, not a report\n")
+    before = tree(exp / "report")
+    with pytest.raises(SystemExit) as err:
+        main([str(exp)])
+    assert err.value.code == 2
+    msg = capsys.readouterr().err.strip()
+    assert msg.count("\n") == 0 and msg.startswith(f"error: {exp}/report/summary.md: not written by"), msg
+    assert "-o OUT_DIR" in msg
+    assert tree(exp / "report") == before
+
+    other = fx.sparse_experiment(tmp_path / "runs", name="exp_b")  # a figure's name, no page of the report
+    (other / "report").mkdir()
+    (other / "report" / "fig6_pareto.png").write_bytes(b"someone's figure")
+    with pytest.raises(UserError, match="fig6_pareto.png: not written by python -m nas_lth.report"):
+        build_report(other)
+    assert (other / "report" / "fig6_pareto.png").read_bytes() == b"someone's figure"
+    assert sorted(p.name for p in (other / "report").iterdir()) == ["fig6_pareto.png"]
+    # asked for with -o, the folder is written
+    assert main([str(other), "-o", str(other / "report")]) == 0
+    assert_valid_png(other / "report" / "fig6_pareto.png")
+
+
+def test_default_out_dir_of_local_and_remote_experiments():
+    from nas_lth.report import default_out_dir
+
+    assert default_out_dir("runs/exp_a") == Path("runs/exp_a/report")
+    assert default_out_dir("/abs/runs/exp_a/") == Path("/abs/runs/exp_a/report")
+    assert default_out_dir("file:///abs/runs/exp_a") == Path("/abs/runs/exp_a/report")
+    assert default_out_dir("s3://bucket/runs/exp_a/") == Path("report-exp_a")
+    assert default_out_dir("gs://bucket/exp_b") == Path("report-exp_b")
+    with pytest.raises(UserError, match="give one with -o OUT_DIR"):
+        default_out_dir("s3://bucket/runs/we ird")
+
+
+def test_cli_remote_experiment_reports_into_a_named_local_folder(tmp_path, monkeypatch, capsys):
+    """An experiment on object storage (moto's S3 server on 127.0.0.1): the report lands in
+    ./report-<name>/, which the CLI names; reports/ of the working directory stays as it was."""
+    moto_server = pytest.importorskip("moto.server")
+    server = moto_server.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        for k, v in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+                     "AWS_DEFAULT_REGION": "us-east-1", "AWS_ENDPOINT_URL": f"http://{host}:{port}"}.items():
+            monkeypatch.setenv(k, v)
+        import boto3
+
+        from nas_lth.report.__main__ import main
+
+        client = boto3.client("s3")
+        client.create_bucket(Bucket="bucket")
+        exp = fx.sparse_experiment(tmp_path / "runs", name="exp_r")
+        for f in exp.rglob("*.parquet"):
+            client.upload_file(str(f), "bucket", f"runs/exp_r/{f.relative_to(exp).as_posix()}")
+        work = tmp_path / "repo"
+        (work / "reports" / "exp_r").mkdir(parents=True)
+        (work / "reports" / "exp_r" / "index.html").write_text("<p>the committed page</p>")
+        before = tree(work)
+        monkeypatch.chdir(work)
+        assert main(["s3://bucket/runs/exp_r"]) == 0
+    finally:
+        server.stop()
+    out = capsys.readouterr().out
+    assert out.startswith("report: report-exp_r/index.html"), out
+    assert "note: s3://bucket/runs/exp_r is remote storage: the report is in report-exp_r/ here" in out
+    assert (work / "report-exp_r" / "summary.md").is_file()
+    after = tree(work)
+    assert {k: v for k, v in after.items() if not k.startswith("report-exp_r/")} == before
 
 
 @pytest.mark.parametrize("case", ["nonexistent", "no_trials", "empty_trials"])
@@ -361,7 +468,7 @@ def test_single_label_rows_with_micro_f1_still_report_accuracy():
 
 def test_the_default_report_folder_is_named_from_the_command_line_not_the_table(tmp_path):
     """A trials table whose experiment column says ``../../outside`` (or an absolute path) must not send
-    the report outside reports/ (issue: readers trust table contents)."""
+    the report outside its default folder (issue: readers trust table contents)."""
     import pyarrow.parquet as pq
 
     exp = fx.full_experiment(tmp_path, "honest")
@@ -373,8 +480,9 @@ def test_the_default_report_folder_is_named_from_the_command_line_not_the_table(
     work.mkdir()
     proc = run_cli(str(exp), cwd=work)
     assert proc.returncode == 0, proc.stderr
-    assert (work / "reports" / "honest" / "index.html").exists()
+    assert (exp / "report" / "index.html").exists()
     assert not (tmp_path / "outside").exists() and not (work.parent.parent / "outside").exists()
+    assert not list(work.iterdir())
 
 
 def pa_array(values):
@@ -413,3 +521,57 @@ def test_confirmation_rows_get_their_own_table_and_stay_out_of_the_search_tables
     assert dict(rep.summary.settings)["trials"] == str(n_search)
     assert dict(rep.summary.settings)["confirmation trials"] == "6"
     assert len(rep.summary.top) and not any(t.startswith("c") for t in rep.summary.top["trial"])
+
+
+# -- file references in the shipped search spaces -----------------------------------------------------------
+
+REFERENCE = re.compile(r"(?<![\w./-])((?:reports|search_spaces|benchmarks|examples)/[\w./<>*-]*[\w/>*])")
+
+
+def comment_references(text: str) -> list[tuple[int, str]]:
+    """(line number, path) of every ``reports/...``, ``search_spaces/...``, ``benchmarks/...`` or ``examples/...``
+    in the comments of a YAML file (a ``#`` at the start of a line or after a blank)."""
+    out = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        m = re.search(r"(?:^|\s)#(.*)$", line)
+        if m:
+            out += [(number, ref) for ref in REFERENCE.findall(m.group(1))]
+    return out
+
+
+def resolves(ref: str) -> bool:
+    """An existing path of the repository; ``<name>`` and ``*`` stand for any one path component."""
+    pattern = re.sub(r"<[^>]*>", "*", ref).rstrip("/")
+    if "*" in pattern:
+        return any(ROOT.glob(pattern))
+    return (ROOT / pattern).exists()
+
+
+def test_comment_reference_scanner_finds_and_checks_paths():
+    text = ("# see reports/no_such_report/fig.png, and search_spaces/digits_quick.yaml.\n"
+            "name: x  # like examples/lenet_digits.yaml; not a path: myreports/x or value: 'reports/y'\n"
+            "# figures in reports/<name>/ and benchmarks/*.py\n")
+    refs = comment_references(text)
+    assert refs == [(1, "reports/no_such_report/fig.png"), (1, "search_spaces/digits_quick.yaml"),
+                    (2, "examples/lenet_digits.yaml"), (2, "reports/y"), (3, "reports/<name>/"), (3, "benchmarks/*.py")]
+    assert [resolves(r) for _, r in refs] == [False, True, True, False, True, True]
+
+
+def test_search_space_comments_name_files_that_exist():
+    """The comments of search_spaces/*.yaml and examples/*.yaml point readers at reports, other spaces and
+    benchmarks: each such path must exist (digits_channel.yaml named a space that never shipped)."""
+    files = sorted([*(ROOT / "search_spaces").glob("*.yaml"), *(ROOT / "examples").glob("*.yaml")])
+    assert len(files) >= 10, files
+    refs = [(f.relative_to(ROOT), n, r) for f in files for n, r in comment_references(f.read_text(encoding="utf-8"))]
+    assert refs, "no reference found: the scanner is broken"
+    broken = [f"{f}:{n}: {r}" for f, n, r in refs if not resolves(r)]
+    assert not broken, broken
+
+
+@pytest.mark.parametrize("uri", ["/tmp/runs/exp_a", "runs/exp_a", "s3://bucket/runs/exp_a"])
+def test_the_search_summary_names_the_folder_the_report_writes_by_default(uri):
+    from nas_lth.experiment.summary import report_command
+    from nas_lth.report import default_out_dir
+
+    written = report_command(uri).split("(writes ", 1)[1].removesuffix(")").removesuffix(" here").rstrip("/")
+    assert Path(written) == default_out_dir(uri)

@@ -96,6 +96,13 @@ def print_summary(outcome) -> None:
     if getattr(outcome, "warm_started", 0):
         print(f"\nwarm start: the study began with {outcome.warm_started} completed trial(s) of an earlier experiment")
     print(f"\nParquet: {exp.uri}/trials  and  {exp.uri}/curves")
-    print(f"report:  python -m nas_lth.report {exp.uri}")
+    print(f"report:  {report_command(exp.uri)}")
     if (trials.status == "completed").any():
         print(f"ticket:  python -m nas_lth.export {exp.uri} --best -o ticket.pt  (all: {exp.uri}/tickets)")
+
+
+def report_command(uri: str) -> str:
+    """The report command of an experiment and where it writes by default (as ``nas_lth.report.default_out_dir``
+    decides; not imported here: it loads matplotlib)."""
+    out = f"./report-{uri.rstrip('/').rsplit('/', 1)[-1]}/ here" if "://" in uri else f"{uri}/report/"
+    return f"python -m nas_lth.report {uri}  (writes {out})"

@@ -82,7 +82,9 @@ def _default_set(ticket: dict, weights: str | None) -> str:
 def load(path: str | os.PathLike, *, weights: str | None = None, device: str | torch.device = "cpu",
          sparse: bool = False) -> nn.Module:
     """Rebuild the ticket as a module in eval mode. ``weights``: "end" or "early_stop" (default: "end"
-    when present); ``sparse``: run pruned layers as CSR products (see :func:`to_sparse`)."""
+    when present); ``sparse``: run pruned layers as CSR products (see :func:`to_sparse`). A compact program
+    (``export --compact``, a ``.pt2`` file) is not a ticket: a :class:`UserError` says to load it with
+    ``torch.export.load(path).module()``."""
     ticket = read(path)
     model = rebuild(ticket, _default_set(ticket, weights), str(path))
     if sparse:

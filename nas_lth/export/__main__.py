@@ -1,7 +1,9 @@
 """``python -m nas_lth.export EXPERIMENT_DIR (--trial ID | --best) [-o ticket.pt]``
 
 Writes a trial's trained ticket (packed mask bits, surviving weights, recipe and provenance) to one
-file that ``nas_lth.export.load(path)`` turns back into a ``torch.nn.Module``. ``--verify`` reloads
+file that ``nas_lth.export.load(path)`` turns back into a ``torch.nn.Module``. ``--compact -o name.pt2``
+writes a ``torch.export`` program instead (``torch.export.load(path).module()``; it must be a ``.pt2`` name,
+and a ticket's must not). ``--verify`` reloads
 the written file, evaluates it on the trial's test split and compares with the recorded metrics.
 ``--list`` shows the trials whose tickets are stored.
 """
@@ -48,7 +50,8 @@ def build_parser():
     which.add_argument("--trial", help="trial id (see --list or the trials table)")
     which.add_argument("--best", action="store_true", help="the completed trial with the highest objective")
     which.add_argument("--list", action="store_true", help="list the trials with a stored ticket")
-    p.add_argument("-o", "--output", help="output file (default: <experiment>-<trial>.ticket.pt here)")
+    p.add_argument("-o", "--output", help="output file (default: <experiment>-<trial>.ticket.pt here; with "
+                                          "--compact a .pt2 name, default <experiment>-<trial>.compact.pt2)")
     p.add_argument("--weights", default="end", choices=[w.replace("_", "-") for w in WEIGHT_SETS],
                    help="end: after the full budget, what the search measured (default); early-stop: at the "
                         "minimum validation loss")
@@ -87,11 +90,25 @@ def _default_output(experiment, trial_id, compact: bool = False) -> str:
     return name
 
 
+def _check_output_name(output: str | None, compact: bool) -> None:
+    """A compact program is a ``.pt2`` file, a ticket is not: ``nas_lth.export.load`` reads tickets and
+    ``torch.export.load`` programs, so the name says which reader a file needs."""
+    if output is None:
+        return
+    if compact and not output.endswith(".pt2"):
+        raise UserError(f"-o {output}: --compact writes a torch.export program: give it a .pt2 name (e.g. "
+                        f"{posixpath.splitext(output)[0]}.pt2); .pt files are tickets, for nas_lth.export.load")
+    if not compact and output.endswith(".pt2"):
+        raise UserError(f"-o {output}: a .pt2 name is for a compact program (--compact); a ticket file for "
+                        "nas_lth.export.load takes another name, e.g. ticket.pt")
+
+
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.list:
         return _list(args.experiment)
+    _check_output_name(args.output, args.compact)
     weights = args.weights.replace("-", "_")
     device = pick_device(args.device) if args.verify else None
     ticket, row = export_trial(args.experiment, args.trial, best=args.best, weights=weights)

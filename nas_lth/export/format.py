@@ -22,6 +22,7 @@ import io
 import lzma
 import math
 import time
+import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -150,6 +151,9 @@ def from_bytes(data: bytes, source: str) -> dict:
     try:
         ticket = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
     except Exception as exc:  # zip, pickle and unpickler-policy errors all mean "not a valid ticket"
+        if is_program(data):
+            raise UserError(f"{source}: this is a compact program (torch.export), not a ticket file: load it with "
+                            f"torch.export.load({source!r}).module()") from None
         lines = [ln for ln in str(exc).splitlines() if ln.strip()]
         why = next((ln.strip() for ln in lines if "WeightsUnpickler error" in ln), lines[0] if lines else "")
         raise UserError(f"{source}: not a readable nas_lth ticket file ({type(exc).__name__}: "
@@ -161,6 +165,17 @@ def from_bytes(data: bytes, source: str) -> dict:
                         f"version {VERSION}")
     checked_masks(ticket, source)  # whatever reads a ticket file gets one whose masks are its own
     return ticket
+
+
+def is_program(data: bytes) -> bool:
+    """Whether ``data`` is a ``torch.export`` archive (what ``export --compact`` writes): a zip holding an
+    ``archive_format`` record (PT2 archives) or a serialized exported program (older torch versions)."""
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as z:
+            names = {n.rsplit("/", 1)[-1] for n in z.namelist()}
+    except (zipfile.BadZipFile, ValueError, OSError):
+        return False
+    return "archive_format" in names or "serialized_exported_program.json" in names
 
 
 def masks_of(ticket: dict, source: str = "ticket") -> State:

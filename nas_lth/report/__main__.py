@@ -1,4 +1,10 @@
-"""``python -m nas_lth.report EXPERIMENT_DIR [-o OUT_DIR]``: the experiment's report (HTML, PNG, Markdown)."""
+"""``python -m nas_lth.report EXPERIMENT_DIR [-o OUT_DIR]``: the experiment's report (HTML, PNG, Markdown).
+
+By default the report goes into the experiment folder itself, ``EXPERIMENT_DIR/report/``; for an experiment
+on remote storage (s3://, gs://, ...) into ``./report-<experiment name>/`` here, which it names. A default
+folder that holds files the report did not write is refused; ``-o OUT_DIR`` writes wherever it is told
+(``-o reports/<name>`` to update a committed page).
+"""
 
 from __future__ import annotations
 
@@ -16,18 +22,23 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("experiment", metavar="EXPERIMENT_DIR",
                    help="the experiment folder (<storage>/<experiment>, a local path or a URI such as s3://...)")
     p.add_argument("-o", "--out", metavar="OUT_DIR", default=None,
-                   help="where to write index.html, the PNGs and summary.md (default: reports/<experiment name>/)")
+                   help="where to write index.html, the PNGs and summary.md, overwriting same-named files there "
+                        "(default: EXPERIMENT_DIR/report/; for an s3://, gs://... experiment: ./report-<experiment "
+                        "name>/; a default folder holding files the report did not write is refused)")
     return p
 
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    from nas_lth.report import build_report
+    from nas_lth.report import build_report, is_remote
 
     report = build_report(args.experiment, args.out)
     drawn = sum(fr.figure is not None for fr in report.figures)
     print(f"report: {report.html} ({drawn}/{len(report.figures)} figures), {report.markdown}")
+    if args.out is None and is_remote(args.experiment):
+        print(f"note: {args.experiment} is remote storage: the report is in {report.out_dir}/ here "
+              "(choose the folder with -o OUT_DIR)")
     for m in report.missing:
         print(f"missing: {m}")
     return 0
