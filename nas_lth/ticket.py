@@ -45,7 +45,7 @@ def _print_row(row: RoundResult, as_json: bool) -> None:
 
 def build_parser() -> argparse.ArgumentParser:
     p = ArgumentParser(prog="python -m nas_lth.ticket", description=__doc__.splitlines()[0])
-    p.add_argument("recipe", help="recipe YAML file (keys: see README, 'Recipes')")
+    p.add_argument("recipe", help="recipe YAML file (every key: docs/spaces.md)")
     p.add_argument("--data-dir", help="folder with the dataset files (default: $NAS_LTH_DATA, else download)")
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, cuda:N")
     p.add_argument("--controls", nargs="*", default=[], choices=REINIT_VARIANTS,

@@ -365,18 +365,3 @@ def test_one_ray_version_everywhere():
         assert match["ray"] == version, f"{image} is not Ray {version}"
         assert f"3.{match['minor']}" in requires_python, image
     assert CONFIG["docker"]["worker_image"].endswith("-gpu") and CONFIG["docker"]["head_image"].endswith("-cpu")
-
-
-# ----------------------------------------------------------------------------------------------------- docs
-
-
-def test_docs_use_only_real_search_options():
-    from nas_lth.search import build_parser
-
-    known = {opt for action in build_parser()._actions for opt in action.option_strings}
-    docs = (ROOT / "README.md").read_text().replace("\\\n", " ")  # join continued lines
-    commands = [line for line in docs.splitlines() if "python -m nas_lth.search" in line]
-    assert commands
-    for line in commands:
-        used = set(re.findall(r"(?<=\s)--[a-z][a-z-]*", line.split("nas_lth.search", 1)[1]))
-        assert used <= known, f"unknown options {used - known} in: {line}"
