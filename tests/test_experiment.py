@@ -221,3 +221,21 @@ def test_a_stopped_trial_is_not_run_again_after_its_driver_was_killed(tmp_path):
     assert {k: after.get(k) for k in before} == before, "a row stored before the kill was rewritten"
     trials = read(str(storage / "killed_asha")).trials
     assert trials.trial_id.is_unique
+
+
+def test_tune_state_pickled_under_the_old_module_names_is_read():
+    """Experiments started before the bookkeeping moved to nas_lth.experiment pickled nas_lth.strategy.* names
+    (the results callback, its TrialReports, the progress table): --resume reads them under the new ones."""
+    import pickle
+
+    from nas_lth.experiment.restore import old_module_names
+    from nas_lth.experiment.trial_report import TrialReport
+
+    old = pickle.dumps(TrialReport("t1", objective=0.5), protocol=0).replace(
+        b"nas_lth.experiment.trial_report", b"nas_lth.strategy.report")
+    assert b"nas_lth.strategy.report" in old
+    with pytest.raises(ModuleNotFoundError):
+        pickle.loads(old)
+    with old_module_names():
+        assert pickle.loads(old) == TrialReport("t1", objective=0.5)
+    assert "nas_lth.strategy.report" not in sys.modules
