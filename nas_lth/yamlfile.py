@@ -80,13 +80,19 @@ def read_yaml(path: str | Path, what: str) -> Any:
     the file (and the line and column of the syntax error)."""
     p = Path(path)
     text = _read_text(p, what)
-    loader = _StrictLoader(text)
-    loader.name = str(p)
-    try:
+    loader = None
+    try:  # building the loader already reads the text: a NUL or BEL byte is refused there
+        loader = _StrictLoader(text)
+        loader.name = str(p)
         return loader.get_single_data()
+    except yaml.reader.ReaderError as exc:
+        code = exc.character if isinstance(exc.character, int) else ord(exc.character)
+        raise UserError(f"{p}: character U+{code:04X} at position {exc.position} is not allowed in YAML "
+                        "(a control character; tab and newlines are)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         raise UserError(f"{p}: malformed YAML{where}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()

@@ -67,6 +67,9 @@ def check_options(opts: SearchOptions) -> None:
         v = getattr(opts, flag)
         if v is not None and v > most:
             raise UserError(f"--{flag.replace('_', '-')} {v}: allowed 1 to {most}")
+    if not isinstance(opts.storage, str) or not opts.storage.strip():
+        raise UserError(f"--storage {opts.storage!r}: give a folder (e.g. runs, or . for this one) or a URI "
+                        "(s3://bucket/runs)")
     if not (math.isfinite(opts.progress_every_s) and opts.progress_every_s > 0):
         raise UserError(f"--progress-every {opts.progress_every_s}: give a number of seconds > 0")
     if opts.data_dir and not Path(opts.data_dir).is_dir():
