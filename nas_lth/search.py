@@ -14,6 +14,7 @@ import signal
 import sys
 from pathlib import Path
 
+from nas_lth import plugins
 from nas_lth.errors import ArgumentParser, cli_entry
 from nas_lth.space import load_space
 
@@ -40,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-cpus", type=int, help="CPUs of the local Ray instance (default: all)")
     p.add_argument("--no-dashboard", action="store_true",
                    help="do not start the Ray dashboard (starts faster, uses less memory)")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="a module to import first, on the driver and in every worker: where your models, datasets "
+                   "and criteria are registered (repeatable; joins the space's plugins: list)")
     p.add_argument("--progress-every", type=float, default=15.0, help="seconds between progress tables")
     return p
 
@@ -51,7 +55,8 @@ def _sigterm_as_sigint() -> None:
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    space = load_space(args.space or DEFAULT_SPACE)
+    plugins.load(args.plugin)  # first: the space names what they register; they join the space's own list
+    space = load_space(args.space or DEFAULT_SPACE, plugins=args.plugin)
     from nas_lth.experiment.summary import print_summary
     from nas_lth.strategy import SearchOptions, run_search
     from nas_lth.strategy.preflight import check_options

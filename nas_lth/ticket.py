@@ -13,6 +13,7 @@ import sys
 
 import torch
 
+from nas_lth import plugins
 from nas_lth.data import load_dataset
 from nas_lth.data.load import get_spec, resolve_options
 from nas_lth.device import pick_device
@@ -51,6 +52,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--controls", nargs="*", default=[], choices=REINIT_VARIANTS,
                    help="also train these reinit variants on the same masks each round")
     p.add_argument("--json", action="store_true", help="one JSON record per round on stdout")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="a module to import first (repeatable): where your models, datasets or criteria are "
+                   "registered")
     p.add_argument("--threads", type=int, default=None,
                    help="torch intra-op threads (default: torch's); results depend on it, so it is printed")
     return p
@@ -80,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.threads < 1:
             raise UserError(f"--threads: {args.threads} is not allowed; give a thread count >= 1")
         torch.set_num_threads(args.threads)
+    plugins.load(args.plugin)  # before the recipe: its names are checked against the registries
     recipe = load_recipe(args.recipe)
     device = pick_device(args.device)
     data = _load_data(recipe, args.recipe, args.data_dir, device)

@@ -166,6 +166,29 @@ def data_info(expect: str, *args: str, files: dict | None = None) -> Case:
     return Case(("-m", "nas_lth.data", "info", *args), expect, files or {})
 
 
+# plugin modules for the bad-input table: written under the command's working directory (python -m puts it on
+# sys.path), each breaking one rule of a user's model or dataset
+PLUGIN_SOURCES = {
+    "twice": "import nas_lth\n\n@nas_lth.register_model('lenet300_100')\ndef mine(input_shape, num_classes):\n"
+             "    raise AssertionError('never built')\n",
+    "flat": "import math\nfrom torch import nn\nimport nas_lth\n\n@nas_lth.register_model('flat_mlp')\n"
+            "def flat(input_shape, num_classes):\n    return nn.Sequential(nn.Flatten(), "
+            "nn.Linear(math.prod(input_shape), num_classes))\n",
+    "raises": "import nas_lth\n\n@nas_lth.register_model('broken')\ndef broken(input_shape, num_classes):\n"
+              "    raise RuntimeError('weights file missing')\n",
+    "badlabels": "import numpy as np\nimport nas_lth\n\n@nas_lth.register_dataset('blobs', num_classes=3, "
+                 "input_shape=(4,))\ndef blobs():\n    x = np.zeros((30, 4), np.float32)\n"
+                 "    y = np.arange(30) % 4\n    return x, y, x, y\n",
+    "short": "import numpy as np\nimport nas_lth\n\n@nas_lth.register_dataset('blobs', num_classes=3, "
+             "input_shape=(4,))\ndef blobs():\n    x = np.zeros((30, 4), np.float32)\n"
+             "    return x, np.zeros(29, np.int64), x, np.zeros(30, np.int64)\n",
+}
+
+
+def plugin(name: str) -> dict:
+    return {"cwd/lab/__init__.py": "", f"cwd/lab/{name}.py": PLUGIN_SOURCES[name]}
+
+
 def bug(reason: str):
     return pytest.mark.xfail(strict=True, reason=f"bug: {reason}")
 
@@ -229,6 +252,31 @@ CASES = [
     pytest.param(ticket("recipe.yaml: character U+0007 at position 7 is not allowed in YAML", b"model: \x07\n"),
                  id="recipe-bel-byte"),
     pytest.param(search("--storage '': give a folder", None, storage=""), id="search-empty-storage"),
+    # -- plugins: the user's modules, models and datasets
+    pytest.param(search("--plugin: plugin 'nope' does not import (ModuleNotFoundError: No module named 'nope')",
+                        None, "--plugin", "nope"), id="search-plugin-missing"),
+    pytest.param(search("space.yaml: plugins: 'not a module' is not a module name",
+                        {**BASE_SPACE, "plugins": ["not a module"]}), id="space-plugin-not-a-module-name"),
+    pytest.param(search("plugin 'lab.twice' does not import (ValueError: model 'lenet300_100' registered twice)",
+                        None, "--plugin", "lab.twice", files=plugin("twice")),
+                 id="search-plugin-registers-a-taken-name"),
+    pytest.param(search("fixed.model: model 'flat_mlp' has no prunable layer",
+                        {**BASE_SPACE, "plugins": ["lab.flat"], "fixed": {**BASE_SPACE["fixed"], "model": "flat_mlp"}},
+                        files=plugin("flat")), id="search-plugin-model-without-prunable-layers"),
+    pytest.param(search("fixed.model: model 'broken' cannot be built for digits (RuntimeError: weights file missing)",
+                        {**BASE_SPACE, "plugins": ["lab.raises"], "fixed": {**BASE_SPACE["fixed"], "model": "broken"}},
+                        files=plugin("raises")), id="search-plugin-model-factory-raises"),
+    pytest.param(search("dataset 'blobs': train labels range 0..3; allowed 0..2",
+                        {**BASE_SPACE, "plugins": ["lab.badlabels"], "fixed": {**BASE_SPACE["fixed"],
+                                                                               "dataset": "blobs"}},
+                        files=plugin("badlabels")), id="search-plugin-dataset-labels-out-of-range"),
+    pytest.param(search("dataset 'blobs': train split has inputs of shape (30, 4) and labels of shape (29,)",
+                        {**BASE_SPACE, "plugins": ["lab.short"], "fixed": {**BASE_SPACE["fixed"], "dataset": "blobs"}},
+                        files=plugin("short")), id="search-plugin-dataset-lengths-differ"),
+    pytest.param(ticket("--plugin: plugin 'nope' does not import", BASE_RECIPE, "--plugin", "nope"),
+                 id="ticket-plugin-missing"),
+    pytest.param(export_cli("--plugin: plugin 'nope' does not import", "--best", "--plugin", "nope"),
+                 id="export-plugin-missing"),
     pytest.param(search("--progress-every 0.0", None, "--progress-every", "0"), id="search-progress-every-zero"),
     pytest.param(search("--progress-every nan", None, "--progress-every", "nan"), id="search-progress-every-nan"),
     pytest.param(search("--progress-every -1.0", None, "--progress-every", "-1"), id="search-progress-every-negative"),
@@ -461,6 +509,7 @@ def test_bad_input_is_one_error_line_exit_2_and_changes_nothing(tmp_path, case: 
     before = tree(tmp_path)
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONPATH": str(REPO),
+           "PYTHONDONTWRITEBYTECODE": "1",  # an imported plugin module must not leave __pycache__ behind
            "NAS_LTH_CACHE": str(tmp_path / "cache"),  # a download attempt would show up as a new folder
            "RAY_ADDRESS": "local"}  # never join a Ray instance someone else started on this machine
     env.pop("NAS_LTH_DATA", None)

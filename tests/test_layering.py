@@ -23,8 +23,8 @@ PACKAGE = Path(__file__).resolve().parent.parent / "nas_lth"
 FLOORS = [
     # plain names and errors: no torch, no pydantic models of the recipe
     ("nas_lth.errors", "nas_lth.names", "nas_lth.roles", "nas_lth.terms"),
-    # small shared services: registries, reading YAML, choosing a device
-    ("nas_lth.registry", "nas_lth.yamlfile", "nas_lth.device"),
+    # small shared services: registries, user plugins, reading YAML, choosing a device
+    ("nas_lth.registry", "nas_lth.plugins", "nas_lth.yamlfile", "nas_lth.device"),
     # the vocabulary: one recipe
     ("nas_lth.recipe",),
     # the substrate
@@ -171,6 +171,7 @@ FORBIDDEN = {
                        "nas_lth.store", *_ABOVE_STORE),
     "nas_lth.roles": ("torch", "ray", "optuna", "nas_lth.recipe"),
     "nas_lth.registry": ("torch", "ray", "optuna", "nas_lth.recipe"),
+    "nas_lth.plugins": ("torch", "ray", "optuna", "pydantic", "nas_lth.recipe"),
     "nas_lth.data": ("ray", "optuna", "nas_lth.estimation", "nas_lth.space", *_ABOVE_STORE),
     "nas_lth.models": ("ray", "optuna", "nas_lth.estimation", "nas_lth.space", *_ABOVE_STORE),
     "nas_lth.pruning": ("ray", "optuna", "nas_lth.estimation", "nas_lth.space", *_ABOVE_STORE),

@@ -10,9 +10,7 @@ import json
 
 from nas_lth.errors import UserError
 from nas_lth.store.fs import Location
-
-SPACE_FILE = "space.json"
-
+from nas_lth.store.reader import SPACE_FILE  # declared where its readers find it
 
 
 def canonical(space) -> dict:

@@ -11,7 +11,8 @@ from nas_lth.estimation import TicketRun
 from nas_lth.recipe import REWIND_MODE
 
 
-def store_ticket(loc, run: TicketRun, data, row, trial_id: str, experiment_name: str) -> None:
+def store_ticket(loc, run: TicketRun, data, row, trial_id: str, experiment_name: str,
+                 plugins: tuple[str, ...] = ()) -> None:
     """``<experiment>/tickets/<trial_id>.pt``: the trained ticket, exportable later without retraining."""
     rc, rec = run.recipe, row.record()
     metrics = {
@@ -26,6 +27,7 @@ def store_ticket(loc, run: TicketRun, data, row, trial_id: str, experiment_name:
         "metrics": metrics, "nas_lth_version": nas_lth.__version__, "torch_version": torch.__version__,
         "torch_threads": torch.get_num_threads(), "device": str(run.device), "rewind_mode": REWIND_MODE,
         "precision": rc.training.precision,
+        "plugins": list(plugins),  # imported before the ticket is rebuilt: where its model is registered
     }
     spec = export.model_spec(rc.model, data.input_shape, data.num_classes, rc.model_options, data.meta)
     masks = {n: m.detach().cpu() for n, m in run.masks.items()}

@@ -19,6 +19,7 @@ import uuid
 
 import torch
 
+from nas_lth import plugins
 from nas_lth.device import pick_device
 from nas_lth.errors import ArgumentParser, UserError, cli_entry
 from nas_lth.export import (
@@ -37,6 +38,7 @@ from nas_lth.export.format import rebuild
 from nas_lth.names import valid_name
 from nas_lth.store import locate
 from nas_lth.store.fs import Location
+from nas_lth.store.reader import recorded_plugins
 
 # a reloaded ticket must reproduce the recorded accuracy / micro-F1 exactly (same weights, same data);
 # the tolerance only absorbs float rounding of the stored numbers
@@ -60,6 +62,9 @@ def build_parser():
                         "torch.export.load(path).module() runs it with torch alone)")
     p.add_argument("--force", action="store_true", help="overwrite an existing output file")
     p.add_argument("--verify", action="store_true", help="reload the file and check its test metrics")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="a module to import first (repeatable): where your models, datasets, criteria or figures "
+                   "are registered; the experiment's own plugins are imported too")
     p.add_argument("--data-dir", help="dataset folder for --verify (default: $NAS_LTH_DATA, else download)")
     p.add_argument("--device", default="cpu", help="device for --verify: cpu, cuda, cuda:N, auto")
     return p
@@ -106,6 +111,7 @@ def _check_output_name(output: str | None, compact: bool) -> None:
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    plugins.load([*args.plugin, *recorded_plugins(args.experiment)])
     if args.list:
         return _list(args.experiment)
     _check_output_name(args.output, args.compact)

@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from nas_lth import plugins
 from nas_lth.errors import UserError
 from nas_lth.models import MODELS, build_model, masked_layers, set_masks
 from nas_lth.models.layout import set_memory_format
@@ -216,6 +217,7 @@ def state_of(ticket: dict, masks: State, which: str) -> State:
 def rebuild(ticket: dict, which: str, source: str) -> nn.Module:
     """A working module (eval mode, CPU) with the ticket's weights; the mask digest is checked."""
     masks = checked_masks(ticket, source)
+    plugins.load((ticket.get("provenance") or {}).get("plugins") or [], where=f"{source}: plugins")
     m = ticket["model"]
     model = ModelSpec(m["name"], m["input_shape"], m["num_classes"], m.get("options") or {}).build()
     names = {n for n, _ in masked_layers(model)}

@@ -25,7 +25,7 @@ MODELS: Registry[ModelSpec] = Registry("model")
 
 def register(name: str, description: str = ""):
     return MODELS.register(name, make=lambda fn: ModelSpec(
-        name, fn, description or (fn.__doc__ or "").strip().splitlines()[0]))
+        name, fn, description or next(iter((fn.__doc__ or "").strip().splitlines()), "")))
 
 
 def model_names() -> list[str]:

@@ -25,13 +25,20 @@ def parser() -> argparse.ArgumentParser:
                    help="where to write index.html, the PNGs and summary.md, overwriting same-named files there "
                         "(default: EXPERIMENT_DIR/report/; for an s3://, gs://... experiment: ./report-<experiment "
                         "name>/; a default folder holding files the report did not write is refused)")
+    p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
+                   help="a module to import first (repeatable): where your models, datasets, criteria or figures "
+                   "are registered; the experiment's own plugins are imported too")
     return p
 
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    from nas_lth import plugins
     from nas_lth.report import build_report, is_remote
+    from nas_lth.store.reader import recorded_plugins
+
+    plugins.load([*args.plugin, *recorded_plugins(args.experiment)])
 
     report = build_report(args.experiment, args.out)
     drawn = sum(fr.figure is not None for fr in report.figures)

@@ -30,6 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from nas_lth import plugins
 from nas_lth.errors import UserError
 from nas_lth.names import valid_name
 from nas_lth.recipe import LATENCY_FORMS, MAX_EPOCHS, Recipe, format_validation_error
@@ -349,6 +350,10 @@ class SpaceFile(BaseModel):
             raise ValueError(f"{v!r} is not a folder name: use letters, digits, '_', '-', '.' (not '.' or '..')")
         return v
     description: str = Field("", description="one line for the report")
+    plugins: list[str] = Field(
+        default_factory=list, description="Python modules imported before the space is validated, on the driver "
+        "and in every Ray worker (and by report, export and ticket): where your own models, datasets and "
+        "criteria are registered (e.g. [my_lab.models])")
     fixed: dict[str, Any] = Field(description="recipe keys shared by every trial (see the recipe keys)")
     search: dict[str, Dimension] = Field(
         description="the searched recipe keys, each a dimension (below), sampled in file order (a condition may "
@@ -379,6 +384,7 @@ class SearchSpace:
             spec = SpaceFile.model_validate(data)
         except ValidationError as exc:
             raise UserError(format_validation_error(exc, source)) from None
+        plugins.load(spec.plugins, where=f"{source}: plugins")  # their names must be known to validate the rest
         return cls(spec, source)
 
     def to_dict(self) -> dict:
@@ -530,5 +536,11 @@ class SearchSpace:
         return self.grid_size() if st.searcher == "grid" else 20
 
 
-def load_space(path: str | Path) -> SearchSpace:
-    return SearchSpace.from_dict(read_yaml(path, "search space"), str(path))
+def load_space(path: str | Path, plugins: list[str] | tuple[str, ...] = ()) -> SearchSpace:
+    """The space file at ``path``; ``plugins`` (a command's ``--plugin``) join the file's own list, so the
+    experiment records them with the space."""
+    data = read_yaml(path, "search space")
+    if plugins and isinstance(data, dict):
+        listed = data.get("plugins") if isinstance(data.get("plugins"), list) else []
+        data = {**data, "plugins": list(dict.fromkeys([*listed, *plugins]))}
+    return SearchSpace.from_dict(data, str(path))

@@ -19,6 +19,21 @@ from nas_lth.errors import UserError
 from nas_lth.store.fs import Location, locate
 from nas_lth.store.schema import CURVE_SCHEMA, TRIAL_SCHEMA
 
+SPACE_FILE = "space.json"  # the experiment's space, written by nas_lth.experiment.record
+
+
+def recorded_plugins(experiment: str) -> list[str]:
+    """The plugins the experiment's space named (``space.json``), for the report, export and warm start to import;
+    none for an experiment without a readable space file."""
+    import json
+
+    try:
+        space = json.loads(locate(experiment).join(SPACE_FILE).read_bytes())
+    except (OSError, ValueError):
+        return []
+    found = space.get("plugins") if isinstance(space, dict) else None
+    return [p for p in found if isinstance(p, str)] if isinstance(found, list) else []
+
 
 @dataclass
 class Results:

@@ -20,14 +20,18 @@ LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
 log = logging.getLogger(__name__)
 
 
-def init_ray(address: str | None, num_cpus: int | None, dashboard: bool) -> tuple[str | None, bool]:
+def init_ray(address: str | None, num_cpus: int | None, dashboard: bool,
+             runtime_env: dict | None = None) -> tuple[str | None, bool]:
     """(dashboard URL, whether this call started the Ray session). A caller that already holds a
-    Ray session (a notebook, a test) keeps it: the search joins it and leaves it running."""
+    Ray session (a notebook, a test) keeps it: the search joins it and leaves it running (its workers must
+    then import the plugins themselves). ``runtime_env``: the job's (the plugins' code and set-up hook)."""
     import ray
 
     if ray.is_initialized():
         return None, False
     kwargs = dict(namespace="nas_lth", logging_level=logging.WARNING, log_to_driver=False)
+    if runtime_env:
+        kwargs["runtime_env"] = runtime_env
     if address:
         check_reachable(address)
         try:

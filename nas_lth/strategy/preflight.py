@@ -127,8 +127,41 @@ def check_data(space: SearchSpace, data_dir: str | None) -> bool:
                 raise UserError(f"{space.source}: {_where(space, 'val_size')}: {exc}") from None
             multilabel |= ds.multilabel
             _check_budgets(space, name, val_size, len(ds.train))
+            _check_models(space, ds)
             _check_channels(space, ds)
     return multilabel
+
+
+def _check_models(space: SearchSpace, ds) -> None:
+    """Every model the space can pick builds on this data into a module with prunable layers: a model without
+    one would report 100 % of its weights as a "ticket" in every trial."""
+    import torch
+
+    from nas_lth.models import build_model
+    from nas_lth.models.layers import masked_layers
+
+    seen = set()
+    for sampled, _ in _extreme_combos(space, ("model",)):
+        rc = space.recipe(sampled)
+        if rc.model in seen:
+            continue
+        seen.add(rc.model)
+        where = _where(space, "model")
+        try:
+            model = build_model(rc.model, ds.input_shape, ds.num_classes, seed=0, options=rc.model_options,
+                                meta=ds.meta)
+        except UserError as exc:
+            raise UserError(f"{space.source}: {where}: {exc}") from None
+        except Exception as exc:  # noqa: BLE001 - a user's factory: whatever it raises, one line
+            last = (str(exc).strip().splitlines() or [""])[-1]
+            raise UserError(f"{space.source}: {where}: model {rc.model!r} cannot be built for {ds.name} "
+                            f"({type(exc).__name__}: {last})") from None
+        if not isinstance(model, torch.nn.Module):
+            raise UserError(f"{space.source}: {where}: model {rc.model!r} returned {type(model).__name__}, not a "
+                            "torch.nn.Module")
+        if not any(True for _ in masked_layers(model)):
+            raise UserError(f"{space.source}: {where}: model {rc.model!r} has no prunable layer; build it from "
+                            "nas_lth's masked layers (nas_lth.models.layers: MaskedLinear, MaskedConv2d, ...)")
 
 
 # The keys that decide whether a channel ticket keeps a channel in every group (layer-wise selection)

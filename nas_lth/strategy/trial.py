@@ -22,6 +22,7 @@ import ray
 import torch
 from ray import tune
 
+from nas_lth import plugins
 from nas_lth.data import load_dataset
 from nas_lth.device import pick_device
 from nas_lth.errors import UserError
@@ -66,13 +67,15 @@ class TrialSpec:
     metric: str | None = None  # the validation metric the search maximises (None: the dataset's default)
     required: tuple[str, ...] = ()  # result keys every report carries (a multi-objective searcher's metrics)
     latency: dict | None = None  # {"batch_size", "forms"} of a latency_ms objective: the trial times its ticket
+    plugins: tuple[str, ...] = ()  # the space's plugins: imported before the recipe is read (a fresh worker)
 
     @classmethod
     def from_space(cls, space: SearchSpace, **kw) -> TrialSpec:
         lat = space.spec.strategy.latency
         latency = None if lat is None else {"batch_size": lat.batch_size, "forms": list(lat.forms or DEFAULT_FORMS)}
         return cls(source=space.source, fixed=copy.deepcopy(space.spec.fixed),
-                   plan_values={k: space.values_of(k) for k in PLAN_KEYS}, latency=latency, **kw)
+                   plan_values={k: space.values_of(k) for k in PLAN_KEYS}, latency=latency,
+                   plugins=tuple(space.spec.plugins), **kw)
 
     def recipe(self, config: dict) -> Recipe:
         return build_recipe(self.fixed, unwrap(config)[0], self.source)
@@ -178,6 +181,7 @@ class Trial:
     # -- the trial -----------------------------------------------------------------------------
     def run(self) -> None:
         try:
+            plugins.load(self.spec.plugins, where=f"{self.spec.source}: plugins")  # no-op where the hook did it
             recipe = self.spec.recipe(self.config)
             dev = pick_device("cuda" if self.spec.device == "auto" and ray.get_gpu_ids() else
                               ("cpu" if self.spec.device == "auto" else self.spec.device))
@@ -283,7 +287,8 @@ class Trial:
         message = rec.pop("message", "")
         if row.status == COMPLETED and run.final_weights:
             try:
-                store_ticket(self.loc, run, data, row, self.base.trial_id, experiment_name=self.spec.name)
+                store_ticket(self.loc, run, data, row, self.base.trial_id, experiment_name=self.spec.name,
+                             plugins=self.spec.plugins)
             except OSError as exc:  # storage trouble costs the ticket file, not the trial's measured result
                 message = f"ticket not stored: {exc}"
         for k in ("round", "weights_remaining", "status"):

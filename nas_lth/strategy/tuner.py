@@ -11,6 +11,7 @@ from contextlib import ExitStack
 
 import pandas as pd
 
+from nas_lth import plugins
 from nas_lth.errors import UserError
 from nas_lth.experiment.folder import create, start_over
 from nas_lth.space import SearchSpace, define_by_run
@@ -40,7 +41,8 @@ def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
     with ExitStack() as stack:  # unwinds in reverse: Ray's session ends, then the lease is given back
         if opts.resume:  # before Ray starts: a second driver on a running experiment starts nothing
             stack.callback(DriverLock(exp, opts.name).acquire().release)
-        dashboard_url, owns_ray = init_ray(opts.address, opts.num_cpus, opts.dashboard)
+        dashboard_url, owns_ray = init_ray(opts.address, opts.num_cpus, opts.dashboard,
+                                           plugins.runtime_env(space.spec.plugins))
         if owns_ray:
             stack.callback(ray.shutdown)  # the session this search started (local instance or cluster connection)
         check_resources(opts.address, plan.cpus, plan.gpus)

@@ -1,0 +1,136 @@
+"""A user's own model and dataset, registered in a plugin module that only the driver can import: a real search
+on a local Ray instance ships the plugin to its workers, every trial completes, and the recorded ticket is
+exported and loaded in fresh processes. The bad inputs of plugins are in tests/test_bad_input.py."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+import yaml
+
+from nas_lth import plugins
+from nas_lth.data.arrays import raw_from_arrays
+from nas_lth.errors import DataError, UserError
+from nas_lth.store import read
+
+PLUGIN = textwrap.dedent('''
+    """A lab's parts: a two-layer MLP and a dataset of Gaussian blobs from arrays."""
+    import math
+
+    import numpy as np
+    from torch import nn
+
+    import nas_lth
+    from nas_lth.models.layers import MaskedLinear
+
+
+    @nas_lth.register_model("lab_mlp", "two masked linear layers")
+    def lab_mlp(input_shape, num_classes, width=32):
+        return nn.Sequential(nn.Flatten(), MaskedLinear(math.prod(input_shape), width, kind="fc"), nn.ReLU(),
+                             MaskedLinear(width, num_classes, kind="output"))
+
+
+    @nas_lth.register_dataset("lab_blobs", num_classes=3, input_shape=(6,), val_size=60)
+    def lab_blobs(noise=0.6):
+        """Three Gaussian blobs in 6 dimensions."""
+        rng = np.random.default_rng(0)
+        centers = rng.normal(0, 2, (3, 6))
+        y = rng.integers(0, 3, 500)
+        x = (centers[y] + rng.normal(0, noise, (500, 6))).astype(np.float32)
+        return x[:400], y[:400], x[400:], y[400:]
+''')
+
+
+def _env() -> dict:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "PYTHONDONTWRITEBYTECODE": "1"}
+    env.pop("RAY_ADDRESS", None)
+    env.pop("PYTHONPATH", None)  # the workers inherit the driver's environment: nothing there may name the plugin
+    return env
+
+
+@pytest.mark.integration
+def test_a_plugin_only_the_driver_imports_reaches_every_worker_and_its_ticket_loads(tmp_path):
+    src = tmp_path / "src"  # the plugin package; on the driver's sys.path only (not its cwd, not PYTHONPATH)
+    (src / "lab").mkdir(parents=True)
+    (src / "lab" / "__init__.py").write_text("")
+    (src / "lab" / "parts.py").write_text(PLUGIN)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({
+        "name": "lab", "plugins": ["lab.parts"],
+        "fixed": {"model": "lab_mlp", "dataset": "lab_blobs", "budget": 10, "target_weights": 0.2, "seed": 0,
+                  "eval_rounds": "last", "training": {"eval_every": 10, "batch_size": 20}},
+        "search": {"criterion": {"choice": ["large_final", "random"]}, "model_options.width": {"choice": [16, 32]}},
+        "strategy": {"num_samples": 3, "searcher": "random", "seed": 0, "scheduler": "fifo", "max_concurrent": 2,
+                     "max_failures": 0},
+    }))
+    storage = tmp_path / "runs"
+    driver = (f"import sys; sys.path.insert(0, {str(src)!r}); from nas_lth.search import main; "
+              f"sys.exit(main([{str(space)!r}, '--storage', {str(storage)!r}, '--no-dashboard', '--num-cpus', '2']))")
+    proc = subprocess.run([sys.executable, "-c", driver], cwd=elsewhere, env=_env(), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    exp = storage / "lab"
+    trials = read(str(exp)).trials
+    assert len(trials) == 3 and (trials.status == "completed").all(), trials[["status", "message"]]
+    assert (trials.model == "lab_mlp").all() and (trials.dataset == "lab_blobs").all()
+    assert (trials.weights_remaining < 1).all(), trials.weights_remaining
+    assert trials.val_acc.notna().all() and trials.val_acc.max() > 0.8, trials.val_acc  # the blobs are learnt
+    assert json.loads((exp / "space.json").read_text())["plugins"] == ["lab.parts"]
+
+    # a fresh process finds the plugin through the experiment's space (export) and the ticket's provenance (load)
+    export = subprocess.run([sys.executable, "-m", "nas_lth.export", str(exp), "--best", "-o", "t.pt", "--verify"],
+                            cwd=src, env=_env(), capture_output=True, text=True, timeout=300)
+    assert export.returncode == 0 and "verified" in export.stdout, export.stdout[-2000:] + export.stderr[-2000:]
+    load = subprocess.run([sys.executable, "-c", "import nas_lth.export; m = nas_lth.export.load('t.pt'); "
+                           "print(sum(int((p != 0).sum()) for p in m.parameters()))"],
+                          cwd=src, env=_env(), capture_output=True, text=True, timeout=120)
+    assert load.returncode == 0, load.stderr[-2000:]
+    assert 0 < int(load.stdout.split()[-1])
+
+
+def test_a_missing_plugin_is_one_error_naming_it():
+    with pytest.raises(UserError, match=r"^x.yaml: plugins: plugin 'no_such_lab' does not import "
+                                        r"\(ModuleNotFoundError: No module named 'no_such_lab'\)$"):
+        plugins.load(["no_such_lab"], where="x.yaml: plugins")
+
+
+def test_the_runtime_environment_ships_only_modules_that_are_not_installed(tmp_path, monkeypatch):
+    (tmp_path / "mylab").mkdir()
+    (tmp_path / "mylab" / "__init__.py").write_text("")
+    (tmp_path / "mylab" / "models.py").write_text("X = 1\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    plugins.load(["mylab.models", "yaml"])  # yaml: an installed package, on every node already
+    env = plugins.runtime_env(["mylab.models", "yaml"])
+    assert [m.__name__ for m in env["py_modules"]] == ["mylab"]
+    assert env["env_vars"] == {plugins.ENV: "mylab.models,yaml"}
+    assert env["worker_process_setup_hook"] == "nas_lth.plugins.setup_worker"
+    assert plugins.runtime_env([]) == {}
+
+
+@pytest.mark.parametrize("arrays, message", [
+    ((np.zeros((4, 2)), np.zeros(3), np.zeros((2, 2)), np.zeros(2)), "train split has inputs of shape (4, 2)"),
+    ((np.zeros((4, 2)), np.array([0, 1, 2, 5]), np.zeros((2, 2)), np.zeros(2)), "train labels range 0..5"),
+    ((np.full((4, 2), np.nan), np.zeros(4), np.zeros((2, 2)), np.zeros(2)), "non-finite"),
+    ((np.zeros((4, 3)), np.zeros(4), np.zeros((2, 3)), np.zeros(2)), "inputs have shape (3,)"),
+    ((np.zeros((4, 2)), np.full(4, 0.5), np.zeros((2, 2)), np.zeros(2)), "labels must be class ids"),
+    ((np.zeros((4, 2)), np.zeros(4)), "must return (x_train, y_train, x_test, y_test)"),
+])
+def test_arrays_of_a_dataset_function_are_checked(arrays, message):
+    with pytest.raises(DataError) as err:
+        raw_from_arrays("blobs", arrays, num_classes=3, input_shape=(2,))
+    assert message in str(err.value) and "dataset 'blobs'" in str(err.value)
+
+
+def test_arrays_may_be_tensors():
+    import torch
+
+    raw = raw_from_arrays("blobs", (torch.zeros(4, 2), torch.tensor([0, 1, 2, 1]), np.zeros((2, 2)), [0, 2]), 3, (2,))
+    assert raw.x_train.shape == (4, 2) and raw.y_train.dtype == np.int64 and list(raw.y_test) == [0, 2]
