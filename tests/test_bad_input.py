@@ -171,9 +171,10 @@ def data_info(expect: str, *args: str, files: dict | None = None) -> Case:
 PLUGIN_SOURCES = {
     "twice": "import nas_lth\n\n@nas_lth.register_model('lenet300_100')\ndef mine(input_shape, num_classes):\n"
              "    raise AssertionError('never built')\n",
+    # its only layer is marked to stay dense (nas_lth_kind = None): nothing is left to prune
     "flat": "import math\nfrom torch import nn\nimport nas_lth\n\n@nas_lth.register_model('flat_mlp')\n"
-            "def flat(input_shape, num_classes):\n    return nn.Sequential(nn.Flatten(), "
-            "nn.Linear(math.prod(input_shape), num_classes))\n",
+            "def flat(input_shape, num_classes):\n    layer = nn.Linear(math.prod(input_shape), num_classes)\n"
+            "    layer.nas_lth_kind = None\n    return nn.Sequential(nn.Flatten(), layer)\n",
     "raises": "import nas_lth\n\n@nas_lth.register_model('broken')\ndef broken(input_shape, num_classes):\n"
               "    raise RuntimeError('weights file missing')\n",
     "badlabels": "import numpy as np\nimport nas_lth\n\n@nas_lth.register_dataset('blobs', num_classes=3, "

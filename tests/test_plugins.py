@@ -27,13 +27,20 @@ PLUGIN = textwrap.dedent('''
     from torch import nn
 
     import nas_lth
-    from nas_lth.models.layers import MaskedLinear
 
 
-    @nas_lth.register_model("lab_mlp", "two masked linear layers")
+    class LabMLP(nn.Module):  # plain PyTorch: nas_lth makes its linear layers prunable as they are
+        def __init__(self, inputs, width, classes):
+            super().__init__()
+            self.hidden, self.head = nn.Linear(inputs, width), nn.Linear(width, classes)
+
+        def forward(self, x):
+            return self.head(self.hidden(x.flatten(1)).relu())
+
+
+    @nas_lth.register_model("lab_mlp", "a plain two-layer MLP")
     def lab_mlp(input_shape, num_classes, width=32):
-        return nn.Sequential(nn.Flatten(), MaskedLinear(math.prod(input_shape), width, kind="fc"), nn.ReLU(),
-                             MaskedLinear(width, num_classes, kind="output"))
+        return LabMLP(math.prod(input_shape), width, num_classes)
 
 
     @nas_lth.register_dataset("lab_blobs", num_classes=3, input_shape=(6,), val_size=60)
@@ -94,6 +101,9 @@ def test_a_plugin_only_the_driver_imports_reaches_every_worker_and_its_ticket_lo
                           cwd=src, env=_env(), capture_output=True, text=True, timeout=120)
     assert load.returncode == 0, load.stderr[-2000:]
     assert 0 < int(load.stdout.split()[-1])
+    compact = subprocess.run([sys.executable, "-m", "nas_lth.export", str(exp), "--best", "--compact", "--verify",
+                              "-o", "t.pt2"], cwd=src, env=_env(), capture_output=True, text=True, timeout=300)
+    assert compact.returncode == 0 and (src / "t.pt2").exists(), compact.stdout[-2000:] + compact.stderr[-2000:]
 
 
 def test_a_missing_plugin_is_one_error_naming_it():
@@ -134,3 +144,38 @@ def test_arrays_may_be_tensors():
 
     raw = raw_from_arrays("blobs", (torch.zeros(4, 2), torch.tensor([0, 1, 2, 1]), np.zeros((2, 2)), [0, 2]), 3, (2,))
     assert raw.x_train.shape == (4, 2) and raw.y_train.dtype == np.int64 and list(raw.y_test) == [0, 2]
+
+
+def test_a_plain_pytorch_model_is_pruned_as_it_is():
+    """Its layers become masked layers in place (kinds by rule: the last linear layer is the output), its forward
+    and parameters stay, an attribute overrides a kind or keeps a layer dense, and masks act."""
+    import torch
+    from torch import nn
+
+    from nas_lth.models.layers import make_prunable, masked_layers, set_masks
+
+    class Net(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb, self.conv = nn.Embedding(10, 4), nn.Conv1d(4, 4, 3)
+            self.fc, self.out, self.aux = nn.Linear(8, 8), nn.Linear(8, 3), nn.Linear(3, 3)
+            self.aux.nas_lth_kind = None  # stays dense: `out` is then the last pruned linear layer, the output
+            self.conv.nas_lth_kind = "fc"  # any kind may be given (its prune rate then applies)
+
+        def forward(self, tokens):
+            h = self.conv(self.emb(tokens).transpose(1, 2)).flatten(1)
+            return self.aux(self.out(self.fc(h).relu()))
+
+    net, tokens = Net(), torch.randint(0, 10, (5, 4))
+    before, weight = net(tokens), net.fc.weight
+    make_prunable(net)
+    assert {n: m.kind for n, m in masked_layers(net)} == {"emb": "embedding", "conv": "fc", "fc": "fc",
+                                                          "out": "output"}
+    assert type(net.aux) is nn.Linear and net.fc.weight is weight and torch.equal(net(tokens), before)
+    masks = {n: torch.ones_like(m.weight) for n, m in masked_layers(net)}
+    masks["fc"][:, :4] = 0
+    set_masks(net, masks)
+    assert (net.fc.weight[:, :4] == 0).all() and (net.fc.weight[:, 4:] != 0).any()
+    # by rule, without attributes: the last linear layer in registration order is the output
+    seq = make_prunable(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)))
+    assert [m.kind for _, m in masked_layers(seq)] == ["fc", "output"]

@@ -71,6 +71,32 @@ def masked_layers(model: nn.Module) -> Iterator[tuple[str, MaskedMixin]]:
             yield name, module
 
 
+# plain PyTorch layers and the masked layer each becomes (exact types: a subclass may compute differently)
+_PLAIN = {nn.Linear: MaskedLinear, nn.Conv2d: MaskedConv2d, nn.Conv1d: MaskedConv1d, nn.Embedding: MaskedEmbedding}
+KIND_ATTRIBUTE = "nas_lth_kind"  # on a layer: its kind, or None to leave it unpruned
+
+
+def make_prunable(model: nn.Module) -> nn.Module:
+    """Make a model of plain ``nn.Linear``/``nn.Conv2d``/``nn.Conv1d``/``nn.Embedding`` layers prunable, in
+    place: each becomes the masked layer of its type (its class is swapped, so its parameters, hooks and the
+    model's own ``forward`` stay as they are). Kinds by rule: the last pruned ``nn.Linear`` (in registration
+    order) is ``output``, every other linear layer ``fc``, convolutions ``conv``, embeddings ``embedding``. A layer with
+    an attribute ``nas_lth_kind`` takes that kind instead, or stays dense when it is None. Layers that are
+    already masked are left alone. Returns the model."""
+    plain = [(name, m) for name, m in model.named_modules() if type(m) in _PLAIN]
+    last_linear = next((name for name, m in reversed(plain)  # the last one that is pruned
+                        if type(m) is nn.Linear and getattr(m, KIND_ATTRIBUTE, "") is not None), None)
+    for name, module in plain:
+        default = {nn.Linear: "output" if name == last_linear else "fc", nn.Conv2d: "conv", nn.Conv1d: "conv",
+                   nn.Embedding: "embedding"}[type(module)]
+        kind = getattr(module, KIND_ATTRIBUTE, default)
+        if kind is None:
+            continue
+        module.__class__ = _PLAIN[type(module)]
+        module._init_mask(kind)
+    return model
+
+
 @torch.no_grad()
 def apply_masks_(model: nn.Module) -> None:
     """Zero every pruned weight in place: one fused multi-tensor call for all layers."""

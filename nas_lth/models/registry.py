@@ -10,6 +10,7 @@ import torch
 from torch import nn
 
 from nas_lth.errors import UserError
+from nas_lth.models.layers import make_prunable, masked_layers
 from nas_lth.registry import Registry
 
 
@@ -56,6 +57,10 @@ def build_model(
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         try:
-            return builder(tuple(input_shape), num_classes, **kwargs)
+            model = builder(tuple(input_shape), num_classes, **kwargs)
         except TypeError as exc:
             raise UserError(f"model {name!r}: bad options {sorted(options or {})}: {exc}") from None
+    # a model of plain PyTorch layers is pruned as it is: its layers become masked layers (kinds by rule)
+    if isinstance(model, nn.Module) and not any(True for _ in masked_layers(model)):
+        make_prunable(model)
+    return model

@@ -160,8 +160,8 @@ def _check_models(space: SearchSpace, ds) -> None:
             raise UserError(f"{space.source}: {where}: model {rc.model!r} returned {type(model).__name__}, not a "
                             "torch.nn.Module")
         if not any(True for _ in masked_layers(model)):
-            raise UserError(f"{space.source}: {where}: model {rc.model!r} has no prunable layer; build it from "
-                            "nas_lth's masked layers (nas_lth.models.layers: MaskedLinear, MaskedConv2d, ...)")
+            raise UserError(f"{space.source}: {where}: model {rc.model!r} has no prunable layer (nn.Linear, "
+                            "nn.Conv1d/2d, nn.Embedding, or nas_lth's masked layers; none marked nas_lth_kind = None)")
 
 
 # The keys that decide whether a channel ticket keeps a channel in every group (layer-wise selection)
