@@ -14,8 +14,24 @@ need when called: ``import nas_lth`` stays light.
 from __future__ import annotations
 
 __version__ = "0.1.0"
-__all__ = ["list_criteria", "list_datasets", "list_models", "register_criterion", "register_dataset",
-           "register_model"]
+__all__ = ["list_criteria", "list_datasets", "list_models", "load_results", "register_criterion",
+           "register_dataset", "register_model", "search"]
+
+
+def __getattr__(name: str):
+    # nas_lth.search is the CLI's module, callable: nas_lth.search(space, **options) runs a search (nas_lth.api)
+    if name == "search":
+        import importlib
+
+        return importlib.import_module("nas_lth.search")
+    raise AttributeError(f"module 'nas_lth' has no attribute {name!r}")
+
+
+def load_results(path):
+    """An existing experiment's results as DataFrames (:class:`nas_lth.api.Results`)."""
+    from nas_lth.api import load_results as load
+
+    return load(path)
 
 
 def register_model(name: str, description: str = ""):

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import types
 from pathlib import Path
 
 from nas_lth import plugins
@@ -96,6 +97,18 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     return 0
 
+
+class _CallableModule(types.ModuleType):
+    """``nas_lth.search(space, **options)``: the CLI's module is also the Python API's entry point
+    (:func:`nas_lth.api.search`)."""
+
+    def __call__(self, space, **options):
+        from nas_lth.api import search
+
+        return search(space, **options)
+
+
+sys.modules[__name__].__class__ = _CallableModule
 
 if __name__ == "__main__":
     sys.exit(main())

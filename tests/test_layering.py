@@ -39,7 +39,8 @@ FLOORS = [
     # the search strategy
     ("nas_lth.strategy",),
     # entry points
-    ("nas_lth.search", "nas_lth.reference"),
+    ("nas_lth.api", "nas_lth.reference"),
+    ("nas_lth.search",),  # the CLI, callable as nas_lth.search(...) through nas_lth.api
 ]
 FLOOR = {room: i for i, rooms in enumerate(FLOORS) for room in rooms}
 

@@ -28,10 +28,15 @@ class TableReporter(ProgressReporter):
         self.fixed = fixed or {}
         self.every_s = every_s
         self.max_rows = max_rows
-        self.stream = stream or sys.stdout
+        self._stream = stream  # None: sys.stdout when printing (Tune pickles the reporter: a notebook's or
+        # pytest's stdout object cannot be pickled)
         self._last = 0.0
         self._start = time.monotonic()
         self._total = None
+
+    @property
+    def stream(self):
+        return getattr(self, "_stream", None) or sys.stdout  # reporters pickled before kept no _stream
 
     def setup(self, start_time=None, total_samples=None, metric=None, mode=None, **kwargs):
         self._total = total_samples

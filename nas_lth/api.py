@@ -1,0 +1,148 @@
+"""The Python face of nas_lth: ``nas_lth.search(space, **options)`` runs a search as the CLI does and returns its
+:class:`Results`; ``nas_lth.load_results(path)`` reads an existing experiment the same way.
+
+The options are the CLI's, in snake case (``storage=``, ``name=``, ``num_samples=``, ``resume=``, ``plugins=``,
+...), checked by the same preflight. What a search changes in the calling process, and leaves changed: Tune's
+and Optuna's logging levels and three of Tune's environment settings (its file loggers off, the classic
+progress output), ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0`` when it starts a local Ray instance (so it listens on
+loopback only), and the plugins it imports. A Ray session the caller started is joined and left running; one
+the search started is shut down when it returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import SimpleNamespace
+
+import pandas as pd
+
+from nas_lth import plugins as plugin_modules
+from nas_lth.errors import UserError
+from nas_lth.space import SearchSpace, load_space
+from nas_lth.store import locate, read
+from nas_lth.store.analysis import best_tickets, pareto_front, unique_recipes
+from nas_lth.store.confirmed import confirmed
+
+# the CLI's options (python -m nas_lth.search --help) by their Python names; value: SearchOptions' field
+OPTIONS = {"storage": "storage", "name": "name", "num_samples": "num_samples", "max_concurrent": "max_concurrent",
+           "address": "address", "resume": "resume", "warm_start": "warm_start", "data_dir": "data_dir",
+           "seed": "seed", "device": "device", "cpus_per_trial": "cpus_per_trial",
+           "gpus_per_trial": "gpus_per_trial", "num_cpus": "num_cpus", "progress_every": "progress_every_s",
+           "dashboard": "dashboard", "quiet": "quiet"}
+
+
+@dataclass
+class Results:
+    """An experiment's results as pandas DataFrames: the same rows as its Parquet tables."""
+
+    location: str
+    trials: pd.DataFrame  # one row per search trial (trials/*.parquet, stage search)
+    curves: pd.DataFrame  # one row per trial and evaluation step
+    confirm: pd.DataFrame  # the confirmation stage's rows (trials/*.parquet, stage confirm)
+    metric: str = "val_acc"  # the validation metric the search ranked by
+    objectives: list | None = None  # (column, mode) of a multi-objective search
+    interrupted: bool | None = None  # for a search run now: whether it stopped before its end
+    skipped: list[str] = field(default_factory=list)  # table files that could not be read
+
+    @property
+    def best(self) -> pd.DataFrame:
+        """The best full-budget tickets (best first)."""
+        return best_tickets(self.trials) if len(self.trials) else pd.DataFrame()
+
+    @property
+    def front(self) -> pd.DataFrame:
+        """The Pareto front of validation metric against weights remaining (full budget, distinct recipes)."""
+        return pareto_front(unique_recipes(self.trials)) if len(self.trials) else pd.DataFrame()
+
+    @property
+    def confirmed(self) -> pd.DataFrame | None:
+        """The confirmation stage's ranking (mean and 95 % intervals per recipe), None without one."""
+        verdict = confirmed(self.trials, self.confirm, self.metric) if len(self.trials) else None
+        return None if verdict is None else verdict.table
+
+    @property
+    def best_ticket(self) -> str | None:
+        """The stored ticket file of the best full-budget trial (``nas_lth.export.load`` reads it)."""
+        best = self.best
+        if best.empty:
+            return None
+        loc = locate(self.location).join("tickets", f"{best.iloc[0].trial_id}.pt")
+        return loc.uri if loc.exists() else None
+
+    def summary(self) -> str:
+        """The end-of-search summary, as the CLI prints it."""
+        from nas_lth.experiment.summary import print_summary
+
+        outcome = SimpleNamespace(experiment=locate(self.location), metric=self.metric, objectives=self.objectives,
+                                  warm_started=0)
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            print_summary(outcome)
+        return out.getvalue().strip()
+
+    def __str__(self) -> str:
+        return self.summary()
+
+
+def _space(space, extra_plugins) -> SearchSpace:
+    if isinstance(space, SearchSpace):
+        return space
+    if isinstance(space, dict):
+        plugin_modules.load(extra_plugins)
+        data = {**space, "plugins": list(dict.fromkeys([*space.get("plugins", []), *extra_plugins]))}
+        return SearchSpace.from_dict(data, "space")
+    if isinstance(space, str | os.PathLike):
+        plugin_modules.load(extra_plugins)
+        return load_space(Path(space), plugins=list(extra_plugins))
+    raise UserError(f"space: give a YAML file's path, a mapping or a SearchSpace, not {type(space).__name__}")
+
+
+def search(space, *, plugins: tuple[str, ...] | list[str] = (), **options) -> Results:
+    """Run a search (as ``python -m nas_lth.search``) and return its results. ``space``: a YAML file's path, a
+    mapping with the file's keys, or a :class:`SearchSpace`."""
+    from nas_lth.strategy import SearchOptions, run_search
+
+    unknown = sorted(set(options) - set(OPTIONS))
+    if unknown:
+        raise UserError(f"nas_lth.search: unknown option {unknown[0]!r}; allowed: {', '.join(sorted(OPTIONS))}")
+    space = _space(space, list(plugins))
+    fields = {OPTIONS[k]: v for k, v in options.items()}
+    fields.setdefault("name", space.name)
+    fields.setdefault("dashboard", False)  # a notebook has no use for Ray's dashboard unless asked
+    fields.setdefault("quiet", True)
+    outcome = run_search(SearchOptions(space=space, **fields))
+    res = _results(outcome.experiment.uri, outcome.metric, outcome.objectives)
+    res.interrupted = outcome.interrupted
+    return res
+
+
+def load_results(path: str | os.PathLike) -> Results:
+    """An existing experiment's results (a local folder or an ``s3://``/``gs://`` URI)."""
+    uri = os.fspath(path)
+    metric, objectives = _recorded_objectives(uri)
+    return _results(uri, metric, objectives)
+
+
+def _results(uri: str, metric: str, objectives) -> Results:
+    res = read(uri)
+    if metric == "val_acc" and "val_micro_f1" in res.trials and res.trials.val_micro_f1.notna().any():
+        metric = "val_micro_f1"  # a multi-label search ranks by micro-F1 unless its space names a metric
+    return Results(location=uri, trials=res.trials, curves=res.curves, confirm=res.confirm, metric=metric,
+                   objectives=objectives, skipped=res.skipped)
+
+
+def _recorded_objectives(uri: str) -> tuple[str, list | None]:
+    """The search metric and the objectives of a multi-objective search, from the experiment's ``space.json``."""
+    try:
+        strategy = json.loads(locate(uri).join("space.json").read_bytes()).get("strategy") or {}
+    except (OSError, ValueError, AttributeError):
+        strategy = {}
+    objectives = strategy.get("objectives") or []
+    metric = strategy.get("metric") or "val_acc"
+    pairs = [(o.get("metric"), o.get("mode")) for o in objectives if isinstance(o, dict)]
+    return metric, (pairs if len(pairs) > 1 else None)
