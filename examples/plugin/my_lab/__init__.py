@@ -1,0 +1,1 @@
+"""A lab's own parts for nas_lth: see parts.py."""
