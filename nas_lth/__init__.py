@@ -13,8 +13,9 @@ need when called: ``import nas_lth`` stays light.
 
 from __future__ import annotations
 
-__version__ = "0.1.0"
-__all__ = ["list_criteria", "list_datasets", "list_models", "load_results", "register_criterion",
+from nas_lth.version import __version__
+
+__all__ = ["__version__", "list_criteria", "list_datasets", "list_models", "load_results", "register_criterion",
            "register_dataset", "register_model", "search"]
 
 

@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "nas_lth"
 # Bottom first. A room may import rooms of lower floors only.
 FLOORS = [
     # plain names and errors: no torch, no pydantic models of the recipe
-    ("nas_lth.errors", "nas_lth.names", "nas_lth.roles", "nas_lth.terms"),
+    ("nas_lth.errors", "nas_lth.names", "nas_lth.roles", "nas_lth.terms", "nas_lth.version"),
     # small shared services: registries, user plugins, reading YAML, choosing a device
     ("nas_lth.registry", "nas_lth.plugins", "nas_lth.yamlfile", "nas_lth.device"),
     # the vocabulary: one recipe

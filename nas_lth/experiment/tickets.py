@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import torch
 
-import nas_lth
 from nas_lth import export
 from nas_lth.estimation import TicketRun
 from nas_lth.recipe import REWIND_MODE
+from nas_lth.version import __version__
 
 
 def store_ticket(loc, run: TicketRun, data, row, trial_id: str, experiment_name: str,
@@ -24,7 +24,7 @@ def store_ticket(loc, run: TicketRun, data, row, trial_id: str, experiment_name:
         "criterion": rc.criterion, "stop_at": rc.stop.label(), "reinit": rc.reinit, "model": rc.model,
         "dataset": rc.dataset, "dataset_options": rc.dataset_options, "val_size": rc.val_size, "seed": rc.seed,
         "mask_iter": row.mask_iter, "early_stop_iter": row.early_stop_iter, "iterations": row.iterations,
-        "metrics": metrics, "nas_lth_version": nas_lth.__version__, "torch_version": torch.__version__,
+        "metrics": metrics, "nas_lth_version": __version__, "torch_version": torch.__version__,
         "torch_threads": torch.get_num_threads(), "device": str(run.device), "rewind_mode": REWIND_MODE,
         "precision": rc.training.precision,
         "plugins": list(plugins),  # imported before the ticket is rebuilt: where its model is registered
