@@ -685,6 +685,25 @@ def test_a_repeated_recipe_reuses_the_first_result(tmp_path):
 
     seen = check_study_matches_trials(tmp_path / "runs" / "same_recipe", trials)
     assert seen == {TrialState.COMPLETE: 1, TrialState.FAIL: 2}, seen
+    # and the summary says what the repeats cost the search
+    assert "2 of 3 samples repeated a recipe already run" in proc.stdout, proc.stdout[-2000:]
+
+
+def test_too_few_samples_for_the_rungs_of_asha_is_said_before_the_search():
+    from nas_lth.space import SearchSpace
+    from nas_lth.strategy.preflight import few_samples_for_rungs
+
+    def space(**strategy):
+        return SearchSpace.from_dict(tiny_space("r", 1, {"criterion": {"choice": ["large_final"]}}, **strategy))
+
+    # budget 6, grace 1, factor 3: decisions at epochs 1 and 3, so 3 ** 2 = 9 samples for one trial to be promoted
+    asha = space(scheduler="asha", grace_period=1, reduction_factor=3)
+    assert few_samples_for_rungs(asha, 9, 6) is None
+    said = few_samples_for_rungs(asha, 4, 6)
+    assert "num_samples 4 is small for ASHA's 2 rung(s) below the budget of 6 epochs" in said
+    assert "give at least 9 samples" in said
+    assert few_samples_for_rungs(space(scheduler="fifo"), 1, 6) is None
+    assert few_samples_for_rungs(asha, 1, 1) is None  # a one-epoch budget has no rung to stop at
 
 
 # ------------------------------------------------------------------ warm start

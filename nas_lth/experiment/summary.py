@@ -72,6 +72,10 @@ def print_summary(outcome) -> None:
         return
     counts = ", ".join(f"{n} {s}" for s, n in trials.status.value_counts().items())
     print(f"\n== {len(trials)} trials finished: {counts}")
+    replays = int(trials.message.fillna("").str.startswith("same recipe").sum()) if "message" in trials else 0
+    if replays:  # samples the searcher spent on recipes it had already seen (their results were reused)
+        print(f"{replays} of {len(trials)} samples repeated a recipe already run: its result was reused, nothing "
+              "trained, and the searcher was told FAIL (replay_of) so it is not learned twice")
     dense = trials.dense_val_acc.dropna()
     if len(dense):
         print(f"dense network: val_acc {dense.iloc[0]:.4f}")

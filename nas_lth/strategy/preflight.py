@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,8 +53,28 @@ def preflight(opts: SearchOptions) -> Plan:
     from nas_lth.strategy.trial import objective_metric
 
     max_t = max(1, math.ceil(max(float(b) for b in space.values_of("budget") or [space.recipe({}).budget])))
+    thin = few_samples_for_rungs(space, opts.num_samples or space.num_samples(), max_t)
+    if thin:  # not an error: a small trial search is legitimate, but it is mostly early stopping
+        print(f"warning: {space.source}: {thin}", file=sys.stderr, flush=True)
     return Plan(exp, warm, strat.seed if opts.seed is None else opts.seed, cpus, gpus,
                 strat.search_metric or objective_metric(multilabel), max_t)
+
+
+def few_samples_for_rungs(space: SearchSpace, num_samples: int, max_t: int) -> str | None:
+    """Successive halving keeps about 1/reduction_factor of the trials at each rung below the full budget: with
+    fewer samples than reduction_factor ** rungs, most trials are stopped and few (or none, but for ASHA's
+    early promotions) reach the budget. What to say, or None."""
+    strat = space.spec.strategy
+    if strat.scheduler != "asha":
+        return None
+    grace, eta = min(strat.grace_period, max_t), strat.reduction_factor
+    rungs = sum(1 for k in range(64) if grace * eta ** k < max_t)  # decision points below the full budget
+    needed = math.ceil(eta ** rungs)
+    if rungs == 0 or num_samples >= needed:
+        return None
+    return (f"strategy.num_samples {num_samples} is small for ASHA's {rungs} rung(s) below the budget of {max_t} "
+            f"epochs (grace_period {grace}, reduction_factor {eta:g}): about {num_samples / eta ** rungs:.1f} trial(s) "
+            f"would reach it by merit; give at least {needed} samples, fewer rungs, or scheduler: fifo")
 
 
 def check_options(opts: SearchOptions) -> None:
