@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,12 +20,12 @@ from types import SimpleNamespace
 
 import pandas as pd
 
-from nas_lth import plugins as plugin_modules
 from nas_lth.errors import UserError
 from nas_lth.space import SearchSpace, load_space
 from nas_lth.store import locate, read
 from nas_lth.store.analysis import best_tickets, pareto_front, unique_recipes
 from nas_lth.store.confirmed import confirmed
+from nas_lth.store.reader import recorded_space
 
 # the CLI's options (python -m nas_lth.search --help) by their Python names; value: SearchOptions' field
 OPTIONS = {"storage": "storage", "name": "name", "num_samples": "num_samples", "max_concurrent": "max_concurrent",
@@ -89,16 +88,13 @@ class Results:
         return self.summary()
 
 
-def _space(space, extra_plugins) -> SearchSpace:
-    if isinstance(space, SearchSpace):
-        return space
+def _space(space, extra_plugins: list[str]) -> SearchSpace:
+    if isinstance(space, SearchSpace):  # rebuilt only to add plugins: they are recorded with the space
+        return SearchSpace.from_dict(space.to_dict(), space.source, plugins=extra_plugins) if extra_plugins else space
     if isinstance(space, dict):
-        plugin_modules.load(extra_plugins)
-        data = {**space, "plugins": list(dict.fromkeys([*space.get("plugins", []), *extra_plugins]))}
-        return SearchSpace.from_dict(data, "space")
+        return SearchSpace.from_dict(space, "space", plugins=extra_plugins)
     if isinstance(space, str | os.PathLike):
-        plugin_modules.load(extra_plugins)
-        return load_space(Path(space), plugins=list(extra_plugins))
+        return load_space(Path(space), plugins=extra_plugins)
     raise UserError(f"space: give a YAML file's path, a mapping or a SearchSpace, not {type(space).__name__}")
 
 
@@ -138,10 +134,8 @@ def _results(uri: str, metric: str, objectives) -> Results:
 
 def _recorded_objectives(uri: str) -> tuple[str, list | None]:
     """The search metric and the objectives of a multi-objective search, from the experiment's ``space.json``."""
-    try:
-        strategy = json.loads(locate(uri).join("space.json").read_bytes()).get("strategy") or {}
-    except (OSError, ValueError, AttributeError):
-        strategy = {}
+    strategy = recorded_space(uri).get("strategy")
+    strategy = strategy if isinstance(strategy, dict) else {}
     objectives = strategy.get("objectives") or []
     metric = strategy.get("metric") or "val_acc"
     pairs = [(o.get("metric"), o.get("mode")) for o in objectives if isinstance(o, dict)]

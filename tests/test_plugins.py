@@ -179,3 +179,18 @@ def test_a_plain_pytorch_model_is_pruned_as_it_is():
     # by rule, without attributes: the last linear layer in registration order is the output
     seq = make_prunable(nn.Sequential(nn.Linear(4, 4), nn.ReLU(), nn.Linear(4, 2)))
     assert [m.kind for _, m in masked_layers(seq)] == ["fc", "output"]
+
+
+def test_plugins_given_to_the_api_join_the_space_whatever_form_it_takes(tmp_path, monkeypatch):
+    """A path, a mapping or a SearchSpace: plugins= are imported and recorded with the space (space.json)."""
+    from nas_lth.api import _space
+    from nas_lth.space import SearchSpace
+
+    (tmp_path / "apilab.py").write_text("LOADED = True\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    data = {"name": "p", "plugins": ["yaml"], "fixed": {"model": "lenet300_100", "dataset": "digits"},
+            "search": {"criterion": {"choice": ["large_final"]}}}
+    (tmp_path / "p.yaml").write_text(yaml.safe_dump(data))
+    for given in (data, tmp_path / "p.yaml", SearchSpace.from_dict(data)):
+        assert _space(given, ["apilab"]).spec.plugins == ["yaml", "apilab"]
+    assert sys.modules["apilab"].LOADED

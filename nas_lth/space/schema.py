@@ -30,7 +30,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from nas_lth import plugins
+from nas_lth import plugins as plugin_modules
 from nas_lth.errors import UserError
 from nas_lth.names import valid_name
 from nas_lth.recipe import LATENCY_FORMS, MAX_EPOCHS, Recipe, format_validation_error
@@ -376,15 +376,20 @@ class SearchSpace:
 
     # -- construction --------------------------------------------------------------------------
     @classmethod
-    def from_dict(cls, data: Any, source: str = "space") -> SearchSpace:
+    def from_dict(cls, data: Any, source: str = "space", plugins: list[str] | tuple[str, ...] = ()) -> SearchSpace:
+        """The space of a file's mapping; ``plugins`` (a command's ``--plugin``, the API's ``plugins=``) join the
+        file's own list, so the experiment records them with the space."""
         if not isinstance(data, dict):
             raise UserError(f"{source}: expected a mapping with keys name, fixed, search, got "
                             f"{type(data).__name__}")
+        if plugins:
+            listed = data.get("plugins") if isinstance(data.get("plugins"), list) else []
+            data = {**data, "plugins": list(dict.fromkeys([*listed, *plugins]))}
         try:
             spec = SpaceFile.model_validate(data)
         except ValidationError as exc:
             raise UserError(format_validation_error(exc, source)) from None
-        plugins.load(spec.plugins, where=f"{source}: plugins")  # their names must be known to validate the rest
+        plugin_modules.load(spec.plugins, where=f"{source}: plugins")  # their names must be known to validate
         return cls(spec, source)
 
     def to_dict(self) -> dict:
@@ -537,10 +542,5 @@ class SearchSpace:
 
 
 def load_space(path: str | Path, plugins: list[str] | tuple[str, ...] = ()) -> SearchSpace:
-    """The space file at ``path``; ``plugins`` (a command's ``--plugin``) join the file's own list, so the
-    experiment records them with the space."""
-    data = read_yaml(path, "search space")
-    if plugins and isinstance(data, dict):
-        listed = data.get("plugins") if isinstance(data.get("plugins"), list) else []
-        data = {**data, "plugins": list(dict.fromkeys([*listed, *plugins]))}
-    return SearchSpace.from_dict(data, str(path))
+    """The space file at ``path``, with ``plugins`` added to its own (see :meth:`SearchSpace.from_dict`)."""
+    return SearchSpace.from_dict(read_yaml(path, "search space"), str(path), plugins=plugins)

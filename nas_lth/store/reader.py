@@ -22,16 +22,21 @@ from nas_lth.store.schema import CURVE_SCHEMA, TRIAL_SCHEMA
 SPACE_FILE = "space.json"  # the experiment's space, written by nas_lth.experiment.record
 
 
-def recorded_plugins(experiment: str) -> list[str]:
-    """The plugins the experiment's space named (``space.json``), for the report, export and warm start to import;
-    none for an experiment without a readable space file."""
+def recorded_space(experiment: str) -> dict:
+    """The space the experiment was started with (``space.json``, as a mapping); empty for an experiment without
+    a readable space file (older ones kept none)."""
     import json
 
     try:
         space = json.loads(locate(experiment).join(SPACE_FILE).read_bytes())
     except (OSError, ValueError):
-        return []
-    found = space.get("plugins") if isinstance(space, dict) else None
+        return {}
+    return space if isinstance(space, dict) else {}
+
+
+def recorded_plugins(experiment: str) -> list[str]:
+    """The plugins the experiment's space named, for the report and the export to import."""
+    found = recorded_space(experiment).get("plugins")
     return [p for p in found if isinstance(p, str)] if isinstance(found, list) else []
 
 

@@ -148,12 +148,11 @@ def check_data(space: SearchSpace, data_dir: str | None) -> bool:
                 raise UserError(f"{space.source}: {_where(space, 'val_size')}: {exc}") from None
             multilabel |= ds.multilabel
             _check_budgets(space, name, val_size, len(ds.train))
-            _check_models(space, ds)
-            _check_channels(space, ds)
+            _check_channels(space, ds, _check_models(space, ds))
     return multilabel
 
 
-def _check_models(space: SearchSpace, ds) -> None:
+def _check_models(space: SearchSpace, ds) -> dict:
     """Every model the space can pick builds on this data into a module with prunable layers: a model without
     one would report 100 % of its weights as a "ticket" in every trial."""
     import torch
@@ -161,12 +160,11 @@ def _check_models(space: SearchSpace, ds) -> None:
     from nas_lth.models import build_model
     from nas_lth.models.layers import masked_layers
 
-    seen = set()
+    built: dict = {}
     for sampled, _ in _extreme_combos(space, ("model",)):
         rc = space.recipe(sampled)
-        if rc.model in seen:
+        if rc.model in built:
             continue
-        seen.add(rc.model)
         where = _where(space, "model")
         try:
             model = build_model(rc.model, ds.input_shape, ds.num_classes, seed=0, options=rc.model_options,
@@ -183,6 +181,8 @@ def _check_models(space: SearchSpace, ds) -> None:
         if not any(True for _ in masked_layers(model)):
             raise UserError(f"{space.source}: {where}: model {rc.model!r} has no prunable layer (nn.Linear, "
                             "nn.Conv1d/2d, nn.Embedding, or nas_lth's masked layers; none marked nas_lth_kind = None)")
+        built[rc.model] = model
+    return built
 
 
 # The keys that decide whether a channel ticket keeps a channel in every group (layer-wise selection)
@@ -190,10 +190,10 @@ CHANNEL_KEYS = ("model", "granularity", "criterion", "scope", "rounds", "target_
                 "prune_rate.fc")
 
 
-def _check_channels(space: SearchSpace, ds) -> None:
-    """``granularity: channel``: every model the space can pick has channels to remove, and no layer-wise
-    schedule it can ask for removes a layer's last channel (a global one can only be checked while pruning)."""
-    from nas_lth.models import build_model
+def _check_channels(space: SearchSpace, ds, models: dict) -> None:
+    """``granularity: channel``: every model the space can pick (``models``: built by :func:`_check_models`) has
+    channels to remove, and no layer-wise schedule it can ask for removes a layer's last channel (a global one can
+    only be checked while pruning)."""
     from nas_lth.pruning.channels import channel_groups, check_rates
 
     if "channel" not in (space.values_of("granularity") or []):
@@ -203,10 +203,8 @@ def _check_channels(space: SearchSpace, ds) -> None:
         rc = space.recipe(sampled)
         if rc.granularity != "channel":
             continue
-        if rc.model not in groups:
-            model = build_model(rc.model, ds.input_shape, ds.num_classes, seed=0, options=rc.model_options,
-                                meta=ds.meta)
-            groups[rc.model] = channel_groups(model, ds.train.x[:2].cpu())
+        if rc.model not in groups:  # traced on a copy: the built model stays as it is
+            groups[rc.model] = channel_groups(models[rc.model], ds.train.x[:2].cpu())
         where = _where(space, "model") if "model" in space.dims else "fixed.model"
         if not groups[rc.model]:
             raise UserError(f"{space.source}: {where}: {rc.model!r} has no channels to remove "
