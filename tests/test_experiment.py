@@ -110,17 +110,24 @@ def test_a_moved_or_copied_experiment_resumes_where_it_lies_now(tmp_path):
     assert proc.returncode == 2 and "fixed.budget: 6 -> 5" in proc.stderr, proc.stderr[-2000:]
     assert digests(a / "moved" / "trials") == at_interrupt
 
+    def tree(root):  # every file and folder under the original, with its size: nothing may be added there
+        return {str(p.relative_to(root)): p.stat().st_size if p.is_file() else -1 for p in root.rglob("*")}
+
+    original = tree(a)
     shutil.copytree(a, b, symlinks=True)  # cp -a: the copy resumes into itself, the original is untouched
     proc = run([*search_cmd(space, b), "--resume"], tmp_path, "copy")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    assert len(read(str(b / "moved")).trials) == SAMPLES
+    copied = read(str(b / "moved")).trials
+    assert len(copied) == SAMPLES and (copied.status == "completed").all(), copied[["trial_id", "status", "message"]]
     assert digests(a / "moved" / "trials") == at_interrupt
+    assert tree(a) == original, "the copy's run wrote into the original experiment"
 
     shutil.move(a, c)  # mv: the moved experiment resumes into its new place; the old one is not re-created
     proc = run([*search_cmd(space, c), "--resume"], tmp_path, "moved")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     trials = read(str(c / "moved")).trials
     assert len(trials) == SAMPLES and trials.trial_id.is_unique
+    assert (trials.status == "completed").all(), trials[["trial_id", "status", "message"]]
     assert not a.exists()
     assert not (c / "moved" / LOCK_FILE).exists()  # the lease is given back at the end
 
@@ -239,3 +246,31 @@ def test_tune_state_pickled_under_the_old_module_names_is_read():
     with old_module_names():
         assert pickle.loads(old) == TrialReport("t1", objective=0.5)
     assert "nas_lth.strategy.report" not in sys.modules
+
+
+# ------------------------------------------------------------------ unit: torn Tune snapshots
+
+
+def test_torn_snapshot_sets_are_moved_aside_newest_first_and_kept(tmp_path):
+    import pickle
+
+    from nas_lth.experiment.snapshots import has_state, is_torn, set_aside_torn
+
+    exp = locate(str(tmp_path / "exp"))
+    exp.mkdir()
+    whole_pkl = pickle.dumps({"a": 1})
+    assert not is_torn("x.pkl", whole_pkl) and is_torn("x.pkl", whole_pkl[:-3]) and is_torn("x.json", b"")
+    assert is_torn("x.json", b'{"trial_data": [1, 2') and not is_torn("x.json", b'{"a": 1}')
+    assert not is_torn("search_gen_state-r.json", whole_pkl) and is_torn("search_gen_state-r.json", whole_pkl[:-1])
+    for run_, torn in (("2026-01-01_10-00-00", False), ("2026-01-01_11-00-00", False), ("2026-01-01_12-00-00", True)):
+        (tmp_path / "exp" / f"experiment_state-{run_}.json").write_bytes(b'{"trial_data": [' if torn else b"{}")
+        (tmp_path / "exp" / f"searcher-state-{run_}.pkl").write_bytes(whole_pkl)
+    # the middle run's searcher state was cut short too (a full disk): both newer sets go, the oldest stays
+    (tmp_path / "exp" / "searcher-state-2026-01-01_11-00-00.pkl").write_bytes(whole_pkl[:5])
+    assert set_aside_torn(exp) == ["2026-01-01_12-00-00", "2026-01-01_11-00-00"]
+    assert sorted(p.name for p in (tmp_path / "exp").glob("*state-*")) == [
+        "experiment_state-2026-01-01_10-00-00.json", "searcher-state-2026-01-01_10-00-00.pkl"]
+    assert len(list((tmp_path / "exp" / "torn").iterdir())) == 4  # kept, not deleted
+    assert has_state(exp) and set_aside_torn(exp) == []
+    (tmp_path / "exp" / "experiment_state-2026-01-01_10-00-00.json").write_bytes(b"")
+    assert set_aside_torn(exp) == ["2026-01-01_10-00-00"] and not has_state(exp)

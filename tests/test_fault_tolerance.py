@@ -5,6 +5,7 @@ trials that raise or diverge. Real Ray: `ray.cluster_utils.Cluster` runs a head 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -98,21 +99,28 @@ def test_driver_killed_then_resume_finishes_without_rerunning(tmp_path):
     proc.wait(30)
     before = digests(trials_dir)
     assert len(before) < 8, "every trial finished before the kill: make the trials longer"
-    # the killed driver leaves its Ray processes behind; the test cleans them up
-    orphans = session_pids(proc.pid)
-    for pid in orphans:
-        os.kill(pid, signal.SIGKILL)
-    wait_for(lambda: not session_pids(proc.pid), 30, "the orphaned Ray processes to exit")
+    # the killed driver leaves its Ray processes behind (issue 27 item 6): the resuming driver ends them
+    assert session_pids(proc.pid), "the killed driver left no Ray process: nothing to test"
+    bystander = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"], start_new_session=True)
 
     second = start(cmd + ["--resume"], tmp_path, "resume")
+    try:
+        wait_for(lambda: not session_pids(proc.pid), 60, "the resuming driver to end the orphaned Ray processes",
+                 second)
+        assert bystander.poll() is None, "a process that was not the dead driver's was ended"
+    finally:
+        bystander.kill()
+        for pid in session_pids(proc.pid):  # the test's own clean-up, should the check above fail
+            os.kill(pid, signal.SIGKILL)
     second.wait(TIMEOUT_S)
     assert second.returncode == 0, logs(tmp_path, "resume")
+    assert "process(es) of the dead driver's Ray instance" in (tmp_path / "resume.err").read_text()
     assert not reap_session(second)
     trials = read(storage / "killed").trials
     assert len(trials) == 8 and trials.trial_id.is_unique
     after = digests(trials_dir)
     assert {name: after[name] for name in before} == before, "a trial finished before the kill was rewritten"
-    assert (trials.status == "completed").all()
+    assert (trials.status == "completed").all(), trials[["trial_id", "status", "message"]]
 
 
 def test_a_raising_or_diverging_trial_is_recorded_and_the_search_goes_on(tmp_path):
@@ -160,3 +168,134 @@ def test_a_search_whose_every_trial_fails_reports_no_best_value(tmp_path):
     out = (tmp_path / "allfail.out").read_text()
     progress = [line for line in out.splitlines() if "best full-budget val_acc:" in line]
     assert progress and progress[-1].endswith("best full-budget val_acc: -"), progress
+
+
+def kill_session(proc: subprocess.Popen) -> None:
+    """SIGKILL the driver, then what it left behind (its Ray processes), as a crash would leave them."""
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(30)
+    for pid in session_pids(proc.pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    wait_for(lambda: not session_pids(proc.pid), 30, "the orphaned Ray processes to exit")
+
+
+def row_count(trials_dir: Path) -> int:
+    return len(list(trials_dir.glob("*.parquet"))) if trials_dir.is_dir() else 0
+
+
+def test_a_checkpoint_gone_since_tunes_snapshot_falls_back_instead_of_failing(tmp_path):
+    """Tune deletes a trial's older checkpoints as new ones arrive; a snapshot taken before that names one that
+    is gone after a SIGKILL. Here every checkpoint is removed after the kill: each running trial starts over
+    (none is recorded as failed) and every row stored before the kill stays byte for byte."""
+    data = tiny_space("lost_ckpt", 6, {"criterion": {"choice": ["large_final", "random", "movement"]},
+                                       "rounds": {"choice": [2, 3]}}, scheduler="fifo", searcher="grid")
+    data["strategy"].pop("num_samples")
+    data["fixed"]["budget"] = 20  # trials checkpoint every epoch for a while: the kill finds some running
+    space = write_space(tmp_path / "space.yaml", data)
+    storage = tmp_path / "runs"
+    exp, trials_dir = storage / "lost_ckpt", storage / "lost_ckpt" / "trials"
+    cmd = search_cmd(space, storage, "--num-cpus", "2")
+    proc = start(cmd, tmp_path, "first")
+    wait_for(lambda: row_count(trials_dir) >= 1 and any(exp.glob("ticket_trainable_*/checkpoint_*")), 240,
+             "a stored row and a running trial's checkpoint", proc)
+    kill_session(proc)
+    before = digests(trials_dir)
+    gone = [p for p in exp.glob("ticket_trainable_*/checkpoint_*")]
+    assert gone and len(before) < 6
+    for p in gone:
+        shutil.rmtree(p)
+    second = start(cmd + ["--resume"], tmp_path, "resume")
+    second.wait(TIMEOUT_S)
+    assert second.returncode == 0, logs(tmp_path, "resume")
+    reap_session(second)
+    out = (tmp_path / "resume.out").read_text()
+    # the kill can land while Tune rewrites its only snapshot: then the search starts again (tested below)
+    # and no checkpoint is named at all
+    assert "is gone" in out or "cut short" in out, out[-3000:]
+    trials = read(storage / "lost_ckpt").trials
+    assert len(trials) == 6 and trials.trial_id.is_unique
+    assert (trials.status == "completed").all(), trials[["trial_id", "status", "message"]]
+    after = digests(trials_dir)
+    assert {name: after[name] for name in before} == before
+
+
+CHAOS_CYCLES = 4
+
+
+def test_repeated_kill_and_resume_stores_each_trial_once_and_never_rewrites_a_row(tmp_path):
+    """Issue 27 item 1: SIGKILL the driver as soon as two or three new rows are stored, --resume, and again,
+    CHAOS_CYCLES times, with Tune's periodic snapshot off so that it lags the rows (trials created and finished
+    after it, stopped trials started again). Every row stored before a kill stays byte for byte; at the end each grid
+    point has exactly one row and no trial failed."""
+    grid = {"criterion": {"choice": ["large_final", "random", "movement", "snip"]}, "rounds": {"choice": [1, 2, 3]}}
+    data = tiny_space("chaos", 12, grid, scheduler="asha", grace_period=1, reduction_factor=2, searcher="grid")
+    data["strategy"].pop("num_samples")
+    space = write_space(tmp_path / "space.yaml", data)
+    storage = tmp_path / "runs"
+    trials_dir = storage / "chaos" / "trials"
+    cmd = search_cmd(space, storage, "--num-cpus", "2")
+    env = {**search_env(), "TUNE_GLOBAL_CHECKPOINT_S": "1000"}
+    stored: dict[str, str] = {}
+    kills = 0
+    for cycle in range(CHAOS_CYCLES + 1):
+        args = cmd + (["--resume"] if cycle else [])
+        proc = subprocess.Popen(args, cwd=tmp_path, env=env, stdout=open(tmp_path / f"c{cycle}.out", "w"),
+                                stderr=open(tmp_path / f"c{cycle}.err", "w"), start_new_session=True)
+        if cycle < CHAOS_CYCLES:
+            n = row_count(trials_dir)
+            deadline = time.monotonic() + 240
+            # two or three new rows: the later ones belong to trials Tune created after its last snapshot
+            while row_count(trials_dir) < n + 2 + cycle % 2 and proc.poll() is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+        if proc.poll() is None and cycle < CHAOS_CYCLES:
+            kill_session(proc)
+            kills += 1
+        else:
+            proc.wait(TIMEOUT_S)
+            assert proc.returncode == 0, logs(tmp_path, f"c{cycle}")
+            reap_session(proc)
+        now = digests(trials_dir)
+        assert {k: now.get(k) for k in stored} == stored, f"cycle {cycle}: a stored row was rewritten"
+        stored = now
+        if cycle >= 1 and proc.returncode == 0 and len(now) >= 12:
+            break
+    assert kills >= 2, "the search finished before it could be killed twice: make the trials longer"
+    trials = read(storage / "chaos").trials
+    assert trials.trial_id.is_unique
+    assert len(trials) == 12, trials[["trial_id", "criterion", "rounds", "status"]]
+    assert not trials.duplicated(["criterion", "rounds"]).any(), trials[["trial_id", "criterion", "rounds"]]
+    assert (trials.status != "failed").all(), trials[["trial_id", "status", "message"]]
+
+
+def test_a_snapshot_cut_short_resumes_and_the_stored_rows_stand_for_their_trials(tmp_path):
+    """Issue 27 item 3: a kill or a full disk while Tune rewrites its snapshot leaves experiment_state-*.json
+    cut short (here: emptied, the experiment's only run). --resume sets it aside (kept under torn/) and starts
+    the search again in the folder; the grid's trials drawn again keep the rows stored before: one row per
+    grid point, none rewritten."""
+    data = tiny_space("torn", 8, {"criterion": {"choice": ["large_final", "random", "movement", "snip"]},
+                                  "rounds": {"choice": [1, 2]}}, scheduler="fifo", searcher="grid")
+    data["strategy"].pop("num_samples")
+    space = write_space(tmp_path / "space.yaml", data)
+    storage = tmp_path / "runs"
+    exp, trials_dir = storage / "torn", storage / "torn" / "trials"
+    cmd = search_cmd(space, storage, "--num-cpus", "2")
+    proc = start(cmd, tmp_path, "first")
+    wait_for(lambda: row_count(trials_dir) >= 2, 180, "two finished trials", proc)
+    kill_session(proc)
+    before = digests(trials_dir)
+    (state,) = exp.glob("experiment_state-*.json")
+    state.write_bytes(state.read_bytes()[:0])
+    second = start(cmd + ["--resume"], tmp_path, "resume")
+    second.wait(TIMEOUT_S)
+    assert second.returncode == 0, logs(tmp_path, "resume")
+    reap_session(second)
+    out = (tmp_path / "resume.out").read_text()
+    assert "cut short" in out and (exp / "torn" / state.name).exists(), out[-3000:]
+    trials = read(storage / "torn").trials
+    assert len(trials) == 8 and trials.trial_id.is_unique, trials[["trial_id", "criterion", "rounds"]]
+    assert not trials.duplicated(["criterion", "rounds"]).any()
+    after = digests(trials_dir)
+    assert {name: after[name] for name in before} == before

@@ -28,6 +28,7 @@ from nas_lth.store import (
     write_trial,
 )
 from nas_lth.store.analysis import best_tickets, pareto_front
+from nas_lth.store.writer import stored_row
 
 
 def trial_row(trial_id: str, **kw) -> dict:
@@ -96,16 +97,35 @@ def test_files_are_named_by_trial_id(three_trials, tmp_path):
     assert sorted(p.name for p in (root / "curves").iterdir()) == ["t1.parquet", "t2.parquet", "t3.parquet"]
 
 
-def test_a_trial_written_twice_appears_once_with_its_last_row(exp, tmp_path):
+def test_a_stored_row_is_final_and_only_a_failed_one_gives_way(exp, tmp_path):
     write_trial(exp, "t1", trial_row("t1", val_acc=0.5))
     write_curve(exp, "t1", curve("t1", n=2))
-    write_trial(exp, "t2", trial_row("t2"))
-    write_trial(exp, "t1", trial_row("t1", val_acc=0.7))  # a retried / re-reported trial
-    write_curve(exp, "t1", curve("t1", n=5))
+    path = tmp_path / "runs" / "exp" / "trials" / "t1.parquet"
+    first = path.read_bytes()
+    kept = write_trial(exp, "t1", trial_row("t1", val_acc=0.7))  # a trial Tune replayed after a resume
+    assert kept is not None and kept["val_acc"] == pytest.approx(0.5)
+    assert write_trial(exp, "t1", {"experiment": "exp", "trial_id": "t1", "status": "failed"}) is not None
+    assert path.read_bytes() == first  # neither a second result nor a failure rewrites it
+    # a failed row is what a re-run after --resume replaces; a second failure does not
+    write_trial(exp, "t2", {"experiment": "exp", "trial_id": "t2", "status": "failed", "message": "oom"})
+    assert write_trial(exp, "t2", {"experiment": "exp", "trial_id": "t2", "status": "failed",
+                                   "message": "again"}) is not None
+    assert write_trial(exp, "t2", trial_row("t2", val_acc=0.8)) is None
+    # a lost row written again from Tune's state replaces whatever is there
+    assert write_trial(exp, "t1", trial_row("t1", val_acc=0.6), replace=True) is None
     res = read(str(tmp_path / "runs" / "exp"))
     assert sorted(res.trials.trial_id) == ["t1", "t2"]
-    assert res.trials.set_index("trial_id").val_acc["t1"] == pytest.approx(0.7)
-    assert len(res.curves) == 5
+    assert res.trials.set_index("trial_id").val_acc.to_dict() == pytest.approx({"t1": 0.6, "t2": 0.8})
+    assert len(res.curves) == 2
+
+
+def test_an_unreadable_row_is_no_row_and_is_written_again(exp, tmp_path):
+    path = tmp_path / "runs" / "exp" / "trials" / "t1.parquet"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(b"PAR1 torn")
+    assert stored_row(exp, "t1") is None
+    assert write_trial(exp, "t1", trial_row("t1", val_acc=0.5)) is None
+    assert stored_row(exp, "t1")["val_acc"] == pytest.approx(0.5)
 
 
 def test_no_temporary_files_are_left_behind(three_trials, tmp_path):
@@ -125,7 +145,7 @@ def test_a_failed_write_leaves_neither_a_temporary_file_nor_a_partial_file(exp, 
 
     monkeypatch.setattr(pq, "write_table", broken_write)
     with pytest.raises(OSError):
-        write_trial(exp, "t1", trial_row("t1", val_acc=0.9))
+        write_trial(exp, "t1", trial_row("t1", val_acc=0.9), replace=True)
     with pytest.raises(OSError):
         write_trial(exp, "t2", trial_row("t2"))
     monkeypatch.undo()

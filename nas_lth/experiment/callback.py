@@ -16,6 +16,7 @@ from nas_lth.space.schema import SearchSpace
 from nas_lth.store import write_curve, write_trial
 from nas_lth.store.fs import Location
 from nas_lth.store.schema import RECIPE_COLUMNS, TRIAL_COLUMNS
+from nas_lth.store.writer import stored_row
 
 
 def recipe_columns(space: SearchSpace, config: dict, layer_kinds: str | None = None) -> dict:
@@ -49,6 +50,8 @@ class ResultsCallback(Callback):
         self.target_met_by: str | None = None
         self.epoch_budget = epoch_budget  # strategy.epoch_budget: the search ends once its trials trained this much
         self.latest: dict[str, TrialReport] = {}  # each trial's latest report, for the epochs spent
+        self.adopted: dict[str, str] = {}  # Tune trial id -> the orphan row that stands for it (find_orphans)
+        self.orphans: list[dict] = []
         self.t0 = time.monotonic()
 
     def setup(self, **info):
@@ -56,11 +59,12 @@ class ResultsCallback(Callback):
 
     # -- state survives Tuner.restore (pending curves of unfinished trials) --------------------
     def get_state(self) -> dict:
-        return {"curves": self.curves, "finished": self.finished}
+        return {"curves": self.curves, "finished": self.finished, "adopted": self.__dict__.get("adopted", {})}
 
     def set_state(self, state: dict) -> None:
         self.curves = state.get("curves", {})
         self.finished = state.get("finished", {})
+        self.adopted = state.get("adopted", {})
 
     # -- Tune hooks ----------------------------------------------------------------------------
     def on_trial_result(self, iteration, trials, trial, result, **info):
@@ -110,7 +114,9 @@ class ResultsCallback(Callback):
         from nas_lth.errors import UserError
         from nas_lth.store import read
 
-        finished = [t for t in trials if t.status in ("TERMINATED", "ERROR") and t.last_result]
+        adopted = self.__dict__.setdefault("adopted", {})
+        finished = [t for t in trials if t.status in ("TERMINATED", "ERROR") and t.last_result
+                    and t.trial_id not in adopted]
         if not finished:  # a new experiment (no trials/ folder yet), or nothing finished before
             return []
         try:
@@ -132,27 +138,64 @@ class ResultsCallback(Callback):
                   f"{', '.join(restored)}", flush=True)
         return restored
 
+    def find_orphans(self, trials) -> list[str]:
+        """Rows of trials that Tune's restored state does not know: a driver killed after a trial was created
+        and stored its row, but before Tune saved a snapshot naming it. The restored searcher draws that trial
+        again under a new id; the first new trial with the same recipe and stage adopts the orphan row (one row
+        per trial of the search) instead of storing a second one (:meth:`_write`)."""
+        from nas_lth.errors import UserError
+        from nas_lth.store import read
+
+        try:
+            res = read(self.experiment.uri)
+        except UserError:
+            return []
+        known = {t.trial_id for t in trials} | set(self.__dict__.setdefault("adopted", {}).values())
+        self.orphans = [r for df in (res.trials, res.confirm) if "trial_id" in df
+                        for r in df.to_dict("records") if str(r["trial_id"]) not in known]
+        return [str(r["trial_id"]) for r in self.orphans]
+
+    def _orphan_for(self, row: dict, columns: dict) -> dict | None:
+        def same(a, b) -> bool:
+            missing = (a is None or (isinstance(a, float) and math.isnan(a)),
+                       b is None or (isinstance(b, float) and math.isnan(b)))
+            return all(missing) or (not any(missing) and a == b)
+
+        for orphan in self.__dict__.get("orphans", []):
+            if all(same(orphan.get(k), v) for k, v in columns.items()) and same(orphan.get("stage"), row["stage"]):
+                return orphan
+        return None
+
     # -- rows ----------------------------------------------------------------------------------
     def _write(self, trial, rep: TrialReport, status: str, message: str, force: bool = False) -> None:
-        stored = self.experiment.join("trials", f"{trial.trial_id}.parquet")
-        if rep.cached_from == trial.trial_id and stored.exists() and not force:
-            # finished before an earlier driver died and replayed now: its row is already stored
-            self.curves.pop(trial.trial_id, None)
-            self.finished[trial.trial_id] = status
-            return
         row = {k: rep.value(k) for k in TRIAL_COLUMNS if rep.value(k) is not None}
         if status == FAILED:  # a trial that raised has no result: no 0.0 (the report's default) stands for one
             row.pop("objective", None)
-        row.update(experiment=self.name, trial_id=trial.trial_id,
-                   **recipe_columns(self.space, trial.config, rep.layer_kinds), **unwrap(trial.config)[1])
+        columns = {**recipe_columns(self.space, trial.config, rep.layer_kinds), **unwrap(trial.config)[1]}
+        row.update(experiment=self.name, trial_id=trial.trial_id, **columns)
+        orphan = None if force or stored_row(self.experiment, trial.trial_id) else self._orphan_for(row, columns)
+        if orphan is not None:  # this trial is an orphan's second draw: its row stands (find_orphans)
+            self.orphans.remove(orphan)
+            self.adopted[trial.trial_id] = str(orphan["trial_id"])
+            self.finished[trial.trial_id] = str(orphan["status"])
+            self.curves.pop(trial.trial_id, None)
+            if not self.quiet:
+                print(f"trial {trial.trial_id}: drawn again after a driver died; the row of trial "
+                      f"{orphan['trial_id']} (same recipe, stored before Tune's last snapshot) stands for it",
+                      flush=True)
+            return
         if status == "stopped":
             row["epochs_trained"] = rep.fidelity
         row.update(status=status, message=message or rep.message or "",
                    wall_seconds=rep.metrics.get("time_total_s"), finished_at=time.time())
-        write_trial(self.experiment, trial.trial_id, row)
-        curve = [{"experiment": self.name, "trial_id": trial.trial_id, **c}
-                 for c in self.curves.pop(trial.trial_id, [])]
-        write_curve(self.experiment, trial.trial_id, curve)
+        curve = self.curves.pop(trial.trial_id, [])
+        # a stored row is final (nas_lth.store.writer): a trial replayed after a resume keeps it, curve and all
+        kept = write_trial(self.experiment, trial.trial_id, row, replace=force)
+        if kept is not None:
+            self.finished[trial.trial_id] = str(kept.get("status"))
+            return
+        write_curve(self.experiment, trial.trial_id,
+                    [{"experiment": self.name, "trial_id": trial.trial_id, **c} for c in curve])
         self.finished[trial.trial_id] = status
         if not self.quiet:
             self._print(row)

@@ -74,12 +74,18 @@ def create(exp: Location, name: str, storage: str, space) -> DriverLock:
     return lock
 
 
-def start_over(exp: Location, space) -> None:
-    """``--resume`` of an experiment without Tune state: a driver killed between making the folder and Tune's
-    first save. With no trial recorded there is nothing to lose: the search starts in the same folder."""
-    if exp.join("trials").is_dir() and exp.join("trials").list(".parquet"):
-        raise UserError(f"--resume: {exp.uri} holds trial rows but no restorable Tune state (tuner.pkl is "
-                        "missing or damaged); its results stay readable - start a new experiment with --name")
-    print(f"note: {exp.uri} holds no Tune state and no trial yet (its first run stopped before it started): "
-          "starting the search there", flush=True)
-    record_space(exp, space)
+def start_over(exp: Location, space) -> int:
+    """``--resume`` of an experiment without Tune state to restore: a driver killed between making the folder
+    and Tune's first save, or one whose every snapshot was cut short (a kill or a full disk while Tune wrote
+    it; ``nas_lth.experiment.snapshots``). The search starts again in the same folder; the rows already stored
+    stay, and each trial the new run draws with the recipe of a stored row adopts that row instead of storing
+    a second one (``ResultsCallback.find_orphans``). Returns how many rows are there."""
+    rows = len(exp.join("trials").list(".parquet")) if exp.join("trials").is_dir() else 0
+    if rows:
+        print(f"note: {exp.uri} holds {rows} trial row(s) but no Tune state to restore (cut short or missing): "
+              "the search starts again there; trials drawn again with a stored recipe keep its row", flush=True)
+    else:
+        print(f"note: {exp.uri} holds no Tune state and no trial yet (its first run stopped before it started): "
+              "starting the search there", flush=True)
+    record_space(exp, space)  # the same space (checked before on --resume): written again if it was lost
+    return rows

@@ -18,6 +18,7 @@ import time
 import uuid
 
 from nas_lth.errors import UserError
+from nas_lth.experiment.orphans import end_session
 from nas_lth.store.fs import Location
 
 LOCK_FILE = "driver.lock"
@@ -48,10 +49,21 @@ class DriverLock:
         self.started = time.time()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self.ray_session: str | None = None  # the local Ray instance this driver started (orphans.py)
 
     def _body(self) -> bytes:
         return json.dumps({"host": socket.gethostname(), "pid": os.getpid(), "token": self.token,
-                           "started": self.started, "heartbeat": time.time()}).encode()
+                           "started": self.started, "heartbeat": time.time(),
+                           "ray_session": self.ray_session}).encode()
+
+    def record_ray_session(self, session: str | None) -> None:
+        """Name the local Ray instance this driver started, so that a driver taking over after a SIGKILL can
+        end what it left running (``nas_lth.experiment.orphans``)."""
+        self.ray_session = session
+        try:
+            self.loc.write_bytes(self._body())
+        except OSError:
+            pass  # the next heartbeat carries it
 
     def _holder(self) -> dict | None:
         try:
@@ -72,6 +84,11 @@ class DriverLock:
             print(f"warning: taking over the stale lease of experiment {self.name!r} (host {holder.get('host')}, "
                   f"pid {holder.get('pid')}: no longer running)", file=sys.stderr, flush=True)
             self.loc.fs.delete_file(self.loc.path)
+            if holder.get("host") == socket.gethostname() and holder.get("ray_session"):
+                ended = end_session(str(holder["ray_session"]))
+                if ended:
+                    print(f"warning: ended {len(ended)} process(es) of the dead driver's Ray instance "
+                          f"({holder['ray_session']})", file=sys.stderr, flush=True)
         if "://" in self.loc.uri:
             self.loc.write_bytes(self._body())
             time.sleep(SETTLE_S)  # another driver that wrote meanwhile overwrote us, or we it: read back

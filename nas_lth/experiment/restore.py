@@ -3,7 +3,8 @@
 ``Tuner.restore`` brings the callbacks back from ``tuner.pkl`` as they were pickled, with the location the
 experiment had when it started: a moved or copied experiment (synced from S3 to another machine, ``mv``,
 ``cp -a``) would write its remaining rows to the old place. The results callback is pointed at the
-experiment's current location before the restored tuner runs.
+experiment's current location before the restored tuner runs, and a :class:`CheckpointGuard` is added
+that points trials whose last checkpoint is gone at one that exists.
 
 Tune's state pickles nas_lth's objects by module name; an experiment started before the experiment folder's
 bookkeeping moved out of ``nas_lth.strategy`` names the old modules, which are aliased while it is read.
@@ -12,10 +13,13 @@ bookkeeping moved out of ``nas_lth.strategy`` names the old modules, which are a
 from __future__ import annotations
 
 import importlib
+import posixpath
 import sys
 from contextlib import contextmanager
 
 from nas_lth.experiment.callback import ResultsCallback
+from nas_lth.experiment.checkpoints import CheckpointGuard
+from nas_lth.experiment.snapshots import has_state, set_aside_torn
 from nas_lth.store.fs import Location
 
 # module names of nas_lth 0.1 experiments (before the experiment room) -> where those classes live now
@@ -38,6 +42,50 @@ def old_module_names():
             sys.modules.pop(old, None)
 
 
+def repoint_search_state(tune_dir: Location) -> bool:
+    """Point the storage that Tune's pickled search state hands every *new* trial at the folder where the
+    experiment lies now. ``Tuner.restore`` re-points its run config, but the search generator's experiment
+    spec (``search_gen_state-*.json``, a pickle) keeps the old place: after ``mv`` new trials failed to set up
+    their storage, after ``cp -a`` they wrote their folders and checkpoints into the original. Returns whether
+    a file was rewritten (whole, then renamed)."""
+    import pickle
+
+    parent, name = posixpath.split(tune_dir.path.rstrip("/"))
+    changed = False
+    for f in tune_dir.list():
+        if not f.path.rsplit("/", 1)[-1].startswith("search_gen_state-"):
+            continue
+        try:
+            with old_module_names():
+                state = pickle.loads(f.read_bytes())  # Tune's own state, which the restore unpickles anyway
+            storage = state["experiment"].spec["storage"]
+        except Exception:  # noqa: BLE001 - torn (set aside before) or another layout: Tune's behaviour stands
+            continue
+        if storage.storage_fs_path == parent and storage.experiment_dir_name == name:
+            continue
+        storage.storage_fs_path, storage.experiment_dir_name = parent, name
+        storage.storage_filesystem = tune_dir.fs
+        if hasattr(storage.syncer, "storage_filesystem"):
+            storage.syncer.storage_filesystem = tune_dir.fs
+        f.write_bytes(pickle.dumps(state))
+        changed = True
+    return changed
+
+
+def restorable(tune_dir: Location) -> bool:
+    """Whether ``tune_dir`` holds Tune state to resume from, once snapshots cut short by a kill or a full disk
+    are set aside (``nas_lth.experiment.snapshots``)."""
+    from ray import tune
+
+    if not tune.Tuner.can_restore(tune_dir.uri):
+        return False
+    set_aside_torn(tune_dir)
+    if not has_state(tune_dir):
+        return False
+    repoint_search_state(tune_dir)
+    return True
+
+
 def restore_tuner(uri: str, trainable, experiment: Location):
     from ray import tune
 
@@ -51,8 +99,12 @@ def restore_tuner(uri: str, trainable, experiment: Location):
                            "(Ray's Tuner internals changed?)")
     for cb in ours:
         cb.experiment = experiment
+    run_config = local.get_run_config()
+    run_config.callbacks = [cb for cb in callbacks if not isinstance(cb, CheckpointGuard)] + [CheckpointGuard()]
     # Tune's saved trial states, before it runs anything: the trials it finished must have their rows
     from ray.tune import ExperimentAnalysis
 
-    ours[0].restore_missing(ExperimentAnalysis(uri).trials)
+    saved = ExperimentAnalysis(uri).trials
+    ours[0].restore_missing(saved)
+    ours[0].find_orphans(saved)
     return tuner, ours[0]

@@ -69,9 +69,9 @@ def run_confirm(tune_config, run_config, exp: Location, trainable, configs: dict
     if not todo:
         return None
     loc = exp.join(FOLDER)
-    if tune.Tuner.can_restore(loc.uri):
-        from nas_lth.experiment.restore import restore_tuner
+    from nas_lth.experiment.restore import restorable, restore_tuner
 
+    if restorable(loc):
         tuner, _ = restore_tuner(loc.uri, trainable, exp)
     else:
         tuner = tune.Tuner(trainable, param_space={CONFIRM: tune.grid_search(todo)}, tune_config=tune_config,

@@ -39,6 +39,7 @@ from nas_lth.pruning import density
 from nas_lth.recipe import Recipe
 from nas_lth.space.schema import SearchSpace, build_recipe
 from nas_lth.store.fs import locate
+from nas_lth.store.writer import stored_row
 from nas_lth.strategy.plan import plan_key, snapshot_plan
 
 CHECKPOINT_EVERY_S = 30.0
@@ -217,13 +218,7 @@ class Trial:
         that (Tune starts it again on --resume): report the stored outcome, train nothing, so the row is
         written once. Completed trials replay through the memo (with their epoch reports); failed ones
         run again, as ``--resume`` re-runs errored trials by design."""
-        import pyarrow.parquet as pq
-
-        path = self.loc.join("trials", f"{self.base.trial_id}.parquet")
-        try:
-            row = pq.read_table(path.path, filesystem=path.fs).to_pylist()[0] if path.exists() else None
-        except Exception:  # noqa: BLE001 - an unreadable row is no row: the trial runs, the row is rewritten
-            row = None
+        row = stored_row(self.loc, self.base.trial_id)
         if row is None or row.get("status") not in (STOPPED, DIVERGED):
             return False
         final = row["status"] == DIVERGED
@@ -239,8 +234,13 @@ class Trial:
         ckpt = tune.get_checkpoint()
         if ckpt is None:
             return None
-        with ckpt.as_directory() as d:  # a retry after a fault, or a resumed experiment
-            saved = torch.load(Path(d) / "state.pt", map_location="cpu", weights_only=True)
+        try:
+            with ckpt.as_directory() as d:  # a retry after a fault, or a resumed experiment
+                saved = torch.load(Path(d) / "state.pt", map_location="cpu", weights_only=True)
+        except Exception as exc:  # noqa: BLE001 - a copy cut short by a killed driver: start over, not fail
+            print(f"trial {self.base.trial_id}: checkpoint unreadable ({type(exc).__name__}); starts over",
+                  flush=True)
+            return None
         self.reported = list(saved["evals"])
         self.base = replace(self.base, restores=int(saved.get("restores", 0)) + 1)
         return saved["ticket"]

@@ -34,20 +34,26 @@ def run_search(opts: SearchOptions, on_start=None) -> SearchOutcome:
 
     from nas_lth.experiment.broker import start_broker
     from nas_lth.experiment.lease import DriverLock
+    from nas_lth.experiment.orphans import session_name
     from nas_lth.strategy.trainable import ticket_trainable
     from nas_lth.strategy.trial import TrialSpec
 
     space, strat, exp, metric = opts.space, opts.space.spec.strategy, plan.experiment, plan.metric
     with ExitStack() as stack:  # unwinds in reverse: Ray's session ends, then the lease is given back
+        lease = None
         if opts.resume:  # before Ray starts: a second driver on a running experiment starts nothing
-            stack.callback(DriverLock(exp, opts.name).acquire().release)
+            lease = DriverLock(exp, opts.name).acquire()
+            stack.callback(lease.release)
         dashboard_url, owns_ray = init_ray(opts.address, opts.num_cpus, opts.dashboard,
                                            plugins.runtime_env(space.spec.plugins))
         if owns_ray:
             stack.callback(ray.shutdown)  # the session this search started (local instance or cluster connection)
         check_resources(opts.address, plan.cpus, plan.gpus)
         if not opts.resume:  # only now: a bad input must leave no half-made experiment behind
-            stack.callback(create(exp, opts.name, opts.storage, space).release)
+            lease = create(exp, opts.name, opts.storage, space)
+            stack.callback(lease.release)
+        if owns_ray and not opts.address:  # a local instance: a driver that takes over after a kill ends it
+            lease.record_ray_session(session_name())
         if on_start is not None:
             on_start(dashboard_url)
         broker = start_broker(opts.name)  # keep the handle: a non-detached actor dies with its last handle
@@ -116,12 +122,13 @@ def _tuner(opts: SearchOptions, exp: Location, trainable, metric: str, seed: int
     from nas_lth.strategy.stopper import EpochBudgetStopper, TargetStopper
 
     space, strat = opts.space, opts.space.spec.strategy
+    rows_before = 0
     if opts.resume:
-        if tune.Tuner.can_restore(exp.uri):
-            from nas_lth.experiment.restore import restore_tuner
+        from nas_lth.experiment.restore import restorable, restore_tuner
 
+        if restorable(exp):
             return restore_tuner(exp.uri, trainable, exp)
-        start_over(exp, opts.space)
+        rows_before = start_over(exp, opts.space)
     log_path = None if "://" in exp.uri else os.path.join(exp.path, "moasha.jsonl")  # why trials were stopped
     searcher, scheduler = _searcher_and_scheduler(space, seed, max_t, opts.searcher_cls, metric, log_path)
     if warm:
@@ -134,6 +141,8 @@ def _tuner(opts: SearchOptions, exp: Location, trainable, metric: str, seed: int
         ([EpochBudgetStopper(strat.epoch_budget)] if strat.epoch_budget else [])
     callback = ResultsCallback(space, exp, opts.name, metric, quiet=opts.quiet, target=strat.stop_when,
                                epoch_budget=strat.epoch_budget)
+    if opts.resume and rows_before:  # Tune's state was lost: its rows stand for the trials drawn again
+        callback.find_orphans([])
     return tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
