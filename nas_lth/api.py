@@ -29,7 +29,8 @@ from nas_lth.store.reader import recorded_space
 
 # the CLI's options (python -m nas_lth.search --help) by their Python names; value: SearchOptions' field
 OPTIONS = {"storage": "storage", "name": "name", "num_samples": "num_samples", "max_concurrent": "max_concurrent",
-           "address": "address", "resume": "resume", "warm_start": "warm_start", "data_dir": "data_dir",
+           "address": "address", "resume": "resume", "trust_state": "trust_state", "warm_start": "warm_start",
+           "data_dir": "data_dir",
            "seed": "seed", "device": "device", "cpus_per_trial": "cpus_per_trial",
            "gpus_per_trial": "gpus_per_trial", "num_cpus": "num_cpus", "progress_every": "progress_every_s",
            "dashboard": "dashboard", "quiet": "quiet"}

@@ -32,6 +32,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--name", help="experiment name (default: the space's name)")
     p.add_argument("--address", help="Ray cluster to join ('auto' on a `ray up` head); default: local Ray")
     p.add_argument("--resume", action="store_true", help="continue an interrupted experiment")
+    p.add_argument("--trust-state", action="store_true",
+                   help="with --resume: load Tune's pickled state although this user's key did not sign it (a copy "
+                   "from another machine or user, or an experiment made before nas_lth signed its state)")
     p.add_argument("--warm-start", metavar="EXPERIMENT",
                    help="seed the new study with the completed trials of an earlier experiment of a compatible space")
     p.add_argument("--data-dir", help="folder with dataset files (default: $NAS_LTH_DATA, else download)")
@@ -66,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = SearchOptions(
         space=space, name=name, storage=args.storage, num_samples=args.num_samples,
         max_concurrent=args.max_concurrent, address=args.address, resume=args.resume,
+        trust_state=args.trust_state,
         data_dir=args.data_dir, seed=args.seed, device=args.device, cpus_per_trial=args.cpus_per_trial,
         gpus_per_trial=args.gpus_per_trial, dashboard=not args.no_dashboard, num_cpus=args.num_cpus,
         progress_every_s=args.progress_every, warm_start=args.warm_start,

@@ -6,6 +6,7 @@ after its driver died, and a folder whose first run died before Tune's first sav
 from __future__ import annotations
 
 import os
+import pickle
 import shutil
 import signal
 import socket
@@ -274,3 +275,86 @@ def test_torn_snapshot_sets_are_moved_aside_newest_first_and_kept(tmp_path):
     assert has_state(exp) and set_aside_torn(exp) == []
     (tmp_path / "exp" / "experiment_state-2026-01-01_10-00-00.json").write_bytes(b"")
     assert set_aside_torn(exp) == ["2026-01-01_10-00-00"] and not has_state(exp)
+
+
+# ------------------------------------------------------------------ signed Tune state (issue 27 item 5)
+
+
+class Payload:
+    """Unpickling this runs a command: what a crafted state file in a shared bucket would do."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
+
+
+def test_state_signatures_and_the_key(tmp_path, monkeypatch):
+    import pickle
+
+    from nas_lth.experiment.signing import key, key_path, sign, state_files, unsigned
+
+    monkeypatch.delenv("NAS_LTH_STATE_KEY", raising=False)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    k = key()
+    assert len(k) == 32 and key() == k and (key_path().stat().st_mode & 0o777) == 0o600
+    exp = locate(str(tmp_path / "exp"))
+    exp.mkdir()
+    (tmp_path / "exp" / "tuner.pkl").write_bytes(pickle.dumps({"a": 1}))
+    (tmp_path / "exp" / "experiment_state-r1.json").write_bytes(b"{}")
+    (tmp_path / "exp" / "notes.txt").write_bytes(b"not Tune's")
+    assert sorted(f.path.rsplit("/", 1)[-1] for f in state_files(exp)) == ["experiment_state-r1.json", "tuner.pkl"]
+    assert sorted(unsigned(exp)) == ["experiment_state-r1.json", "tuner.pkl"]
+    sign(exp)
+    assert unsigned(exp) == []
+    (tmp_path / "exp" / "tuner.pkl").write_bytes(pickle.dumps(Payload(tmp_path / "x")))
+    assert unsigned(exp) == ["tuner.pkl"]
+    monkeypatch.setenv("NAS_LTH_STATE_KEY", "another user's key")
+    assert sorted(unsigned(exp)) == ["experiment_state-r1.json", "tuner.pkl"]
+
+
+@pytest.mark.integration
+def test_tampered_or_foreign_tune_state_is_not_unpickled(tmp_path, monkeypatch):
+    """A crafted pickle in the experiment must not run on --resume: a tampered tuner.pkl is refused (exit 2,
+    one line), a tampered searcher state is set aside and the search goes on from its rows; a copy signed under
+    another key is refused until --trust-state."""
+    monkeypatch.setenv("NAS_LTH_STATE_KEY", "mine")
+    space = fifo_space(tmp_path, "signed")
+    storage = tmp_path / "runs"
+    exp = storage / "signed"
+    interrupt(search_cmd(space, storage), tmp_path, exp, 2, signal.SIGINT)
+    rows = digests(exp / "trials")
+    marker = tmp_path / "pwned"
+    shutil.copytree(storage, tmp_path / "theirs")
+
+    # someone else's key: refused, nothing runs, nothing changes
+    monkeypatch.setenv("NAS_LTH_STATE_KEY", "theirs")
+    proc = run([*search_cmd(space, storage), "--resume"], tmp_path, "foreign")
+    assert proc.returncode == 2 and "tuner.pkl is not signed" in proc.stderr and "--trust-state" in proc.stderr, \
+        proc.stderr[-2000:]
+    assert digests(exp / "trials") == rows
+
+    monkeypatch.setenv("NAS_LTH_STATE_KEY", "mine")
+    tuner = (exp / "tuner.pkl").read_bytes()
+    (exp / "tuner.pkl").write_bytes(pickle.dumps(Payload(marker)))
+    proc = run([*search_cmd(space, storage), "--resume"], tmp_path, "tampered_tuner")
+    assert proc.returncode == 2 and "tuner.pkl is not signed" in proc.stderr, proc.stderr[-2000:]
+    assert not marker.exists(), "a tampered tuner.pkl was unpickled"
+    (exp / "tuner.pkl").write_bytes(tuner)
+
+    (searcher,) = exp.glob("searcher-state-*.pkl")
+    searcher.write_bytes(pickle.dumps(Payload(marker)))
+    proc = run([*search_cmd(space, storage), "--resume"], tmp_path, "tampered_searcher")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert not marker.exists(), "a tampered searcher state was unpickled"
+    assert "not signed" in proc.stdout and (exp / "torn" / searcher.name).exists()
+    trials = read(str(exp)).trials
+    assert len(trials) == SAMPLES and trials.trial_id.is_unique
+    assert {k: v for k, v in digests(exp / "trials").items() if k in rows} == rows
+
+    # the copy made under "mine", resumed by "theirs" who trusts it: runs, and is signed for them from then on
+    monkeypatch.setenv("NAS_LTH_STATE_KEY", "theirs")
+    proc = run([*search_cmd(space, tmp_path / "theirs"), "--resume", "--trust-state"], tmp_path, "trusted")
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    assert len(read(str(tmp_path / "theirs" / "signed")).trials) == SAMPLES

@@ -45,15 +45,16 @@ def runs(experiment: Location) -> dict[str, list[Location]]:
     return dict(sorted(out.items()))
 
 
-def set_aside_torn(experiment: Location) -> list[str]:
+def set_aside_torn(experiment: Location, untrusted: frozenset[str] = frozenset()) -> list[str]:
     """Move each newest run's snapshot set with a torn file into ``torn/`` (kept, never deleted) until the
-    newest one is whole; returns the runs set aside. With every set torn none is left: the experiment has no
+    newest one is whole (and, with ``untrusted`` names, signed: ``nas_lth.experiment.signing``); returns the
+    runs set aside. With every set torn none is left: the experiment has no
     Tune state to restore (:func:`has_state`)."""
     sets = runs(experiment)
     moved: list[str] = []
     for run in reversed(list(sets)):
         files = sets[run]
-        if not any(is_torn(f.path, f.read_bytes()) for f in files):
+        if not any(f.path.rsplit("/", 1)[-1] in untrusted or is_torn(f.path, f.read_bytes()) for f in files):
             break
         aside = experiment.join(ASIDE)
         aside.mkdir()
@@ -62,8 +63,8 @@ def set_aside_torn(experiment: Location) -> list[str]:
         moved.append(run)
     if moved:
         then = "resuming from the run before" if has_state(experiment) else "no whole snapshot is left"
-        print(f"Tune's snapshot of run(s) {', '.join(moved)} was cut short (a killed driver or a full disk): moved "
-              f"to {experiment.join(ASIDE).uri}; {then}", flush=True)
+        print(f"Tune's snapshot of run(s) {', '.join(moved)} was cut short or not signed (a killed driver or a full "
+              f"disk): moved to {experiment.join(ASIDE).uri}; {then}", flush=True)
     return moved
 
 

@@ -56,7 +56,7 @@ def plan(space: SearchSpace, search: pd.DataFrame, configs: dict[str, dict], met
 
 
 def run_confirm(tune_config, run_config, exp: Location, trainable, configs: dict[str, dict], space: SearchSpace,
-                metric: str) -> ConfirmOutcome | None:
+                metric: str, trust_state: bool = False) -> ConfirmOutcome | None:
     """Run (or resume) the stage; None when the space asks for none or no recipe completed."""
     from ray import tune
 
@@ -69,14 +69,20 @@ def run_confirm(tune_config, run_config, exp: Location, trainable, configs: dict
     if not todo:
         return None
     loc = exp.join(FOLDER)
-    from nas_lth.experiment.restore import restorable, restore_tuner
+    from nas_lth.experiment.restore import add_runtime_callbacks, restorable, restore_tuner
+    from nas_lth.experiment.signing import TUNER_FILE, sign
 
-    if restorable(loc):
+    if restorable(loc, trust_state):
         tuner, _ = restore_tuner(loc.uri, trainable, exp)
     else:
         tuner = tune.Tuner(trainable, param_space={CONFIRM: tune.grid_search(todo)}, tune_config=tune_config,
                            run_config=run_config)
-    tuner.fit()
+        sign(loc, [loc.join(TUNER_FILE)])
+        add_runtime_callbacks(tuner, loc)
+    try:
+        tuner.fit()
+    finally:
+        sign(loc)
     res = read(exp.uri)
     out = ConfirmOutcome(len(todo), len(res.confirm))
     if not out.interrupted:

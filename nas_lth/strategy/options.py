@@ -18,6 +18,7 @@ class SearchOptions:
     max_concurrent: int | None = None
     address: str | None = None
     resume: bool = False
+    trust_state: bool = False  # --resume loads Tune state that this user's key did not sign (experiment.signing)
     data_dir: str | None = None
     seed: int | None = None
     device: str = "auto"

@@ -119,6 +119,8 @@ def _tuner(opts: SearchOptions, exp: Location, trainable, metric: str, seed: int
 
     from nas_lth.experiment.callback import ResultsCallback
     from nas_lth.experiment.progress import TableReporter
+    from nas_lth.experiment.restore import add_runtime_callbacks
+    from nas_lth.experiment.signing import TUNER_FILE, sign
     from nas_lth.strategy.stopper import EpochBudgetStopper, TargetStopper
 
     space, strat = opts.space, opts.space.spec.strategy
@@ -126,7 +128,7 @@ def _tuner(opts: SearchOptions, exp: Location, trainable, metric: str, seed: int
     if opts.resume:
         from nas_lth.experiment.restore import restorable, restore_tuner
 
-        if restorable(exp):
+        if restorable(exp, opts.trust_state):
             return restore_tuner(exp.uri, trainable, exp)
         rows_before = start_over(exp, opts.space)
     log_path = None if "://" in exp.uri else os.path.join(exp.path, "moasha.jsonl")  # why trials were stopped
@@ -143,7 +145,7 @@ def _tuner(opts: SearchOptions, exp: Location, trainable, metric: str, seed: int
                                epoch_budget=strat.epoch_budget)
     if opts.resume and rows_before:  # Tune's state was lost: its rows stand for the trials drawn again
         callback.find_orphans([])
-    return tune.Tuner(
+    tuner = tune.Tuner(
         trainable,
         tune_config=tune.TuneConfig(
             search_alg=searcher, scheduler=scheduler, num_samples=opts.num_samples or space.num_samples(),
@@ -157,13 +159,17 @@ def _tuner(opts: SearchOptions, exp: Location, trainable, metric: str, seed: int
             progress_reporter=TableReporter(metric, space.fixed_flat(), every_s=opts.progress_every_s),
             stop=CombinedStopper(*stoppers) if stoppers else None,
             verbose=1),
-    ), callback
+    )
+    sign(exp, [exp.join(TUNER_FILE)])  # written just now by the Tuner: only this user's pickles are resumed
+    add_runtime_callbacks(tuner, exp)
+    return tuner, callback
 
 
 def _stages(opts: SearchOptions, exp: Location, trainable, metric: str, seed, max_t: int, warm: list):
     """The search, then (when it is complete) the confirmation stage: (interrupted?, ConfirmOutcome)."""
     from nas_lth.experiment import journal
     from nas_lth.experiment.goals import budget_spent, target_met
+    from nas_lth.experiment.signing import sign
     from nas_lth.strategy import searcher
 
     space, strat = opts.space, opts.space.spec.strategy
@@ -184,6 +190,7 @@ def _stages(opts: SearchOptions, exp: Location, trainable, metric: str, seed, ma
         grid = tuner.fit()
     finally:
         journal.upload(exp, path)
+        sign(exp)  # Tune's last save comes after the last step's signature
     # After a SIGINT Tune saves its state and returns early; the trials table tells what is done.
     wanted = opts.num_samples or space.num_samples()
     if opts.resume:
@@ -228,7 +235,7 @@ def _confirm_stage(opts: SearchOptions, exp: Location, trainable, metric: str, c
         progress_reporter=TableReporter(metric, space.fixed_flat(), every_s=opts.progress_every_s), verbose=1)
     if not opts.quiet and strat.confirm is not None:
         print(f"\n== confirmation stage: top {strat.confirm.top} recipes x seeds {space.confirm_seeds()}", flush=True)
-    return run_confirm(tune_config, run_config, exp, trainable, configs, space, metric)
+    return run_confirm(tune_config, run_config, exp, trainable, configs, space, metric, opts.trust_state)
 
 
 def _restored_num_samples(tuner, default: int) -> int:

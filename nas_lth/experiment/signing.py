@@ -1,0 +1,135 @@
+"""Tune's state is pickled: only state this user's nas_lth wrote is loaded on ``--resume``.
+
+``tuner.pkl``, ``searcher-state-*.pkl``, ``callback-states-*.pkl``, ``search_gen_state-*.json`` (a pickle) and
+``experiment_state-*.json`` (which embeds cloudpickled objects) all run code when Tune restores them, so a
+crafted file in a shared bucket or a downloaded experiment would run code on the machine that resumes it.
+The driver signs each of them with an HMAC-SHA256 under a key kept outside the experiment, right after Tune
+writes them (``tuner.pkl`` when the tuner is made, the snapshot files at the end of every Tune step, all of
+them when the stage ends); the signatures live in ``<tune dir>/state.sig``. Before a restore nothing is
+unpickled until the signatures are checked: an unsigned or altered ``tuner.pkl`` is refused with one line,
+and an unsigned or altered snapshot set is set aside like a torn one (a driver killed between Tune's save and
+its signature leaves the newest set unsigned). ``--trust-state`` is the opt-out for a copy one trusts (an
+experiment moved from another machine or user, or started before this check): it signs the state as it is.
+
+The key: ``$NAS_LTH_STATE_KEY`` when set, else ``$XDG_CONFIG_HOME/nas_lth/state.key`` (``~/.config`` by
+default), 32 random bytes made on first use, readable by its owner only. On a cluster only the driver reads
+Tune's state, so only the driver's machine needs the key.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from pathlib import Path
+
+from ray.tune import Callback
+
+from nas_lth.experiment.snapshots import SNAPSHOT
+from nas_lth.store.fs import Location
+
+KEY_ENV = "NAS_LTH_STATE_KEY"
+SIG_FILE = "state.sig"
+TUNER_FILE = "tuner.pkl"
+
+
+def key_path() -> Path:
+    base = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+    return Path(base) / "nas_lth" / "state.key"
+
+
+def key() -> bytes:
+    env = os.environ.get(KEY_ENV)
+    if env:
+        return env.encode()
+    path = key_path()
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        pass
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:  # O_EXCL: two drivers starting together agree on one key
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return path.read_bytes()
+    with os.fdopen(fd, "wb") as f:
+        f.write(secrets.token_bytes(32))
+    return path.read_bytes()
+
+
+def _name(loc: Location) -> str:
+    return loc.path.rstrip("/").rsplit("/", 1)[-1]
+
+
+def state_files(tune_dir: Location) -> list[Location]:
+    """The files of ``tune_dir`` that Tune unpickles on restore."""
+    return [f for f in tune_dir.list() if _name(f) == TUNER_FILE or SNAPSHOT.match(_name(f))]
+
+
+def digest(data: bytes, k: bytes | None = None) -> str:
+    return hmac.new(k if k is not None else key(), data, hashlib.sha256).hexdigest()
+
+
+def signatures(tune_dir: Location) -> dict[str, str]:
+    try:
+        sigs = json.loads(tune_dir.join(SIG_FILE).read_bytes())
+    except (OSError, ValueError):
+        return {}
+    return sigs if isinstance(sigs, dict) else {}
+
+
+def sign(tune_dir: Location, files: list[Location] | None = None) -> dict[str, str]:
+    """Sign ``files`` (default: every state file there); the other signatures are kept."""
+    k = key()
+    sigs = signatures(tune_dir)
+    for f in state_files(tune_dir) if files is None else files:
+        try:
+            sigs[_name(f)] = digest(f.read_bytes(), k)
+        except (OSError, FileNotFoundError):
+            sigs.pop(_name(f), None)
+    tune_dir.join(SIG_FILE).write_bytes(json.dumps(sigs, sort_keys=True).encode())
+    return sigs
+
+
+def unsigned(tune_dir: Location) -> list[str]:
+    """Names of the state files whose signature is missing or does not match their bytes."""
+    k = key()
+    sigs = signatures(tune_dir)
+    bad = []
+    for f in state_files(tune_dir):
+        want = sigs.get(_name(f))
+        if not want or not hmac.compare_digest(want, digest(f.read_bytes(), k)):
+            bad.append(_name(f))
+    return bad
+
+
+class StateSigner(Callback):
+    """Signs the snapshot files Tune rewrote during a step (Tune saves them inside ``step()``, before the
+    callbacks' ``on_step_end``)."""
+
+    def __init__(self, tune_dir: Location):
+        self.tune_dir = tune_dir
+        self.seen: dict[str, tuple] = {}
+        # a local folder is listed after every step; an object store (one LIST request each) every 2 s
+        self.every_s = 2.0 if "://" in tune_dir.uri else 0.0
+        self.last = 0.0
+
+    def on_step_end(self, iteration, trials, **info):
+        import time
+
+        import pyarrow.fs as pafs
+
+        if time.monotonic() - self.last < self.every_s:
+            return
+        self.last = time.monotonic()
+        changed = []
+        for f in state_files(self.tune_dir):
+            st = self.tune_dir.fs.get_file_info(f.path)
+            mark = (st.mtime_ns, st.size) if st.type == pafs.FileType.File else None
+            if mark is not None and self.seen.get(f.path) != mark:
+                self.seen[f.path] = mark
+                changed.append(f)
+        if changed:
+            sign(self.tune_dir, changed)
