@@ -358,3 +358,26 @@ def test_tampered_or_foreign_tune_state_is_not_unpickled(tmp_path, monkeypatch):
     proc = run([*search_cmd(space, tmp_path / "theirs"), "--resume", "--trust-state"], tmp_path, "trusted")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert len(read(str(tmp_path / "theirs" / "signed")).trials) == SAMPLES
+
+
+def test_a_journal_line_cut_short_is_dropped_and_the_study_opens(tmp_path):
+    """Issue 27 item 3: a full disk cut optuna.journal mid-line; the live study opens again without it."""
+    from nas_lth.experiment import journal
+
+    path = str(tmp_path / "optuna.journal")
+    study = journal.study(path, "j", ["maximize"], ["val_acc"])
+    study.add_trial(__import__("optuna").trial.create_trial(value=0.5, params={}, distributions={}))
+    journal._studies.clear()
+    whole = (tmp_path / "optuna.journal").read_bytes()
+    torn = whole + b'{"op_code": 4, "worker_id": "x", "study_id": 0, "dat'
+    (tmp_path / "optuna.journal").write_bytes(torn)
+    assert journal.repair(path) and (tmp_path / "optuna.journal").read_bytes() == whole
+    assert not journal.repair(path)
+    # what the driver does on --resume: open the study (repairing it) and go on appending; Optuna alone would
+    # glue the next line to the torn one, and the journal could not be read again
+    (tmp_path / "optuna.journal").write_bytes(torn)
+    study = journal.study(path, "j", ["maximize"], ["val_acc"])
+    study.add_trial(__import__("optuna").trial.create_trial(value=0.7, params={}, distributions={}))
+    journal._studies.clear()
+    assert [t.value for t in journal.study(path, "j", ["maximize"], ["val_acc"]).trials] == [0.5, 0.7]
+    journal._studies.clear()

@@ -299,3 +299,56 @@ def test_a_snapshot_cut_short_resumes_and_the_stored_rows_stand_for_their_trials
     assert not trials.duplicated(["criterion", "rounds"]).any()
     after = digests(trials_dir)
     assert {name: after[name] for name in before} == before
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 64 MiB tmpfs: a disk that really fills up (ENOSPC from the kernel, not a mock)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    made = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64m", "tmpfs", str(disk)], capture_output=True)
+    if made.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root or CAP_SYS_ADMIN): {made.stderr.decode().strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], capture_output=True)
+
+
+def test_a_full_disk_ends_the_search_in_one_line_and_resume_finishes_it(tmp_path, small_disk):
+    """Issue 27 item 3: the storage fills up mid-search. The search ends with one error line (exit 2), no
+    traceback and no trial recorded as failed; once space is freed, --resume finishes every trial once."""
+    data = tiny_space("full", 8, {"criterion": {"choice": ["large_final", "random", "movement", "snip"]},
+                                  "rounds": {"choice": [1, 2]}}, scheduler="fifo", searcher="grid")
+    data["strategy"].pop("num_samples")
+    space = write_space(tmp_path / "space.yaml", data)
+    storage = small_disk / "runs"
+    trials_dir = storage / "full" / "trials"
+    cmd = search_cmd(space, storage, "--num-cpus", "2")
+    proc = start(cmd, tmp_path, "first")
+    wait_for(lambda: row_count(trials_dir) >= 2, 180, "two finished trials", proc)
+    with open(small_disk / "filler", "wb") as f:  # take every free byte
+        try:
+            while True:
+                f.write(b"\0" * (1 << 20))
+        except OSError:
+            pass
+    proc.wait(TIMEOUT_S)
+    reap_session(proc)
+    err = (tmp_path / "first.err").read_text()
+    before = digests(trials_dir)
+    if len(before) < 8:  # the disk filled before the search ended (the usual case)
+        assert proc.returncode == 2, logs(tmp_path, "first")
+        assert "Traceback" not in err, err[-3000:]
+        assert "error: --storage" in err and "no space left on device" in err and "--resume" in err, err[-3000:]
+    (small_disk / "filler").unlink()
+    second = start(cmd + ["--resume"], tmp_path, "resume")
+    second.wait(TIMEOUT_S)
+    assert second.returncode == 0, logs(tmp_path, "resume")
+    reap_session(second)
+    trials = read(storage / "full").trials
+    assert len(trials) == 8 and trials.trial_id.is_unique, trials[["trial_id", "criterion", "rounds", "status"]]
+    assert not trials.duplicated(["criterion", "rounds"]).any()
+    assert (trials.status == "completed").all(), trials[["trial_id", "status", "message"]]
+    after = digests(trials_dir)
+    assert {name: after[name] for name in before} == before

@@ -8,6 +8,7 @@ import time
 
 from ray.tune import Callback
 
+from nas_lth.experiment.diskfull import is_disk_full
 from nas_lth.experiment.goals import epochs_spent, meets
 from nas_lth.experiment.stage import unwrap
 from nas_lth.experiment.trial_report import FAILED, TrialReport
@@ -36,6 +37,7 @@ class ResultsCallback(Callback):
     progress line per finished trial (the periodic table comes from the progress reporter)."""
 
     epoch_budget: float | None = None  # a callback restored from an older experiment's tuner.pkl lacks it
+    disk_full = False  # a trial failed on a full disk during this run (experiment.diskfull)
 
     def __init__(self, space: SearchSpace, experiment: Location, name: str, metric: str, quiet: bool = False,
                  target=None, epoch_budget: float | None = None):
@@ -104,6 +106,9 @@ class ResultsCallback(Callback):
                     msg = f.read().strip().splitlines()[-1][:500]
             except OSError:
                 msg = "see the trial's error file"
+        if is_disk_full(msg):  # not the recipe's fault: no failed row; --resume runs the trial again
+            self.disk_full = True
+            return
         self._write(trial, rep, "failed", msg or "trial raised an exception")
 
     def restore_missing(self, trials) -> list[str]:

@@ -55,6 +55,20 @@ def dashboard_command(path: str, port: int = PORT) -> str:
     return f"optuna-dashboard {shlex.quote(path)} --host 127.0.0.1 --port {port}"
 
 
+def repair(path: str) -> bool:
+    """Cut a last line that a kill or a full disk left without its newline (Optuna appends one JSON line per
+    operation and cannot read a torn one); the lines before it are whole. Returns whether it cut."""
+    try:
+        with open(path, "rb+") as f:
+            data = f.read()
+            if not data or data.endswith(b"\n"):
+                return False
+            f.truncate(data.rfind(b"\n") + 1)
+    except OSError:
+        return False
+    return True
+
+
 def study(path: str, name: str, directions, metric_names: list[str]):
     """The journal's study (created with its directions and metric names if the file holds none yet). The
     driver opens it before it prints the dashboard command, so the printed command works from the first
@@ -65,6 +79,7 @@ def study(path: str, name: str, directions, metric_names: list[str]):
         from optuna.storages import JournalStorage
         from optuna.storages.journal import JournalFileBackend
 
+        repair(path)
         storage = JournalStorage(JournalFileBackend(path))
         found = _studies[path] = optuna.create_study(storage=storage, study_name=name, load_if_exists=True,
                                                      directions=directions)

@@ -168,6 +168,7 @@ def _tuner(opts: SearchOptions, exp: Location, trainable, metric: str, seed: int
 def _stages(opts: SearchOptions, exp: Location, trainable, metric: str, seed, max_t: int, warm: list):
     """The search, then (when it is complete) the confirmation stage: (interrupted?, ConfirmOutcome)."""
     from nas_lth.experiment import journal
+    from nas_lth.experiment.diskfull import is_disk_full, quiet_tune_failures
     from nas_lth.experiment.goals import budget_spent, target_met
     from nas_lth.experiment.signing import sign
     from nas_lth.strategy import searcher
@@ -185,12 +186,23 @@ def _stages(opts: SearchOptions, exp: Location, trainable, metric: str, seed, ma
     if not opts.quiet:
         print(f"live study: {journal.dashboard_command(path)}  (pip install 'nas_lth[dashboard]'; on a cluster: "
               f"ssh -L {journal.PORT}:127.0.0.1:{journal.PORT} <head node>)", flush=True)
-    tuner, _ = _tuner(opts, exp, trainable, metric, seed, max_t, warm)
+    tuner, callback = _tuner(opts, exp, trainable, metric, seed, max_t, warm)
+    callback.disk_full = False
+    quiet_tune_failures()
     try:
         grid = tuner.fit()
+    except Exception as exc:  # Tune's own snapshot write on a full disk ends fit() with the OSError
+        if is_disk_full(exc):
+            raise disk_full_error(opts, exp) from None
+        raise
     finally:
-        journal.upload(exp, path)
-        sign(exp)  # Tune's last save comes after the last step's signature
+        try:
+            journal.upload(exp, path)
+            sign(exp)  # Tune's last save comes after the last step's signature
+        except OSError as exc:  # a full disk: an unsigned last snapshot is set aside on resume
+            log.warning("after the search: %s", exc)
+    if callback.disk_full:
+        raise disk_full_error(opts, exp)
     # After a SIGINT Tune saves its state and returns early; the trials table tells what is done.
     wanted = opts.num_samples or space.num_samples()
     if opts.resume:
@@ -213,6 +225,11 @@ def _stages(opts: SearchOptions, exp: Location, trainable, metric: str, seed, ma
     finally:
         journal.upload(exp, path)
     return confirm is not None and confirm.interrupted, confirm
+
+
+def disk_full_error(opts: SearchOptions, exp: Location) -> UserError:
+    return UserError(f"--storage {opts.storage}: no space left on device; the experiment {exp.uri} is kept as it "
+                     f"is: free space, then continue with --resume --name {opts.name}")
 
 
 def _confirm_stage(opts: SearchOptions, exp: Location, trainable, metric: str, configs: dict):
