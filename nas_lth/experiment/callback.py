@@ -160,14 +160,15 @@ class ResultsCallback(Callback):
                         for r in df.to_dict("records") if str(r["trial_id"]) not in known]
         return [str(r["trial_id"]) for r in self.orphans]
 
-    def _orphan_for(self, row: dict, columns: dict) -> dict | None:
+    def _orphan_for(self, columns: dict) -> dict | None:
+        """The first orphan row whose recipe and stage columns equal ``columns`` (a missing value equals NaN)."""
         def same(a, b) -> bool:
             missing = (a is None or (isinstance(a, float) and math.isnan(a)),
                        b is None or (isinstance(b, float) and math.isnan(b)))
             return all(missing) or (not any(missing) and a == b)
 
         for orphan in self.__dict__.get("orphans", []):
-            if all(same(orphan.get(k), v) for k, v in columns.items()) and same(orphan.get("stage"), row["stage"]):
+            if all(same(orphan.get(k), v) for k, v in columns.items()):
                 return orphan
         return None
 
@@ -178,7 +179,7 @@ class ResultsCallback(Callback):
             row.pop("objective", None)
         columns = {**recipe_columns(self.space, trial.config, rep.layer_kinds), **unwrap(trial.config)[1]}
         row.update(experiment=self.name, trial_id=trial.trial_id, **columns)
-        orphan = None if force or stored_row(self.experiment, trial.trial_id) else self._orphan_for(row, columns)
+        orphan = None if force or stored_row(self.experiment, trial.trial_id) else self._orphan_for(columns)
         if orphan is not None:  # this trial is an orphan's second draw: its row stands (find_orphans)
             self.orphans.remove(orphan)
             self.adopted[trial.trial_id] = str(orphan["trial_id"])
