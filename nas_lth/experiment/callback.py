@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import time
@@ -18,6 +19,8 @@ from nas_lth.store import write_curve, write_trial
 from nas_lth.store.fs import Location
 from nas_lth.store.schema import RECIPE_COLUMNS, TRIAL_COLUMNS
 from nas_lth.store.writer import stored_row
+
+ADOPTED = "adopted"  # <trial id>.json: the orphan row that stands for a trial (ResultsCallback.find_orphans)
 
 
 def recipe_columns(space: SearchSpace, config: dict, layer_kinds: str | None = None) -> dict:
@@ -61,12 +64,11 @@ class ResultsCallback(Callback):
 
     # -- state survives Tuner.restore (pending curves of unfinished trials) --------------------
     def get_state(self) -> dict:
-        return {"curves": self.curves, "finished": self.finished, "adopted": self.__dict__.get("adopted", {})}
+        return {"curves": self.curves, "finished": self.finished}
 
     def set_state(self, state: dict) -> None:
         self.curves = state.get("curves", {})
         self.finished = state.get("finished", {})
-        self.adopted = state.get("adopted", {})
 
     # -- Tune hooks ----------------------------------------------------------------------------
     def on_trial_result(self, iteration, trials, trial, result, **info):
@@ -119,7 +121,7 @@ class ResultsCallback(Callback):
         from nas_lth.errors import UserError
         from nas_lth.store import read
 
-        adopted = self.__dict__.setdefault("adopted", {})
+        adopted = self.load_adopted()
         finished = [t for t in trials if t.status in ("TERMINATED", "ERROR") and t.last_result
                     and t.trial_id not in adopted]
         if not finished:  # a new experiment (no trials/ folder yet), or nothing finished before
@@ -155,17 +157,33 @@ class ResultsCallback(Callback):
             res = read(self.experiment.uri)
         except UserError:
             return []
-        known = {t.trial_id for t in trials} | set(self.__dict__.setdefault("adopted", {}).values())
+        ids = {t.trial_id for t in trials}
+        # a row adopted by a trial Tune knows is that trial's; one adopted by a trial Tune forgot is an orphan again
+        known = ids | {row for trial_id, row in self.load_adopted().items() if trial_id in ids}
         self.orphans = [r for df in (res.trials, res.confirm) if "trial_id" in df
                         for r in df.to_dict("records") if str(r["trial_id"]) not in known]
         return [str(r["trial_id"]) for r in self.orphans]
 
+    def load_adopted(self) -> dict[str, str]:
+        """``adopted/<trial id>.json`` files: the Tune trial whose row is an orphan's (written when it adopts, so
+        that a resume knows it before Tune's callback state is restored)."""
+        adopted = {}
+        for f in self.experiment.join(ADOPTED).list(".json"):
+            try:
+                adopted[f.path.rsplit("/", 1)[-1][:-5]] = str(json.loads(f.read_bytes())["row"])
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+        self.adopted = adopted
+        return adopted
+
     def _orphan_for(self, columns: dict) -> dict | None:
-        """The first orphan row whose recipe and stage columns equal ``columns`` (a missing value equals NaN)."""
+        """The first orphan row whose recipe and stage columns equal ``columns``. A value missing on either side
+        matches: a stopped trial's row leaves out prune rates of layer kinds it did not report, a completed
+        one's does not."""
         def same(a, b) -> bool:
             missing = (a is None or (isinstance(a, float) and math.isnan(a)),
                        b is None or (isinstance(b, float) and math.isnan(b)))
-            return all(missing) or (not any(missing) and a == b)
+            return any(missing) or a == b
 
         for orphan in self.__dict__.get("orphans", []):
             if all(same(orphan.get(k), v) for k, v in columns.items()):
@@ -179,10 +197,16 @@ class ResultsCallback(Callback):
             row.pop("objective", None)
         columns = {**recipe_columns(self.space, trial.config, rep.layer_kinds), **unwrap(trial.config)[1]}
         row.update(experiment=self.name, trial_id=trial.trial_id, **columns)
+        if not force and trial.trial_id in self.__dict__.get("adopted", {}):  # adopted a row before: it stands
+            self.curves.pop(trial.trial_id, None)
+            self.finished[trial.trial_id] = status
+            return
         orphan = None if force or stored_row(self.experiment, trial.trial_id) else self._orphan_for(columns)
         if orphan is not None:  # this trial is an orphan's second draw: its row stands (find_orphans)
             self.orphans.remove(orphan)
-            self.adopted[trial.trial_id] = str(orphan["trial_id"])
+            self.experiment.join(ADOPTED, f"{trial.trial_id}.json").write_bytes(
+                json.dumps({"row": str(orphan["trial_id"])}).encode())
+            self.__dict__.setdefault("adopted", {})[trial.trial_id] = str(orphan["trial_id"])
             self.finished[trial.trial_id] = str(orphan["status"])
             self.curves.pop(trial.trial_id, None)
             if not self.quiet:

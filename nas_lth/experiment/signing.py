@@ -28,7 +28,7 @@ from pathlib import Path
 from ray.tune import Callback
 
 from nas_lth.experiment.snapshots import SNAPSHOT
-from nas_lth.store.fs import Location
+from nas_lth.store.fs import Location, locate
 
 KEY_ENV = "NAS_LTH_STATE_KEY"
 SIG_FILE = "state.sig"
@@ -72,25 +72,38 @@ def digest(data: bytes, k: bytes | None = None) -> str:
     return hmac.new(k if k is not None else key(), data, hashlib.sha256).hexdigest()
 
 
-def signatures(tune_dir: Location) -> dict[str, str]:
+HISTORY = 16  # digests kept per file: Tune uploads its snapshot in the background, storage may lag a few saves
+
+
+def signatures(tune_dir: Location) -> dict[str, list[str]]:
     try:
         sigs = json.loads(tune_dir.join(SIG_FILE).read_bytes())
     except (OSError, ValueError):
         return {}
-    return sigs if isinstance(sigs, dict) else {}
+    if not isinstance(sigs, dict):
+        return {}
+    return {k: [v] if isinstance(v, str) else [d for d in v if isinstance(d, str)] for k, v in sigs.items()}
 
 
-def sign(tune_dir: Location, files: list[Location] | None = None) -> dict[str, str]:
-    """Sign ``files`` (default: every state file there); the other signatures are kept."""
+def add_signatures(tune_dir: Location, named: dict[str, bytes]) -> None:
+    """Add the digests of ``{file name: bytes}`` to ``state.sig`` (the newest ``HISTORY`` per file are kept)."""
     k = key()
     sigs = signatures(tune_dir)
+    for name, data in named.items():
+        d = digest(data, k)
+        sigs[name] = [*[x for x in sigs.get(name, []) if x != d], d][-HISTORY:]
+    tune_dir.join(SIG_FILE).write_bytes(json.dumps(sigs, sort_keys=True).encode())
+
+
+def sign(tune_dir: Location, files: list[Location] | None = None) -> None:
+    """Sign ``files`` (default: every state file there) as they are in storage."""
+    named = {}
     for f in state_files(tune_dir) if files is None else files:
         try:
-            sigs[_name(f)] = digest(f.read_bytes(), k)
+            named[_name(f)] = f.read_bytes()
         except (OSError, FileNotFoundError):
-            sigs.pop(_name(f), None)
-    tune_dir.join(SIG_FILE).write_bytes(json.dumps(sigs, sort_keys=True).encode())
-    return sigs
+            continue
+    add_signatures(tune_dir, named)
 
 
 def unsigned(tune_dir: Location) -> list[str]:
@@ -99,15 +112,16 @@ def unsigned(tune_dir: Location) -> list[str]:
     sigs = signatures(tune_dir)
     bad = []
     for f in state_files(tune_dir):
-        want = sigs.get(_name(f))
-        if not want or not hmac.compare_digest(want, digest(f.read_bytes(), k)):
+        have = digest(f.read_bytes(), k)
+        if not any(hmac.compare_digest(want, have) for want in sigs.get(_name(f), [])):
             bad.append(_name(f))
     return bad
 
 
 class StateSigner(Callback):
-    """Signs the snapshot files Tune rewrote during a step (Tune saves them inside ``step()``, before the
-    callbacks' ``on_step_end``)."""
+    """Signs the snapshot files Tune rewrote during a step. Tune saves them inside ``step()``, before the
+    callbacks' ``on_step_end``, into a driver-local staging folder, and uploads that to storage in the
+    background: the staging copy is what is signed (with a history, since storage may hold an older save)."""
 
     def __init__(self, tune_dir: Location):
         self.tune_dir = tune_dir
@@ -124,12 +138,15 @@ class StateSigner(Callback):
         if time.monotonic() - self.last < self.every_s:
             return
         self.last = time.monotonic()
-        changed = []
-        for f in state_files(self.tune_dir):
-            st = self.tune_dir.fs.get_file_info(f.path)
+        staging = next((getattr(t.storage, "experiment_driver_staging_path", None) for t in trials
+                        if getattr(t, "storage", None) is not None), None)
+        where = locate(staging) if staging and os.path.isdir(staging) else self.tune_dir
+        changed = {}
+        for f in state_files(where):
+            st = where.fs.get_file_info(f.path)
             mark = (st.mtime_ns, st.size) if st.type == pafs.FileType.File else None
             if mark is not None and self.seen.get(f.path) != mark:
                 self.seen[f.path] = mark
-                changed.append(f)
+                changed[_name(f)] = f.read_bytes()
         if changed:
-            sign(self.tune_dir, changed)
+            add_signatures(self.tune_dir, changed)
