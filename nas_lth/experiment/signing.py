@@ -27,6 +27,7 @@ from pathlib import Path
 
 from ray.tune import Callback
 
+from nas_lth.errors import UserError
 from nas_lth.experiment.snapshots import SNAPSHOT
 from nas_lth.store.fs import Location, locate
 
@@ -49,14 +50,18 @@ def key() -> bytes:
         return path.read_bytes()
     except FileNotFoundError:
         pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:  # O_EXCL: two drivers starting together agree on one key
-        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
-    except FileExistsError:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:  # O_EXCL: two drivers starting together agree on one key
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            return path.read_bytes()
+        with os.fdopen(fd, "wb") as f:
+            f.write(secrets.token_bytes(32))
         return path.read_bytes()
-    with os.fdopen(fd, "wb") as f:
-        f.write(secrets.token_bytes(32))
-    return path.read_bytes()
+    except OSError as exc:
+        raise UserError(f"cannot make the key that signs Tune's state at {path} ({exc.strerror or exc}); set "
+                        f"${KEY_ENV} to a secret of your own") from None
 
 
 def _name(loc: Location) -> str:
