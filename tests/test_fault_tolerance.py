@@ -47,6 +47,15 @@ def search_cmd(space: Path, storage: Path, *extra: str) -> list[str]:
             "--progress-every", "5", *extra]
 
 
+def grid_space(tmp_path: Path, name: str) -> Path:
+    """An 8-point grid (4 criteria x 1 or 2 rounds) run FIFO: each point is one trial, and a doubled or missing
+    row shows as a grid point with two rows or none."""
+    data = tiny_space(name, 8, {"criterion": {"choice": ["large_final", "random", "movement", "snip"]},
+                                "rounds": {"choice": [1, 2]}}, scheduler="fifo", searcher="grid")
+    data["strategy"].pop("num_samples")
+    return write_space(tmp_path / "space.yaml", data)
+
+
 def test_worker_node_lost_mid_trial(tmp_path):
     from ray.cluster_utils import Cluster
 
@@ -85,10 +94,7 @@ def test_worker_node_lost_mid_trial(tmp_path):
 
 
 def test_driver_killed_then_resume_finishes_without_rerunning(tmp_path):
-    data = tiny_space("killed", 8, {"criterion": {"choice": ["large_final", "random", "movement", "snip"]},
-                                     "rounds": {"choice": [1, 2]}}, scheduler="fifo", searcher="grid")
-    data["strategy"].pop("num_samples")
-    space = write_space(tmp_path / "space.yaml", data)
+    space = grid_space(tmp_path, "killed")
     storage = tmp_path / "runs"
     trials_dir = storage / "killed" / "trials"
     cmd = search_cmd(space, storage, "--num-cpus", "2")
@@ -275,10 +281,7 @@ def test_a_snapshot_cut_short_resumes_and_the_stored_rows_stand_for_their_trials
     cut short (here: emptied, the experiment's only run). --resume sets it aside (kept under torn/) and starts
     the search again in the folder; the grid's trials drawn again keep the rows stored before: one row per
     grid point, none rewritten."""
-    data = tiny_space("torn", 8, {"criterion": {"choice": ["large_final", "random", "movement", "snip"]},
-                                  "rounds": {"choice": [1, 2]}}, scheduler="fifo", searcher="grid")
-    data["strategy"].pop("num_samples")
-    space = write_space(tmp_path / "space.yaml", data)
+    space = grid_space(tmp_path, "torn")
     storage = tmp_path / "runs"
     exp, trials_dir = storage / "torn", storage / "torn" / "trials"
     cmd = search_cmd(space, storage, "--num-cpus", "2")
@@ -318,10 +321,7 @@ def small_disk(tmp_path):
 def test_a_full_disk_ends_the_search_in_one_line_and_resume_finishes_it(tmp_path, small_disk):
     """Issue 27 item 3: the storage fills up mid-search. The search ends with one error line (exit 2), no
     traceback and no trial recorded as failed; once space is freed, --resume finishes every trial once."""
-    data = tiny_space("full", 8, {"criterion": {"choice": ["large_final", "random", "movement", "snip"]},
-                                  "rounds": {"choice": [1, 2]}}, scheduler="fifo", searcher="grid")
-    data["strategy"].pop("num_samples")
-    space = write_space(tmp_path / "space.yaml", data)
+    space = grid_space(tmp_path, "full")
     storage = small_disk / "runs"
     trials_dir = storage / "full" / "trials"
     cmd = search_cmd(space, storage, "--num-cpus", "2")

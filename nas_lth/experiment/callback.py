@@ -170,7 +170,7 @@ class ResultsCallback(Callback):
         adopted = {}
         for f in self.experiment.join(ADOPTED).list(".json"):
             try:
-                adopted[f.path.rsplit("/", 1)[-1][:-5]] = str(json.loads(f.read_bytes())["row"])
+                adopted[f.name.removesuffix(".json")] = str(json.loads(f.read_bytes())["row"])
             except (OSError, ValueError, KeyError, TypeError):
                 continue
         self.adopted = adopted

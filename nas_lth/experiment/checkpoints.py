@@ -18,7 +18,7 @@ import logging
 from ray.tune import Callback
 
 log = logging.getLogger(__name__)
-STATE_FILE = "state.pt"  # what nas_lth's trial writes into every checkpoint (strategy.trial)
+STATE_FILE = "state.pt"  # what nas_lth's trial writes into every checkpoint (strategy.trial uses this name)
 
 
 def whole(result) -> bool:

@@ -56,7 +56,7 @@ def repoint_search_state(tune_dir: Location) -> bool:
     parent, name = posixpath.split(tune_dir.path.rstrip("/"))
     changed = False
     for f in tune_dir.list():
-        if not f.path.rsplit("/", 1)[-1].startswith("search_gen_state-"):
+        if not f.name.startswith("search_gen_state-"):
             continue
         try:
             with old_module_names():

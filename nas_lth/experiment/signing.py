@@ -64,13 +64,9 @@ def key() -> bytes:
                         f"${KEY_ENV} to a secret of your own") from None
 
 
-def _name(loc: Location) -> str:
-    return loc.path.rstrip("/").rsplit("/", 1)[-1]
-
-
 def state_files(tune_dir: Location) -> list[Location]:
     """The files of ``tune_dir`` that Tune unpickles on restore."""
-    return [f for f in tune_dir.list() if _name(f) == TUNER_FILE or SNAPSHOT.match(_name(f))]
+    return [f for f in tune_dir.list() if f.name == TUNER_FILE or SNAPSHOT.match(f.name)]
 
 
 def digest(data: bytes, k: bytes | None = None) -> str:
@@ -105,7 +101,7 @@ def sign(tune_dir: Location, files: list[Location] | None = None) -> None:
     named = {}
     for f in state_files(tune_dir) if files is None else files:
         try:
-            named[_name(f)] = f.read_bytes()
+            named[f.name] = f.read_bytes()
         except (OSError, FileNotFoundError):
             continue
     add_signatures(tune_dir, named)
@@ -118,8 +114,8 @@ def unsigned(tune_dir: Location) -> list[str]:
     bad = []
     for f in state_files(tune_dir):
         have = digest(f.read_bytes(), k)
-        if not any(hmac.compare_digest(want, have) for want in sigs.get(_name(f), [])):
-            bad.append(_name(f))
+        if not any(hmac.compare_digest(want, have) for want in sigs.get(f.name, [])):
+            bad.append(f.name)
     return bad
 
 
@@ -152,6 +148,6 @@ class StateSigner(Callback):
             mark = (st.mtime_ns, st.size) if st.type == pafs.FileType.File else None
             if mark is not None and self.seen.get(f.path) != mark:
                 self.seen[f.path] = mark
-                changed[_name(f)] = f.read_bytes()
+                changed[f.name] = f.read_bytes()
         if changed:
             add_signatures(self.tune_dir, changed)

@@ -39,7 +39,7 @@ def runs(experiment: Location) -> dict[str, list[Location]]:
     """Snapshot files by run, oldest run first (the names sort by start time, as Tune picks the newest)."""
     out: dict[str, list[Location]] = {}
     for loc in experiment.list():
-        m = SNAPSHOT.match(loc.path.rsplit("/", 1)[-1])
+        m = SNAPSHOT.match(loc.name)
         if m:
             out.setdefault(m.group("run"), []).append(loc)
     return dict(sorted(out.items()))
@@ -54,12 +54,12 @@ def set_aside_torn(experiment: Location, untrusted: frozenset[str] = frozenset()
     moved: list[str] = []
     for run in reversed(list(sets)):
         files = sets[run]
-        if not any(f.path.rsplit("/", 1)[-1] in untrusted or is_torn(f.path, f.read_bytes()) for f in files):
+        if not any(f.name in untrusted or is_torn(f.name, f.read_bytes()) for f in files):
             break
         aside = experiment.join(ASIDE)
         aside.mkdir()
         for f in files:
-            experiment.fs.move(f.path, aside.join(f.path.rsplit("/", 1)[-1]).path)
+            experiment.fs.move(f.path, aside.join(f.name).path)
         moved.append(run)
     if moved:
         then = "resuming from the run before" if has_state(experiment) else "no whole snapshot is left"
@@ -70,5 +70,5 @@ def set_aside_torn(experiment: Location, untrusted: frozenset[str] = frozenset()
 
 def has_state(experiment: Location) -> bool:
     """Whether a whole experiment snapshot is there for ``Tuner.restore`` (after :func:`set_aside_torn`)."""
-    return any(f.path.endswith(".json") and f.path.rsplit("/", 1)[-1].startswith("experiment_state-")
+    return any(f.name.startswith("experiment_state-") and f.name.endswith(".json")
                for files in runs(experiment).values() for f in files)

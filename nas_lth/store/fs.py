@@ -24,6 +24,11 @@ class Location:
         uri = self.uri.rstrip("/") + "/" + "/".join(parts)
         return Location(self.fs, path, uri)
 
+    @property
+    def name(self) -> str:
+        """The last part of the path (a file's or a folder's name)."""
+        return posixpath.basename(self.path.rstrip("/"))
+
     def exists(self) -> bool:
         return self.fs.get_file_info(self.path).type != pafs.FileType.NotFound
 

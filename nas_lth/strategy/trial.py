@@ -30,6 +30,7 @@ from nas_lth.estimation import TicketRun
 from nas_lth.estimation.train import Diverged
 from nas_lth.estimation.trajectory import compute_trajectory
 from nas_lth.experiment.broker import NAMESPACE, broker_name, get_trajectory
+from nas_lth.experiment.checkpoints import STATE_FILE
 from nas_lth.experiment.memo import Memo
 from nas_lth.experiment.stage import unwrap
 from nas_lth.experiment.tickets import copy_ticket, store_ticket
@@ -140,7 +141,7 @@ class Trial:
             return
         with tempfile.TemporaryDirectory() as d:
             torch.save({"ticket": state, "evals": list(self.reported), "restores": self.base.restores},
-                       os.path.join(d, "state.pt"))
+                       os.path.join(d, STATE_FILE))
             tune.report(payload, checkpoint=tune.Checkpoint.from_directory(d))
         self.last_ckpt = time.monotonic()
 
@@ -236,7 +237,7 @@ class Trial:
             return None
         try:
             with ckpt.as_directory() as d:  # a retry after a fault, or a resumed experiment
-                saved = torch.load(Path(d) / "state.pt", map_location="cpu", weights_only=True)
+                saved = torch.load(Path(d) / STATE_FILE, map_location="cpu", weights_only=True)
         except Exception as exc:  # noqa: BLE001 - a copy cut short by a killed driver: start over, not fail
             print(f"trial {self.base.trial_id}: checkpoint unreadable ({type(exc).__name__}); starts over",
                   flush=True)
