@@ -381,3 +381,34 @@ def test_a_journal_line_cut_short_is_dropped_and_the_study_opens(tmp_path):
     journal._studies.clear()
     assert [t.value for t in journal.study(path, "j", ["maximize"], ["val_acc"]).trials] == [0.5, 0.7]
     journal._studies.clear()
+
+
+def test_a_full_disk_is_logged_in_one_line_by_tune_and_by_the_syncer():
+    """Issue 27 item 3: Tune's failure record (traceback as exc_info) and Ray's background syncer's warning
+    (traceback pasted into the message) both shrink to one line; other records pass untouched."""
+    import logging
+
+    from nas_lth.experiment.diskfull import LOGGERS, OneLine, is_disk_full, quiet_tune_failures
+
+    try:
+        raise OSError(28, "No space left on device")
+    except OSError:
+        exc_info = sys.exc_info()
+    tune = logging.LogRecord("t", logging.ERROR, "f", 1, "Trial task failed for trial %s", ("x1",), exc_info)
+    syncer_text = ("Last sync command failed with the following error:\nTraceback (most recent call last):\n"
+                   '  File "storage.py", line 226\nOSError: [Errno 28] Error writing bytes to file. '
+                   "Detail: [errno 28] No space left on device\n")
+    syncer = logging.LogRecord("s", logging.WARNING, "f", 1, syncer_text, (), None)
+    other = logging.LogRecord("o", logging.WARNING, "f", 1, "Traceback (most recent call last):\nKeyError: 'a'",
+                              (), None)
+    formatter = logging.Formatter()
+    for record in (tune, syncer, other):
+        assert OneLine().filter(record)
+    assert formatter.format(tune) == "Trial task failed for trial x1: no space left on device"
+    assert formatter.format(syncer) == "Last sync command failed with the following error: no space left on device"
+    assert "KeyError" in formatter.format(other)
+    assert is_disk_full(exc_info[1]) and not is_disk_full("KeyError: 'a'")
+    quiet_tune_failures()
+    quiet_tune_failures()  # once per logger, however often a search starts in one process
+    for name in LOGGERS:
+        assert sum(isinstance(f, OneLine) for f in logging.getLogger(name).filters) == 1

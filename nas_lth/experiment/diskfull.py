@@ -31,16 +31,25 @@ def is_disk_full(exc: BaseException | str | None) -> bool:
 
 
 class OneLine(logging.Filter):
-    """Tune's "Trial task failed" record of a full-disk failure, without its traceback."""
+    """A record of a full-disk failure, without its traceback: Tune's "Trial task failed" carries it as
+    ``exc_info``, Ray's background syncer ("Last sync command failed") pastes it into the message text."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.exc_info and is_disk_full(record.exc_info[1]):
             record.exc_info, record.exc_text = None, None
             record.msg, record.args = "%s: no space left on device", (record.getMessage(),)
+        elif isinstance(record.msg, str) and "Traceback" in record.msg and is_disk_full(record.msg):
+            first = record.getMessage().split("Traceback", 1)[0].strip().rstrip(":")
+            record.msg, record.args = "%s: no space left on device", (first,)
         return True
 
 
+# the loggers that report a full disk under the experiment, each with the traceback it came with
+LOGGERS = ("ray.tune.execution.tune_controller", "ray.train._internal.syncer")
+
+
 def quiet_tune_failures() -> None:
-    logger = logging.getLogger("ray.tune.execution.tune_controller")
-    if not any(isinstance(f, OneLine) for f in logger.filters):
-        logger.addFilter(OneLine())
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, OneLine) for f in logger.filters):
+            logger.addFilter(OneLine())

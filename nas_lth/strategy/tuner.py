@@ -200,7 +200,10 @@ def _stages(opts: SearchOptions, exp: Location, trainable, metric: str, seed, ma
             journal.upload(exp, path)
             sign(exp)  # Tune's last save comes after the last step's signature
         except OSError as exc:  # a full disk: an unsigned last snapshot is set aside on resume
-            log.warning("after the search: %s", exc)
+            if is_disk_full(exc):
+                callback.disk_full = True  # its one error line comes below
+            else:
+                log.warning("after the search: %s", exc)
     if callback.disk_full:
         raise disk_full_error(opts, exp)
     # After a SIGINT Tune saves its state and returns early; the trials table tells what is done.
