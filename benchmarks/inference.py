@@ -157,7 +157,7 @@ def sizes(model: nn.Module, ticket_bytes: int) -> dict:
 def measure(name: str, level: float, ticket: dict, data, args, tmp: Path) -> list[dict]:
     path = tmp / f"{name}-{level:g}.pt"
     nbytes = export.save(ticket, path)
-    model = export.load(path)
+    model = export.load(path, raw=False)  # the network alone: latency without the input transform
     csr = export.to_sparse(model)
     models = {"dense": model, "masked": masked_copy(model), "csr": csr}
     if any(isinstance(m, nn.Conv2d | nn.Conv1d) for _, m in masked_layers(model)):

@@ -12,20 +12,26 @@ the search started is shut down when it returns.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import SimpleNamespace
 
+import numpy as np
 import pandas as pd
 
 from nas_lth.errors import UserError
-from nas_lth.space import SearchSpace, load_space
+from nas_lth.space import SearchSpace
 from nas_lth.store import locate, read
 from nas_lth.store.analysis import best_tickets, pareto_front, unique_recipes
 from nas_lth.store.confirmed import confirmed
+from nas_lth.store.fs import Location
 from nas_lth.store.reader import recorded_space
+from nas_lth.yamlfile import read_yaml
+
+ARRAYS_DIR = ".nas_lth-arrays"  # under --storage: the in-memory datasets searched there, by content
 
 # the CLI's options (python -m nas_lth.search --help) by their Python names; value: SearchOptions' field
 OPTIONS = {"storage": "storage", "name": "name", "num_samples": "num_samples", "max_concurrent": "max_concurrent",
@@ -89,25 +95,44 @@ class Results:
         return self.summary()
 
 
-def _space(space, extra_plugins: list[str]) -> SearchSpace:
-    if isinstance(space, SearchSpace):  # rebuilt only to add plugins: they are recorded with the space
-        return SearchSpace.from_dict(space.to_dict(), space.source, plugins=extra_plugins) if extra_plugins else space
-    if isinstance(space, dict):
-        return SearchSpace.from_dict(space, "space", plugins=extra_plugins)
-    if isinstance(space, str | os.PathLike):
-        return load_space(Path(space), plugins=extra_plugins)
-    raise UserError(f"space: give a YAML file's path, a mapping or a SearchSpace, not {type(space).__name__}")
+def _space(space, extra_plugins: list[str], fixed: dict | None = None) -> SearchSpace:
+    """The space of a path, a mapping or a SearchSpace, with ``extra_plugins`` and ``fixed`` values added (the
+    dataset of ``data=``); a space that names another dataset is a one-line error."""
+    if isinstance(space, SearchSpace):
+        if not extra_plugins and not fixed:
+            return space
+        raw, source = space.to_dict(), space.source  # rebuilt: plugins and data are recorded with the space
+    elif isinstance(space, dict):
+        raw, source = space, "space"
+    elif isinstance(space, str | os.PathLike):
+        raw, source = read_yaml(Path(space), "search space"), os.fspath(space)
+    else:
+        raise UserError(f"space: give a YAML file's path, a mapping or a SearchSpace, not {type(space).__name__}")
+    if fixed and isinstance(raw, dict):
+        given = raw.get("fixed") if isinstance(raw.get("fixed"), dict) else {}
+        if "dataset" in (raw.get("search") or {}) or given.get("dataset", fixed["dataset"]) != fixed["dataset"]:
+            where = "search.dataset" if "dataset" in (raw.get("search") or {}) else \
+                f"fixed.dataset is {given.get('dataset')!r}"
+            raise UserError(f"{source}: {where}, but data= gives the arrays to search: leave the dataset out")
+        raw = {**raw, "fixed": {**given, **fixed}}
+    return SearchSpace.from_dict(raw, source, plugins=extra_plugins)
 
 
-def search(space, *, plugins: tuple[str, ...] | list[str] = (), **options) -> Results:
+def search(space, *, plugins: tuple[str, ...] | list[str] = (), data: dict | None = None, **options) -> Results:
     """Run a search (as ``python -m nas_lth.search``) and return its results. ``space``: a YAML file's path, a
-    mapping with the file's keys, or a :class:`SearchSpace`."""
+    mapping with the file's keys, or a :class:`SearchSpace`. ``data``: in-memory arrays to search on,
+    ``{"train": (x, y), "test": (x, y)}`` (numpy arrays or tensors, class ids as labels; optional
+    ``"num_classes"``), searched as dataset ``arrays`` (see :class:`InMemory`); the space then names no
+    dataset."""
     from nas_lth.strategy import SearchOptions, run_search
 
     unknown = sorted(set(options) - set(OPTIONS))
     if unknown:
         raise UserError(f"nas_lth.search: unknown option {unknown[0]!r}; allowed: {', '.join(sorted(OPTIONS))}")
-    space = _space(space, list(plugins))
+    arrays = None if data is None else InMemory.of(data, options.get("storage") or SearchOptions.storage)
+    space = _space(space, list(plugins), arrays.fixed() if arrays else None)
+    if arrays:
+        arrays.write()  # once the space is valid: bad input writes nothing
     fields = {OPTIONS[k]: v for k, v in options.items()}
     fields.setdefault("name", space.name)
     fields.setdefault("dashboard", False)  # a notebook has no use for Ray's dashboard unless asked
@@ -116,6 +141,56 @@ def search(space, *, plugins: tuple[str, ...] | list[str] = (), **options) -> Re
     res = _results(outcome.experiment.uri, outcome.metric, outcome.objectives)
     res.interrupted = outcome.interrupted
     return res
+
+
+@dataclass
+class InMemory:
+    """The caller's arrays (``data=``), checked, as the ``.npz`` file the search reads them from.
+
+    The file is named by the SHA-256 of the arrays and lies under ``<storage>/.nas_lth-arrays/``; it is written
+    once and never rewritten (the same arrays give the same file, so ``resume=True`` finds the space
+    unchanged). The space's dataset becomes ``arrays`` with that file: every Ray worker, a resumed search,
+    ``export --verify`` and ``report`` in a fresh process read the data from there. (Ray's object store would
+    lose it with the driver, and a resumed search or a ticket's verification needs it later.)"""
+
+    arrays: dict
+    file: Location
+
+    @classmethod
+    def of(cls, data, storage: str) -> InMemory:
+        from nas_lth.data.arrays import raw_from_arrays
+
+        if not isinstance(data, dict) or not {"train", "test"} <= set(data) \
+                or set(data) - {"train", "test", "num_classes"}:
+            got = sorted(map(str, data)) if isinstance(data, dict) else type(data).__name__
+            raise UserError(f"data=: give {{'train': (x, y), 'test': (x, y)}} (optional 'num_classes'), got {got}")
+        pairs = []
+        for part in ("train", "test"):
+            if not isinstance(data[part], tuple | list) or len(data[part]) != 2:
+                raise UserError(f"data['{part}']: give an (inputs, labels) pair")
+            pairs.extend(np.asarray(a.detach().cpu().numpy() if hasattr(a, "detach") else a) for a in data[part])
+        if pairs[0].ndim < 2:
+            raise UserError(f"data['train']: inputs of shape {pairs[0].shape}; give (N, ...) inputs")
+        labels = [a for a in pairs[1::2] if a.size and np.issubdtype(a.dtype, np.number)]
+        num_classes = data.get("num_classes", max([int(a.max()) + 1 for a in labels] + [2]))
+        raw_from_arrays("data=", pairs, num_classes, pairs[0].shape[1:])  # DataError: one line
+        named = dict(zip(("x_train", "y_train", "x_test", "y_test"), pairs, strict=True),
+                     num_classes=np.int64(num_classes))
+        h = hashlib.sha256()  # of the arrays themselves: a .npz file's zip entries carry the time of writing
+        for key, a in named.items():
+            a = np.ascontiguousarray(a)
+            h.update(f"{key}:{a.dtype.str}:{a.shape};".encode())
+            h.update(a.tobytes())
+        return cls(named, locate(storage).join(ARRAYS_DIR, f"{h.hexdigest()[:32]}.npz"))
+
+    def fixed(self) -> dict:
+        return {"dataset": "arrays", "dataset_options": {"file": self.file.uri}}
+
+    def write(self) -> None:
+        if not self.file.exists():
+            buf = io.BytesIO()
+            np.savez(buf, **self.arrays)
+            self.file.write_bytes(buf.getvalue())
 
 
 def load_results(path: str | os.PathLike) -> Results:

@@ -504,9 +504,10 @@ def _datasets() -> list[str]:
         options[name] = dataset_options(name, spec)
         val = (f"{spec.val_size:.0%} of the training set" if isinstance(spec.val_size, float)
                else f"{spec.val_size:,} examples")
-        rows.append([f"`{name}`", _cell(spec.description), str(spec.num_classes),
+        rows.append([f"`{name}`", _cell(spec.description), str(spec.num_classes or "from the data"),
                      "multi-label" if spec.multilabel else "single-label",
-                     "×".join(map(str, spec.input_shape)), val, ", ".join(r[0] for r in options[name]) or "—"])
+                     "×".join(map(str, spec.input_shape)) or "from the data", val,
+                     ", ".join(r[0] for r in options[name]) or "—"])
     out = ["## Datasets", "",
            "The recipe's `dataset`; `dataset_options` set its options (values of the default's type), `val_size` "
            "overrides its validation hold-out. *input*: the shape of one example with the default options.", "",

@@ -19,6 +19,7 @@ import copy
 import functools
 import gzip
 import hashlib
+import io
 import os
 import random
 import shutil
@@ -30,6 +31,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 from test_search import session_pids
@@ -186,6 +188,24 @@ PLUGIN_SOURCES = {
 }
 
 
+DATA_DIR = ("--data-dir", "{tmp}")
+FEATURES = np.arange(120, dtype=np.float32).reshape(30, 4)
+LABELS = np.arange(30) % 3
+
+
+def npz(**changed) -> bytes:
+    """A ``.npz`` file for dataset ``arrays``: 30 examples of 4 features in 3 classes, ``changed`` arrays
+    replaced (None: left out)."""
+    arrays = {"x_train": FEATURES, "y_train": LABELS, "x_test": FEATURES, "y_test": LABELS, **changed}
+    buf = io.BytesIO()
+    np.savez(buf, **{k: v for k, v in arrays.items() if v is not None})
+    return buf.getvalue()
+
+
+def arrays_space(file: str = "d.npz") -> dict:
+    return {**BASE_SPACE, "fixed": {**BASE_SPACE["fixed"], "dataset": "arrays", "dataset_options": {"file": file}}}
+
+
 def plugin(name: str) -> dict:
     return {"cwd/lab/__init__.py": "", f"cwd/lab/{name}.py": PLUGIN_SOURCES[name]}
 
@@ -274,6 +294,23 @@ CASES = [
     pytest.param(search("dataset 'blobs': train split has inputs of shape (30, 4) and labels of shape (29,)",
                         {**BASE_SPACE, "plugins": ["lab.short"], "fixed": {**BASE_SPACE["fixed"], "dataset": "blobs"}},
                         files=plugin("short")), id="search-plugin-dataset-lengths-differ"),
+    # -- dataset arrays: a .npz file of the user's arrays (under --data-dir)
+    pytest.param(search("train split has inputs of shape (30, 4) and labels of shape (29,)", arrays_space(),
+                        *DATA_DIR, files={"d.npz": npz(y_train=LABELS[:29])}), id="search-arrays-lengths-differ"),
+    pytest.param(search("test inputs hold non-finite or non-numeric values", arrays_space(), *DATA_DIR,
+                        files={"d.npz": npz(x_test=FEATURES * float("nan"))}), id="search-arrays-non-finite"),
+    pytest.param(search("train labels range 1..3; allowed 0..2 (num_classes=3)", arrays_space(), *DATA_DIR,
+                        files={"d.npz": npz(num_classes=3, y_train=LABELS + 1)}),
+                 id="search-arrays-labels-out-of-range"),
+    pytest.param(search("d.npz: not a readable .npz file of plain arrays (Object arrays cannot be loaded",
+                        arrays_space(), *DATA_DIR, files={"d.npz": npz(x_train=FEATURES.astype(object))}),
+                 id="search-arrays-pickled-object-array"),
+    pytest.param(search("d.npz: no array 'y_test'", arrays_space(), *DATA_DIR, files={"d.npz": npz(y_test=None)}),
+                 id="search-arrays-missing-array"),
+    pytest.param(search("option file='d.npz' is relative", arrays_space(), files={"d.npz": npz()}),
+                 id="search-arrays-relative-path-without-data-dir"),
+    pytest.param(search("{tmp}/nowhere.npz: No such file", arrays_space("nowhere.npz"), *DATA_DIR),
+                 id="search-arrays-missing-file"),
     pytest.param(ticket("--plugin: plugin 'nope' does not import", BASE_RECIPE, "--plugin", "nope"),
                  id="ticket-plugin-missing"),
     pytest.param(export_cli("--plugin: plugin 'nope' does not import", "--best", "--plugin", "nope"),

@@ -371,3 +371,45 @@ def test_compact_keeps_a_neuron_whose_bias_still_reaches_a_reader():
     assert small.net[1].out_features == 299  # only neuron 4 is gone
     with torch.no_grad():
         torch.testing.assert_close(small(x), model(x), rtol=1e-4, atol=1e-5)
+
+
+def test_a_plain_pytorch_cnn_gets_a_channel_ticket_that_compacts(tmp_path):
+    """Issue 29 item 3: a model written in plain PyTorch (no nas_lth layers) is pruned channel by channel as it
+    is: whole filters go from its convolutions and the next layers' inputs, and the compact program computes
+    the masked ticket's outputs."""
+    from torch import nn
+
+    import nas_lth
+    from nas_lth.data import load_dataset
+    from nas_lth.estimation import TicketRun, recipe_from_dict
+    from nas_lth.models import MODELS
+
+    @nas_lth.register_model("plain_channel_cnn", "a plain CNN for a channel ticket")
+    def plain(input_shape, num_classes, width=8):
+        return nn.Sequential(nn.Conv2d(input_shape[0], width, 3, padding=1), nn.ReLU(),
+                             nn.Conv2d(width, 2 * width, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+                             nn.Linear(2 * width * 16, 32), nn.ReLU(), nn.Linear(32, num_classes))
+
+    try:
+        data = load_dataset("digits", None, seed=0, val_size=200)
+        rc = recipe_from_dict({"model": "plain_channel_cnn", "dataset": "digits", "granularity": "channel",
+                               "criterion": "movement", "rounds": 1, "prune_rate": {"conv": 0.5, "fc": 0.5},
+                               "budget": 1, "seed": 0, "val_size": 200, "training": {"batch_size": 64}})
+        run = TicketRun(rc, data)
+        row = run.run()[-1]
+        assert row.status == "completed" and 0 < row.weights_remaining < 1
+        convs = [layer for _, layer in masked_layers(run.model) if layer.weight.dim() == 4]
+        assert len(convs) == 2
+        for layer in convs:  # whole channels: a filter is gone or keeps the same input channels as the others
+            per_filter = layer.mask.flatten(1)
+            kept = per_filter[per_filter.sum(1) > 0]
+            assert 0 < len(kept) < len(per_filter) and (kept == kept[0]).all()
+        assert (convs[1].mask.sum((0, 2, 3)) > 0).sum() == (convs[0].mask.flatten(1).sum(1) > 0).sum()
+        model = run.model.eval()
+        x = data.test.x[:16]
+        small = compact(model, x)
+        assert parameters(small) < parameters(model)
+        with torch.no_grad():
+            torch.testing.assert_close(small(x), model(x), rtol=1e-4, atol=1e-5)
+    finally:
+        MODELS._items.pop("plain_channel_cnn", None)

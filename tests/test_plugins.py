@@ -101,9 +101,69 @@ def test_a_plugin_only_the_driver_imports_reaches_every_worker_and_its_ticket_lo
                           cwd=src, env=_env(), capture_output=True, text=True, timeout=120)
     assert load.returncode == 0, load.stderr[-2000:]
     assert 0 < int(load.stdout.split()[-1])
+    assert "raw inputs, test_acc" in export.stdout, export.stdout  # the ticket carries its standardisation
     compact = subprocess.run([sys.executable, "-m", "nas_lth.export", str(exp), "--best", "--compact", "--verify",
                               "-o", "t.pt2"], cwd=src, env=_env(), capture_output=True, text=True, timeout=300)
     assert compact.returncode == 0 and (src / "t.pt2").exists(), compact.stdout[-2000:] + compact.stderr[-2000:]
+
+
+IN_MEMORY = textwrap.dedent('''
+    import sys
+
+    import numpy as np
+
+    import nas_lth
+
+    rng = np.random.default_rng(1)  # four blobs of 5x5 grey images, uint8 as a camera gives them
+    centers = rng.integers(40, 215, (4, 1, 5, 5))
+    y = rng.integers(0, 4, 600)
+    x = np.clip(centers[y] + rng.normal(0, 30, (600, 1, 5, 5)), 0, 255).astype(np.uint8)
+    space = {"name": "mem", "plugins": ["lab.parts"],
+             "fixed": {"model": "lab_mlp", "budget": 10, "target_weights": 0.2, "seed": 0, "eval_rounds": "last",
+                       "training": {"eval_every": 10, "batch_size": 20}},
+             "search": {"criterion": {"choice": ["large_final", "random"]}},
+             "strategy": {"num_samples": 2, "searcher": "random", "seed": 0, "scheduler": "fifo", "max_failures": 0}}
+    results = nas_lth.search(space, data={"train": (x[:500], y[:500]), "test": (x[500:], y[500:])},
+                             storage=sys.argv[1], num_cpus=2)
+    np.save("x_test.npy", x[500:]); np.save("y_test.npy", y[500:])
+    print("rows", len(results.trials), "best", results.best_ticket)
+''')
+
+
+@pytest.mark.integration
+def test_in_memory_arrays_are_searched_by_workers_and_the_ticket_takes_raw_inputs(tmp_path):
+    """Issue 29: nas_lth.search(space, data=...) on a local Ray instance whose workers never imported the
+    plugin or saw the arrays; the ticket, loaded in a fresh process, reproduces the recorded test accuracy on
+    the raw uint8 test images (and export --verify checks both input paths)."""
+    src = tmp_path / "src"
+    (src / "lab").mkdir(parents=True)
+    (src / "lab" / "__init__.py").write_text("")
+    (src / "lab" / "parts.py").write_text(PLUGIN)
+    (src / "run.py").write_text(IN_MEMORY)
+    storage = tmp_path / "runs"
+    proc = subprocess.run([sys.executable, "run.py", str(storage)], cwd=src, env=_env(), capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    trials = read(str(storage / "mem")).trials
+    assert len(trials) == 2 and (trials.status == "completed").all(), trials[["status", "message"]]
+    assert (trials.dataset == "arrays").all() and (trials.weights_remaining < 1).all()
+    assert len(list((storage / ".nas_lth-arrays").glob("*.npz"))) == 1
+    export = subprocess.run([sys.executable, "-m", "nas_lth.export", str(storage / "mem"), "--best", "-o", "t.pt",
+                             "--verify"], cwd=src, env=_env(), capture_output=True, text=True, timeout=300)
+    assert export.returncode == 0 and "verified" in export.stdout, export.stdout[-2000:] + export.stderr[-2000:]
+    assert "raw inputs, test_acc" in export.stdout, export.stdout
+    check = ("import numpy as np, torch, nas_lth.export; m = nas_lth.export.load('t.pt'); "
+             "x, y = torch.from_numpy(np.load('x_test.npy')), torch.from_numpy(np.load('y_test.npy')); "
+             "print(float((m(x).argmax(1) == y).float().mean()))")
+    raw = subprocess.run([sys.executable, "-c", check], cwd=src, env=_env(), capture_output=True, text=True,
+                         timeout=120)
+    assert raw.returncode == 0, raw.stderr[-2000:]
+    best = trials.sort_values(["objective", "weights_remaining", "trial_id"], ascending=[False, True, True]).iloc[0]
+    assert float(raw.stdout.split()[-1]) == pytest.approx(best.test_acc, abs=1e-9) and best.test_acc > 0.5
+    again = subprocess.run([sys.executable, "run.py", str(storage)], cwd=src, env=_env(), capture_output=True,
+                           text=True, timeout=300)  # the same arrays, the same name: refused, nothing written
+    assert again.returncode != 0 and "already exists" in again.stderr, again.stderr[-2000:]
+    assert len(list((storage / ".nas_lth-arrays").glob("*.npz"))) == 1
 
 
 def test_a_missing_plugin_is_one_error_naming_it():

@@ -295,10 +295,10 @@ def test_export_cli_writes_a_ticket_that_reproduces_the_recorded_accuracy(e2e):
     best = done.sort_values(["objective", "weights_remaining"], ascending=[False, True]).iloc[0]
     ticket = export.read(out)
     assert ticket["provenance"]["trial_id"] == best.trial_id and list(ticket["weights"]) == ["end"]
-    model = export.load(out)
     data = load_dataset("digits", None, seed=int(best.seed))
-    assert evaluate(model, data.test)["acc"] == best.test_acc
-    assert evaluate(export.load(out, sparse=True), data.test)["acc"] == best.test_acc
+    assert evaluate(export.load(out, raw=False), data.test)["acc"] == best.test_acc
+    assert evaluate(export.load(out, sparse=True, raw=False), data.test)["acc"] == best.test_acc
+    assert evaluate(export.load(out), export.raw_test_split(ticket, None))["acc"] == best.test_acc  # raw inputs
     # the exported file holds one weight set: smaller than the stored one
     assert out.stat().st_size < (e2e.exp / "tickets" / f"{best.trial_id}.pt").stat().st_size
 

@@ -14,7 +14,7 @@ from nas_lth.registry import import_submodules
 
 from .base import Dataset, Split
 from .fetch import resolve_data_dir
-from .load import load_dataset
+from .load import load_dataset, load_raw
 from .registry import DATASETS, DatasetSpec, FileSpec, RawData, dataset_names, register
 
 import_submodules(__name__, __path__, skip=("__main__",))  # registers every dataset module's datasets
@@ -28,6 +28,7 @@ __all__ = [
     "Split",
     "dataset_names",
     "load_dataset",
+    "load_raw",
     "register",
     "resolve_data_dir",
 ]

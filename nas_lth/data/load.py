@@ -47,21 +47,8 @@ def load_dataset(
     spec = get_spec(name)
     dev = _device(device)
     opts = resolve_options(spec, options)
-    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
-        raise UserError(f"seed={seed!r}: must be an integer")
-    paths = fetch_files(spec, resolve_data_dir(data_dir), verify=verify) if spec.files else {}
-
-    def holdout(n: int) -> tuple[np.ndarray, np.ndarray]:
-        return _holdout(spec, n, val_size, seed)
-
-    if spec.options:
-        ctx = LoadContext(name=name, options=opts, seed=int(seed), val_size=val_size, holdout=holdout)
-        raw = spec.loader(paths, ctx)
-    else:
-        raw = spec.loader(paths)
-    _check_shapes(spec, raw)
-
-    val_idx, train_idx = holdout(raw.x_train.shape[0])
+    raw, paths = _load_raw(spec, opts, data_dir, seed, val_size, verify)
+    val_idx, train_idx = _holdout(spec, raw.x_train.shape[0], val_size, seed)
     x_train, x_val, x_test = (_dense(x) for x in (raw.x_train[train_idx], raw.x_train[val_idx], raw.x_test))
     meta = dict(raw.meta)
     if spec.standardize:
@@ -75,12 +62,39 @@ def load_dataset(
         train=_split(x_train, raw.y_train[train_idx]),
         val=_split(x_val, raw.y_train[val_idx]),
         test=_split(x_test, raw.y_test),
-        num_classes=spec.num_classes,
+        num_classes=raw.num_classes or spec.num_classes,
         input_shape=tuple(raw.input_shape) if raw.input_shape is not None else spec.input_shape,
         multilabel=spec.multilabel,
         meta=meta,
     )
     return ds if dev.type == "cpu" else ds.to(dev)
+
+
+def load_raw(name: str, data_dir: str | os.PathLike[str] | None = None, *, seed: int = 0,
+             val_size: int | None = None, verify: bool = True, options: Mapping[str, Any] | None = None) -> RawData:
+    """Dataset ``name``'s arrays as its loader returns them: before the validation hold-out, the scaling to
+    [0, 1] and the standardisation; what a ticket loaded by ``nas_lth.export.load`` takes. ``seed`` and
+    ``val_size`` matter only to loaders that learn from the training part (a text vocabulary)."""
+    spec = get_spec(name)
+    return _load_raw(spec, resolve_options(spec, options), data_dir, seed, val_size, verify)[0]
+
+
+def _load_raw(spec: DatasetSpec, opts: dict, data_dir, seed, val_size, verify: bool):
+    if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
+        raise UserError(f"seed={seed!r}: must be an integer")
+    paths = fetch_files(spec, resolve_data_dir(data_dir), verify=verify) if spec.files else {}
+
+    def holdout(n: int) -> tuple[np.ndarray, np.ndarray]:
+        return _holdout(spec, n, val_size, seed)
+
+    if spec.options:
+        ctx = LoadContext(name=spec.name, options=opts, seed=int(seed), val_size=val_size, holdout=holdout,
+                          data_dir=resolve_data_dir(data_dir))
+        raw = spec.loader(paths, ctx)
+    else:
+        raw = spec.loader(paths)
+    _check_shapes(spec, raw)
+    return raw, paths
 
 
 def resolve_options(spec: DatasetSpec, options: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -161,10 +175,9 @@ def _device(device: str | torch.device) -> torch.device:
 def _check_shapes(spec: DatasetSpec, raw: RawData) -> None:
     # A loader bug or an odd file should fail here, not as a shape error deep inside a model.
     for part, x, y in (("train", raw.x_train, raw.y_train), ("test", raw.x_test, raw.y_test)):
-        if spec.standardize and tuple(x.shape[1:]) != spec.input_shape:
-            raise DataError(
-                f"{spec.name} {part} inputs have shape {x.shape[1:]}, expected {spec.input_shape}"
-            )
+        shape = tuple(raw.input_shape) if raw.input_shape is not None else spec.input_shape
+        if spec.standardize and tuple(x.shape[1:]) != shape:
+            raise DataError(f"{spec.name} {part} inputs have shape {x.shape[1:]}, expected {shape}")
         if x.shape[0] != len(y):
             raise DataError(f"{spec.name} {part} split has {x.shape[0]} inputs but {len(y)} labels")
         if spec.multilabel and tuple(y.shape[1:]) != (spec.num_classes,):

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -54,6 +55,7 @@ class RawData:
     meta: dict = field(default_factory=dict)  # merged into Dataset.meta (e.g. class names, vocab)
     # the inputs' shape when it depends on the options (e.g. the vocabulary size); else the spec's
     input_shape: tuple[int, ...] | None = None
+    num_classes: int | None = None  # when the data says it (a file of arrays); else the spec's
 
 
 @dataclass(frozen=True)
@@ -69,6 +71,7 @@ class LoadContext:
     seed: int
     val_size: int | None  # as requested; None = the spec's default (e.g. for a cache key)
     holdout: Callable[[int], tuple[np.ndarray, np.ndarray]]
+    data_dir: Path | None = None  # --data-dir / $NAS_LTH_DATA, where relative file options resolve
 
 
 # {file name: local path} -> arrays; loaders of datasets with options also get a LoadContext

@@ -6,7 +6,9 @@ from __future__ import annotations
 import torch
 
 from nas_lth import export
+from nas_lth.data.load import get_spec
 from nas_lth.estimation import TicketRun
+from nas_lth.export.transform import input_record
 from nas_lth.recipe import REWIND_MODE
 from nas_lth.version import __version__
 
@@ -31,7 +33,8 @@ def store_ticket(loc, run: TicketRun, data, row, trial_id: str, experiment_name:
     }
     spec = export.model_spec(rc.model, data.input_shape, data.num_classes, rc.model_options, data.meta)
     masks = {n: m.detach().cpu() for n, m in run.masks.items()}
-    ticket = export.pack(spec, masks, run.final_weights, provenance, rc.model_dump(mode="json"))
+    record = input_record(data.meta, data.input_shape, get_spec(rc.dataset).standardize)
+    ticket = export.pack(spec, masks, run.final_weights, provenance, rc.model_dump(mode="json"), record)
     export.ticket_path(loc.uri, trial_id).write_bytes(export.to_bytes(ticket))
 
 

@@ -1,7 +1,8 @@
 """Trained tickets as files: written by the search for every completed trial, exported and loaded.
 
     python -m nas_lth.export runs/<experiment> --best -o ticket.pt
-    model = nas_lth.export.load("ticket.pt")              # a torch.nn.Module, eval mode
+    model = nas_lth.export.load("ticket.pt")              # a torch.nn.Module, eval mode, on raw inputs
+    net = nas_lth.export.load("ticket.pt", raw=False)     # the bare network, on standardised inputs
     model = nas_lth.export.load("ticket.pt", sparse=True)  # CSR execution of the pruned layers
 
 The search stores ``<experiment>/tickets/<trial_id>.pt`` (see :mod:`nas_lth.export.format`) next to
@@ -15,6 +16,7 @@ import math
 import os
 import sys
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -34,15 +36,15 @@ from nas_lth.export.format import (
     to_bytes,
 )
 from nas_lth.export.sparse import to_sparse
+from nas_lth.export.transform import RawInput, wrap
 from nas_lth.names import valid_name
 from nas_lth.store import locate
 from nas_lth.store import read as read_results
 
 __all__ = [
-    "FORMAT", "VERSION", "WEIGHT_SETS", "ModelSpec", "evaluate_ticket", "export_trial", "from_bytes", "load",
-    "masks_of", "model_spec", "pack", "read", "recorded", "save", "stored_ticket", "ticket_data", "ticket_path",
-    "to_bytes",
-    "to_sparse", "trials_of",
+    "FORMAT", "VERSION", "WEIGHT_SETS", "ModelSpec", "RawInput", "evaluate_raw", "evaluate_ticket", "export_trial",
+    "from_bytes", "load", "masks_of", "model_spec", "pack", "raw_test_split", "read", "recorded", "save",
+    "stored_ticket", "ticket_data", "ticket_path", "to_bytes", "to_sparse", "trials_of",
 ]
 
 TICKETS_DIR = "tickets"
@@ -80,15 +82,20 @@ def _default_set(ticket: dict, weights: str | None) -> str:
 
 
 def load(path: str | os.PathLike, *, weights: str | None = None, device: str | torch.device = "cpu",
-         sparse: bool = False) -> nn.Module:
-    """Rebuild the ticket as a module in eval mode. ``weights``: "end" or "early_stop" (default: "end"
-    when present); ``sparse``: run pruned layers as CSR products (see :func:`to_sparse`). A compact program
-    (``export --compact``, a ``.pt2`` file) is not a ticket: a :class:`UserError` says to load it with
-    ``torch.export.load(path).module()``."""
+         sparse: bool = False, raw: bool = True) -> nn.Module:
+    """Rebuild the ticket as a module in eval mode that takes raw inputs, as the dataset returned them: the
+    network behind the input transform it was trained with (:class:`~nas_lth.export.transform.RawInput`;
+    ``.net`` is the bare network). ``raw=False``: the bare network, which takes standardised inputs.
+    ``weights``: "end" or "early_stop" (default: "end" when present); ``sparse``: run pruned layers as CSR
+    products (see :func:`to_sparse`). A ticket file written before tickets recorded their transform loads
+    bare, with a warning. A compact program (``export --compact``, a ``.pt2`` file) is not a ticket: a
+    :class:`UserError` says to load it with ``torch.export.load(path).module()``."""
     ticket = read(path)
     model = rebuild(ticket, _default_set(ticket, weights), str(path))
     if sparse:
         model = to_sparse(model)
+    if raw:
+        model = wrap(model, ticket, str(path)).eval()
     return model.to(device)
 
 
@@ -149,13 +156,36 @@ def ticket_data(ticket: dict, data_dir: str | None, *, device: str | torch.devic
                         device=device, options=prov.get("dataset_options") or None)
 
 
+def raw_test_split(ticket: dict, data_dir: str | None):
+    """The trial's test split as the dataset returned it (before scaling and standardisation), a ``Split``
+    with the loader's own dtype: what a module from :func:`load` takes."""
+    from nas_lth.data import Split, load_raw
+
+    prov = ticket["provenance"]
+    raw = load_raw(prov["dataset"], data_dir, seed=int(prov["seed"]), val_size=prov.get("val_size"),
+                   options=prov.get("dataset_options") or None)
+    x = raw.x_test.toarray() if hasattr(raw.x_test, "toarray") else raw.x_test
+    return Split(torch.from_numpy(np.ascontiguousarray(x)), torch.from_numpy(np.ascontiguousarray(raw.y_test)))
+
+
+def evaluate_raw(model: nn.Module, ticket: dict, data_dir: str | None) -> dict[str, float]:
+    """Test metrics of a module from :func:`load` (raw inputs) on the trial's raw test split (on the CPU)."""
+    from nas_lth.data.load import get_spec
+    from nas_lth.estimation.metrics import evaluate
+
+    split = raw_test_split(ticket, data_dir)
+    multilabel = get_spec(ticket["provenance"]["dataset"]).multilabel
+    return {f"test_{k}": v for k, v in evaluate(model.cpu().eval(), split, multilabel).items()}
+
+
 def evaluate_ticket(model: nn.Module, ticket: dict, data_dir: str | None, *,
                     device: str | torch.device = "cpu") -> dict[str, float]:
-    """Test (and validation) metrics of ``model`` on the split the ticket's trial used."""
+    """Test (and validation) metrics of ``model`` on the split the ticket's trial used (standardised: a module
+    from :func:`load` is evaluated through its bare network, ``model.net``)."""
     from nas_lth.estimation.metrics import evaluate
 
     data = ticket_data(ticket, data_dir, device=device)
-    model = model.to(device).eval()
+    model = (model.net if isinstance(model, RawInput) else model).to(device).eval()
     out = {f"test_{k}": v for k, v in evaluate(model, data.test, data.multilabel).items()}
     out.update({f"val_{k}": v for k, v in evaluate(model, data.val, data.multilabel).items()})
     return out

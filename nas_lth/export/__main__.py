@@ -24,6 +24,8 @@ from nas_lth.device import pick_device
 from nas_lth.errors import ArgumentParser, UserError, cli_entry
 from nas_lth.export import (
     WEIGHT_SETS,
+    RawInput,
+    evaluate_raw,
     evaluate_ticket,
     export_trial,
     load,
@@ -206,17 +208,28 @@ def _verify_compact(part, masked, ticket: dict, data_dir: str | None) -> bool:
 
 
 def _verify(part, ticket: dict, weights: str, data_dir: str | None, device) -> bool:
-    """Reload the file as written, evaluate it on the trial's split, compare with the recorded metrics."""
-    model = load(part.uri, weights=weights)
-    measured = evaluate_ticket(model, ticket, data_dir, device=device)
+    """Reload the file as written and evaluate it on the trial's split, twice: the bare network on the
+    standardised split, and the module ``nas_lth.export.load`` returns on the raw test inputs (the input
+    transform the file carries); both must reproduce the recorded metrics."""
+    model = load(part.uri, weights=weights)  # raw inputs; a ticket without a transform warns and loads bare
+    measured = evaluate_ticket(model, ticket, data_dir, device=device)  # its bare network, standardised split
     want = recorded(ticket, weights)
+    ok = _compare(want, measured, "")
+    if isinstance(model, RawInput):
+        ok &= _compare(want, evaluate_raw(model, ticket, data_dir), "raw inputs, ")
+    else:
+        print("  (no input transform in this ticket: raw inputs not checked)")
+    print("verified: the exported ticket reproduces the recorded metrics" if ok else
+          "MISMATCH: the exported ticket does not reproduce the recorded metrics")
+    return ok
+
+
+def _compare(want: dict, measured: dict, label: str) -> bool:
     ok = True
     for key in sorted(k for k in want if k in measured and k.split("_", 1)[1] in ("acc", "micro_f1", "loss")):
         diff = abs(measured[key] - want[key])
         ok &= key.endswith("loss") or diff <= TOLERANCE  # a loss is a float sum: shown, not compared
-        print(f"  {key:<16} recorded {want[key]:.6f}  measured {measured[key]:.6f}  diff {diff:.2e}")
-    print("verified: the exported ticket reproduces the recorded metrics" if ok else
-          "MISMATCH: the exported ticket does not reproduce the recorded metrics")
+        print(f"  {label + key:<16} recorded {want[key]:.6f}  measured {measured[key]:.6f}  diff {diff:.2e}")
     return ok
 
 if __name__ == "__main__":

@@ -108,8 +108,9 @@ def decode_values(blob: torch.Tensor, count: int) -> torch.Tensor:
 
 
 def pack(model_spec_: ModelSpec, masks: State, weight_sets: dict[str, State], provenance: dict,
-         recipe: dict | None = None) -> dict:
-    """The ticket dictionary for ``masks`` and one or more trained state dicts (same masks)."""
+         recipe: dict | None = None, input_record: dict | None = None) -> dict:
+    """The ticket dictionary for ``masks`` and one or more trained state dicts (same masks); ``input_record``:
+    the input transform it was trained with (:func:`nas_lth.export.transform.input_record`)."""
     if not weight_sets or set(weight_sets) - set(WEIGHT_SETS):
         raise ValueError(f"weight sets must be among {WEIGHT_SETS}, got {sorted(weight_sets)}")
     masks = {n: m.detach().cpu() for n, m in masks.items()}
@@ -131,6 +132,7 @@ def pack(model_spec_: ModelSpec, masks: State, weight_sets: dict[str, State], pr
                               "created_at": provenance.get("created_at", time.time()),
                               "torch_version": torch.__version__}),
         "recipe": _plain(recipe or {}),
+        **({"input": input_record} if input_record is not None else {}),
     }
 
 
