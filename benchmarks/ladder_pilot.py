@@ -157,9 +157,8 @@ def summarize(df: pd.DataFrame, within: float) -> pd.DataFrame:
     return res
 
 
-def write_page(res: pd.DataFrame, df: pd.DataFrame, args) -> Path:
-    out = REPO / "reports" / "ladder_pilot"
-    out.mkdir(parents=True, exist_ok=True)
+def render_page(res: pd.DataFrame, df: pd.DataFrame, args) -> str:
+    """The text of ``reports/ladder_pilot/table.md``."""
     a = res.attrs
     partial = a["ladders"] < args.ladders
     lines = [
@@ -178,12 +177,18 @@ def write_page(res: pd.DataFrame, df: pd.DataFrame, args) -> Path:
     for r in res.itertuples():
         lines.append(f"| {r.rung} | {r.ladders} | {r.spearman:.2f} | {r.p:.2g} | {r.epochs_to_rung:.1f} | "
                      f"{r.epochs_full_ladder:.1f} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_page(res: pd.DataFrame, df: pd.DataFrame, args) -> Path:
+    out = REPO / "reports" / "ladder_pilot"
+    out.mkdir(parents=True, exist_ok=True)
     page = out / "table.md"
-    page.write_text("\n".join(lines) + "\n")
+    page.write_text(render_page(res, df, args))
     return page
 
 
-def main(argv=None) -> None:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m benchmarks.ladder_pilot", description=__doc__.splitlines()[0])
     p.add_argument("--ladders", type=int, default=30)
     p.add_argument("--epochs", type=float, default=2.0, help="training epochs per round")
@@ -193,7 +198,11 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--data-dir", default=default_data_dir())
     p.add_argument("--summary-only", action="store_true", help="only summarise the stored ladders")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> None:
+    args = parser().parse_args(argv)
     if not args.summary_only:
         run(args)
     df = load()

@@ -166,7 +166,8 @@ def _acc(r) -> str:
     return mean if r.seeds < 2 else f"{mean} ({100 * r.test_acc_es_min:.2f}-{100 * r.test_acc_es_max:.2f})"
 
 
-def write_report(summary: pd.DataFrame, status: pd.DataFrame, args, out_dir: Path) -> Path:
+def render(summary: pd.DataFrame, status: pd.DataFrame, args) -> str:
+    """The text of ``reports/lth_cnn/README.md``."""
     lines = ["# LTH on convolutional networks, MNIST", "",
              f"`python -m benchmarks.lth_cnn --models <model> --seeds <seed> --epochs {args.epochs:g} --rounds "
              f"{args.rounds} --late-reset {args.late_reset}` ({args.device}) for each (model, seed) below; mean "
@@ -191,9 +192,13 @@ def write_report(summary: pd.DataFrame, status: pd.DataFrame, args, out_dir: Pat
             lines.append(f"| {rnd} | {t.weights_pct:.1f} | {_acc(t)} | {_acc(r) if r is not None else ''} | {gap} | "
                          f"{t.early_stop_iter:.0f} | {f'{r.early_stop_iter:.0f}' if r is not None else ''} | "
                          f"{t.val_loss_first:.3f} | {f'{r.val_loss_first:.3f}' if r is not None else ''} | {t.seeds} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(summary: pd.DataFrame, status: pd.DataFrame, args, out_dir: Path) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / "README.md"
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(render(summary, status, args))
     return path
 
 
@@ -209,7 +214,9 @@ def stored_ladders(out: Path, models, seeds) -> list[Ladder]:
     return [Ladder(out, m, s) for m, s in sorted(found, key=lambda k: (order.index(k[0]), k[1]))]
 
 
-def report(args, out: Path, report_dir: Path) -> pd.DataFrame:
+def tables(args, out: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the summary of the complete ladders stored in ``out``, empty if none; each model's complete and partial
+    seeds): what the report is made of."""
     ladders = stored_ladders(out, args.models, args.seeds)
     stored = {lad: lad.rows() for lad in ladders}  # each ladder's file read once
     models = list(dict.fromkeys(lad.model for lad in ladders))
@@ -217,14 +224,20 @@ def report(args, out: Path, report_dir: Path) -> pd.DataFrame:
     status = pd.DataFrame([{"model": m, "complete": " ".join(str(lad.seed) for lad in done if lad.model == m),
                             "partial": " ".join(str(lad.seed) for lad in ladders if lad.model == m and lad not in done
                                                 and not stored[lad].empty)} for m in models])
-    print(status.to_string(index=False))
     if not done:
-        print("no complete ladder yet: nothing summarised")
-        return pd.DataFrame()
+        return pd.DataFrame(), status
     rows = pd.concat([stored[lad] for lad in done], ignore_index=True)
     rows = rows[rows["round"] <= args.rounds]
     curves = pd.concat([pd.read_parquet(lad.curves_path) for lad in done], ignore_index=True)
-    summary = summarize(rows, curves)
+    return summarize(rows, curves), status
+
+
+def report(args, out: Path, report_dir: Path) -> pd.DataFrame:
+    summary, status = tables(args, out)
+    print(status.to_string(index=False))
+    if summary.empty:
+        print("no complete ladder yet: nothing summarised")
+        return summary
     for model in summary.model.unique():
         seeds = int(summary[summary.model == model].seeds.max())
         plot(summary, model, f"{model} / MNIST, {args.epochs:g} epoch(s) per round, {args.rounds} rounds "
@@ -235,7 +248,7 @@ def report(args, out: Path, report_dir: Path) -> pd.DataFrame:
     return summary
 
 
-def main(argv=None) -> int:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default=default_data_dir())
     p.add_argument("--models", nargs="+", default=list(PROTOCOLS), choices=list(PROTOCOLS))
@@ -251,7 +264,11 @@ def main(argv=None) -> int:
     p.add_argument("--report-dir", type=Path, default=REPORT)
     p.add_argument("--summary-only", action="store_true", help="no training: summarise what exists")
     p.add_argument("--no-verify", action="store_true", help="skip the SHA-256 check (IDX files you made yourself)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> int:
+    args = parser().parse_args(argv)
     torch.set_num_threads(args.threads)
     args.results.mkdir(parents=True, exist_ok=True)
     if not args.summary_only:

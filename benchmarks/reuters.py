@@ -118,7 +118,8 @@ def plot_tickets(df: pd.DataFrame, out: Path, epochs: float, model: str = "bag-o
     return path
 
 
-def write_md(base: pd.DataFrame, tix: pd.DataFrame, out: Path, args, seconds: float) -> Path:
+def render_md(base: pd.DataFrame, tix: pd.DataFrame, args, seconds: float) -> str:
+    """The text of ``reports/reuters/README.md``."""
     command = (f"python -m benchmarks.reuters --epochs {args.epochs:g} --cnn-epochs {args.cnn_epochs:g} "
                f"--apte-epochs {args.apte_epochs:g} --rounds {args.rounds} --seeds {' '.join(map(str, args.seeds))}")
     if args.baselines_only:
@@ -154,8 +155,12 @@ def write_md(base: pd.DataFrame, tix: pd.DataFrame, out: Path, args, seconds: fl
                      f"{row[('early_stop_iter', 'original')]:.0f} | "
                      f"{'' if pd.isna(reinit_es) else f'{reinit_es:.0f}'} |")
     lines += ["", "![tickets](tickets_r8_bow.png)", ""]
+    return "\n".join(lines)
+
+
+def write_md(base: pd.DataFrame, tix: pd.DataFrame, out: Path, args, seconds: float) -> Path:
     path = out / "README.md"
-    path.write_text("\n".join(lines))
+    path.write_text(render_md(base, tix, args, seconds))
     return path
 
 

@@ -60,6 +60,17 @@ def table(df: pd.DataFrame) -> list[str]:
     return lines
 
 
+def page(df: pd.DataFrame) -> str:
+    """The text of ``reports/reuters/textcnn.md``."""
+    epochs = float(df.epochs.iloc[0])
+    lines = ["# Tickets of the text CNN on Reuters-21578 R8", "",
+             f"`python -m benchmarks.reuters_textcnn` ({df.seed.nunique()} seeds, {epochs:g} epochs per round, "
+             f"per round embedding {RATES['embedding']:.0%}, conv {RATES['conv']:.0%}, output {RATES['output']:.0%}; "
+             "test accuracy at the early-stop iteration, mean and range over seeds).", "", *table(df), "",
+             "![tickets](tickets_r8_textcnn.png)", ""]
+    return "\n".join(lines)
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data-dir", default=default_data_dir())
@@ -79,12 +90,7 @@ def main(argv=None) -> int:
     df = pd.read_parquet(ROWS)
     epochs = float(df.epochs.iloc[0])
     plot_tickets(df, OUT, epochs, model="Kim's text CNN", filename="tickets_r8_textcnn.png")
-    lines = ["# Tickets of the text CNN on Reuters-21578 R8", "",
-             f"`python -m benchmarks.reuters_textcnn` ({df.seed.nunique()} seeds, {epochs:g} epochs per round, "
-             f"per round embedding {RATES['embedding']:.0%}, conv {RATES['conv']:.0%}, output {RATES['output']:.0%}; "
-             "test accuracy at the early-stop iteration, mean and range over seeds).", "", *table(df), "",
-             "![tickets](tickets_r8_textcnn.png)", ""]
-    (OUT / "textcnn.md").write_text("\n".join(lines))
+    (OUT / "textcnn.md").write_text(page(df))
     print("\n".join(table(df)))
     return 0
 

@@ -286,32 +286,51 @@ def _print(per_run, frac, n_random, dense_test, complete, done, wanted) -> None:
     print("\nepochs to target (search-time):\n" + e.to_string(float_format=lambda v: f"{v:.1f}"))
 
 
+MARKERS = "osD^vP<>X*"
+
+
 def band_figure(per_run: pd.DataFrame, column: str, ylabel: str, title: str, path: Path, scale: float = 1.0,
                 hline: tuple[float, str] | None = None) -> None:
-    """``column`` against the budget, one line per method (median over searcher seeds), a band (min-max)."""
+    """``column`` against the budget, one line per method (median over searcher seeds), a band (min-max).
+
+    Methods often coincide (searchers that draw the same first trials): each method has its own marker and is
+    shifted a little along the budget axis so that none hides another, and a method equal to one drawn before
+    it at every budget (median, min and max) is drawn dashed, without a band of its own, and labelled so."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for m, g in per_run.groupby("method"):
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    groups = list(per_run.groupby("method"))
+    budgets = sorted(per_run.budget_epochs.unique())
+    dodge = 0.012 * (budgets[-1] - budgets[0]) if len(budgets) > 1 else 0.5
+    drawn: dict[str, np.ndarray] = {}
+    for i, (m, g) in enumerate(groups):
         q = g.groupby("budget_epochs")[column]
         x = sorted(g.budget_epochs.unique())
-        (line,) = ax.plot(x, (scale * q.median()).reindex(x), marker="o",
-                          label=f"{m} ({g.searcher_seed.nunique()} seed(s))")
-        ax.fill_between(x, (scale * q.min()).reindex(x), (scale * q.max()).reindex(x), color=line.get_color(),
-                        alpha=0.15)
+        values = np.array([(scale * q.median()).reindex(x), (scale * q.min()).reindex(x),
+                           (scale * q.max()).reindex(x)], dtype=float)
+        same = next((o for o, v in drawn.items() if v.shape == values.shape
+                     and np.array_equal(v, values, equal_nan=True)), None)
+        drawn[m] = values
+        shift = (i - (len(groups) - 1) / 2) * dodge
+        label = f"{m} ({g.searcher_seed.nunique()} seed(s))" + (f", identical to {same}" if same else "")
+        (line,) = ax.plot(np.asarray(x, dtype=float) + shift, values[0], marker=MARKERS[i % len(MARKERS)],
+                          ls=(0, (4, 2)) if same else "-", mfc="white" if same else None, label=label, zorder=3)
+        if same is None:
+            ax.fill_between(x, values[1], values[2], color=line.get_color(), alpha=0.12)
     if hline is not None and np.isfinite(hline[0]):
         ax.axhline(scale * hline[0], color="k", ls="--", lw=1, label=hline[1])
-    ax.set_xlabel("budget (training epochs)")
+    ax.set_xlabel("budget (training epochs; markers shifted slightly apart so none hides another)")
     ax.set_ylabel(ylabel)
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
+    plt.close(fig)
 
 
 def _figure(per_run: pd.DataFrame, dense_test: float) -> None:

@@ -140,19 +140,29 @@ def channel_weights(model: str, args, data, keep: float) -> float:
     return float(hit.weights_remaining.iloc[0])
 
 
-def summary() -> pd.DataFrame:
-    df = pd.read_parquet(OUT)
+def summary_table(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(the rows with the derived columns, the table of ``reports/structured/table.md``)."""
+    df = df.copy()
     lat = [c for c in df.columns if c.startswith("latency_") and c.endswith("_ms")]
     df["best_ms"] = df[lat].min(axis=1)
     # against the same architecture run dense, timed interleaved with the ticket's forms (the dense network's
     # speed: zeros cost as much as weights in dense kernels)
     df["speedup"] = df.latency_dense_ms / df.best_ms
     df["acc_drop_pp"] = 100 * (df.dense_test_acc - df.test_acc)
-    REPORT.mkdir(parents=True, exist_ok=True)
     cols = ["model", "granularity", "keep", "weights_remaining", "test_acc", "acc_drop_pp", "params_compact",
             "macs", "file_ticket_bytes", "batch", "latency_dense_ms", "best_ms", "fastest_form", "speedup"]
     table = df.sort_values(["model", "batch", "granularity", "keep"], ascending=[True, True, True, False])[cols]
-    (REPORT / "table.md").write_text(table.to_markdown(index=False, floatfmt=".4g") + "\n")
+    return df, table
+
+
+def markdown(table: pd.DataFrame) -> str:
+    return table.to_markdown(index=False, floatfmt=".4g") + "\n"
+
+
+def summary() -> pd.DataFrame:
+    df, table = summary_table(pd.read_parquet(OUT))
+    REPORT.mkdir(parents=True, exist_ok=True)
+    (REPORT / "table.md").write_text(markdown(table))
     figure(df)
     return table
 

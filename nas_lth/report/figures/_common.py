@@ -55,7 +55,8 @@ class FigureResult:
     def png(self) -> bytes:
         buf = io.BytesIO()
         assert self.figure is not None
-        self.figure.savefig(buf, format="png", dpi=DPI)
+        # tight: nothing a figure draws (a long axis label, a title above a secondary axis) is cut off
+        self.figure.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", pad_inches=0.08)
         return buf.getvalue()
 
 
