@@ -159,6 +159,7 @@ class InMemory:
     @classmethod
     def of(cls, data, storage: str) -> InMemory:
         from nas_lth.data.arrays import raw_from_arrays
+        from nas_lth.data.npz import KEYS, class_count
 
         if not isinstance(data, dict) or not {"train", "test"} <= set(data) \
                 or set(data) - {"train", "test", "num_classes"}:
@@ -171,16 +172,16 @@ class InMemory:
             pairs.extend(np.asarray(a.detach().cpu().numpy() if hasattr(a, "detach") else a) for a in data[part])
         if pairs[0].ndim < 2:
             raise UserError(f"data['train']: inputs of shape {pairs[0].shape}; give (N, ...) inputs")
-        labels = [a for a in pairs[1::2] if a.size and np.issubdtype(a.dtype, np.number)]
-        num_classes = data.get("num_classes", max([int(a.max()) + 1 for a in labels] + [2]))
-        raw_from_arrays("data=", pairs, num_classes, pairs[0].shape[1:])  # DataError: one line
-        named = dict(zip(("x_train", "y_train", "x_test", "y_test"), pairs, strict=True),
-                     num_classes=np.int64(num_classes))
+        named = dict(zip(KEYS, pairs, strict=True))
+        if "num_classes" in data:
+            named["num_classes"] = np.asarray(data["num_classes"])
+        named["num_classes"] = np.int64(class_count(named, "data="))  # as the file's reader will count them
+        raw_from_arrays("data=", pairs, int(named["num_classes"]), pairs[0].shape[1:])  # DataError: one line
         h = hashlib.sha256()  # of the arrays themselves: a .npz file's zip entries carry the time of writing
         for key, a in named.items():
             a = np.ascontiguousarray(a)
             h.update(f"{key}:{a.dtype.str}:{a.shape};".encode())
-            h.update(a.tobytes())
+            h.update(a)
         return cls(named, locate(storage).join(ARRAYS_DIR, f"{h.hexdigest()[:32]}.npz"))
 
     def fixed(self) -> dict:

@@ -425,12 +425,26 @@ def test_real_mnist():
     assert abs(ds.meta["mean"][0] - 0.1307) < 2e-3 and abs(ds.meta["std"][0] - 0.3081) < 2e-3
 
 
-@pytest.mark.parametrize("name", [n for n, spec in DATASETS.items() if not spec.files])
+@pytest.mark.parametrize("name", [n for n, spec in DATASETS.items() if not spec.files and n != "arrays"])
 def test_every_dataset_that_needs_no_download_loads(name):
     ds = load_dataset(name)
     spec = DATASETS[name]
     assert ds.num_classes == spec.num_classes and tuple(ds.input_shape) == tuple(spec.input_shape)
     assert min(ds.sizes().values()) > 0
+
+
+def test_the_arrays_dataset_reads_a_npz_file_and_takes_classes_and_shape_from_it(tmp_path):
+    """Dataset ``arrays`` (your data as one .npz file): classes from num_classes or the largest label, the
+    input shape from the arrays, a relative file under --data-dir; no file is one error."""
+    rng = np.random.default_rng(0)
+    x, y = rng.random((50, 2, 3, 3)).astype(np.float32), np.arange(50) % 4
+    np.savez(tmp_path / "a.npz", x_train=x, y_train=y, x_test=x[:10], y_test=y[:10])
+    np.savez(tmp_path / "b.npz", x_train=x, y_train=y, x_test=x[:10], y_test=y[:10], num_classes=6)
+    ds = load_dataset("arrays", tmp_path, options={"file": "a.npz"})
+    assert ds.num_classes == 4 and ds.input_shape == (2, 3, 3) and ds.sizes() == {"train": 45, "val": 5, "test": 10}
+    assert load_dataset("arrays", options={"file": str(tmp_path / "b.npz")}).num_classes == 6
+    with pytest.raises(UserError, match=r"^dataset arrays: give the .npz file as dataset_options.file$"):
+        load_dataset("arrays")
 
 
 def test_datasets_that_need_files_name_them():

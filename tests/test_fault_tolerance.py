@@ -228,7 +228,7 @@ def test_a_checkpoint_gone_since_tunes_snapshot_falls_back_instead_of_failing(tm
     assert {name: after[name] for name in before} == before
 
 
-CHAOS_CYCLES = 4
+CHAOS_CYCLES = 3
 
 
 def test_repeated_kill_and_resume_stores_each_trial_once_and_never_rewrites_a_row(tmp_path):

@@ -493,3 +493,26 @@ def test_cli_missing_space_file_exits_2(tmp_path):
 def test_every_shipped_space_loads(path):
     space = load_space(path)
     assert space.name == path.stem and space.num_samples() >= 1
+
+
+def test_tpe_is_sized_to_the_budget_and_models_conditional_dimensions_jointly(space):
+    """Issue 26 item 5: TPE's random start is a fifth of the budget (4..10, or strategy.startup_trials),
+    multivariate and grouped unless the space says multivariate: false; it samples this space's conditional
+    dimensions and learns from told values (ask/tell, as Tune's searcher does)."""
+    from nas_lth.strategy.tuner import startup_trials, tpe_sampler
+
+    assert [startup_trials(n) for n in (1, 20, 30, 50, 100, 1000)] == [4, 4, 6, 10, 10, 10]
+    strat = space.spec.strategy
+    sampler = tpe_sampler(strat, 30, seed=0)
+    assert sampler._n_startup_trials == 6 and sampler._multivariate and sampler._group and sampler._constant_liar
+    off = tpe_sampler(strat.model_copy(update={"multivariate": False, "startup_trials": 3}), 30, seed=0)
+    assert off._n_startup_trials == 3 and not off._multivariate and not off._group
+    fn = define_by_run(space)
+    study = optuna.create_study(sampler=tpe_sampler(strat, 20, seed=0), direction="maximize")
+    for i in range(12):  # past the random start: the multivariate model proposes, conditions still hold
+        trial = study.ask()
+        fn(trial)
+        study.tell(trial, float(i % 5))
+    assert len(study.trials) == 12 and all(t.state.is_finished() for t in study.trials)
+    with pytest.raises(UserError, match=r"strategy.startup_trials"):
+        SearchSpace.from_dict({**SPACE, "strategy": {"startup_trials": 0}}, "x.yaml")

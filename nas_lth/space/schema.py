@@ -267,6 +267,12 @@ class Strategy(BaseModel):
         "{metric: weights_remaining, mode: min}]; the scheduler then is multi-objective ASHA")
     seed: int = Field(0, ge=0, lt=2**32, description="seed of the searcher's sampler (a trial's training seed is the "
                      "recipe key seed)")
+    startup_trials: int | None = Field(
+        None, ge=1, le=MAX_SAMPLES, description="TPE: random trials before it models the results (default: a fifth "
+        "of num_samples, at least 4 and at most Optuna's 10)")
+    multivariate: bool | None = Field(
+        None, description="TPE: model the dimensions jointly (Optuna's multivariate TPE, grouped for conditional "
+        "dimensions; default: on) rather than one at a time")
     scheduler: Literal["asha", "fifo"] = Field(
         "asha", description="asha: stop poor trials early at epoch rungs; fifo: every trial runs its full budget")
     grace_period: int = Field(1, ge=1, le=MAX_EPOCHS, description="epochs before ASHA may stop a trial")

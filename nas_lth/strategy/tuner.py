@@ -76,8 +76,30 @@ def objective_keys(space: SearchSpace, metric: str) -> list[tuple[str, str]]:
     return [("objective" if o.metric == metric else o.metric, o.mode) for o in objectives] or [("objective", "max")]
 
 
+def startup_trials(num_samples: int) -> int:
+    """TPE's random start for a budget of ``num_samples``: a fifth of it, within 4..10. Optuna's fixed 10 is
+    half of a 20-trial search, which then learns little (issue 26: TPE + ASHA tied random search exactly)."""
+    return max(4, min(10, num_samples // 5))
+
+
+def tpe_sampler(strat, num_samples: int, seed: int | None):
+    """Optuna's TPE sized to the budget; multivariate (grouped: conditional dimensions are modelled per group)
+    unless the space says ``multivariate: false``; with a constant liar, so that trials running at once are
+    not proposed the same recipe."""
+    import warnings
+
+    import optuna
+
+    n = strat.startup_trials if strat.startup_trials is not None else startup_trials(num_samples)
+    multivariate = strat.multivariate is not False
+    with warnings.catch_warnings():  # multivariate, group and constant_liar are marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n, multivariate=multivariate,
+                                          group=multivariate, constant_liar=True)
+
+
 def _searcher_and_scheduler(space: SearchSpace, seed: int | None, max_t: int, searcher_cls: type | None = None,
-                            metric: str = "val_acc", log_path: str | None = None):
+                            metric: str = "val_acc", log_path: str | None = None, num_samples: int | None = None):
     import optuna
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
@@ -87,7 +109,7 @@ def _searcher_and_scheduler(space: SearchSpace, seed: int | None, max_t: int, se
     strat = space.spec.strategy
     keys = objective_keys(space, metric)
     if strat.searcher in ("tpe", "motpe"):  # Optuna's TPE is multi-objective (MOTPE) when the study is
-        sampler = optuna.samplers.TPESampler(seed=seed)
+        sampler = tpe_sampler(strat, num_samples or space.num_samples(), seed)
     elif strat.searcher == "nsga2":
         sampler = optuna.samplers.NSGAIISampler(seed=seed)
     elif strat.searcher == "grid":
@@ -132,7 +154,8 @@ def _tuner(opts: SearchOptions, exp: Location, trainable, metric: str, seed: int
             return restore_tuner(exp.uri, trainable, exp)
         rows_before = start_over(exp, opts.space)
     log_path = None if "://" in exp.uri else os.path.join(exp.path, "moasha.jsonl")  # why trials were stopped
-    searcher, scheduler = _searcher_and_scheduler(space, seed, max_t, opts.searcher_cls, metric, log_path)
+    searcher, scheduler = _searcher_and_scheduler(space, seed, max_t, opts.searcher_cls, metric, log_path,
+                                                  opts.num_samples or space.num_samples())
     if warm:
         searcher._ot_study.add_trials(warm)  # the study exists once metric and mode are given
         for t in warm:  # and the live view starts with them too
