@@ -132,11 +132,43 @@ BASE = {"name": "x", "fixed": {"model": "lenet300_100", "dataset": "digits", "bu
                                              "forms": ["csr", "gpu"]}], {}, "strategy.objectives.1.forms.1: Input"),
     ([{"metric": "weights_remaining", "mode": "min"}], {}, "a single objective must be a validation metric"),
     (None, {"metric": "val_loss"}, "strategy.metric: Input should be 'val_acc', 'val_micro_f1' or 'val_macro_f1'"),
+    ([{"metric": "val_acc", "mode": "max", "reference": 1.5}, {"metric": "weights_remaining", "mode": "min"}], {},
+     "strategy.objectives.0: reference 1.5: val_acc lies in 0..1"),
+    ([{"metric": "val_acc", "mode": "max"}, {"metric": "weights_remaining", "mode": "min", "reference": 0}], {},
+     "reference 0.0: weights_remaining lies in \\(0, 1\\]"),
+    ([{"metric": "val_acc", "mode": "max"}, {"metric": "iterations_trained", "mode": "min", "reference": -3}], {},
+     "reference -3.0: iterations_trained is positive"),
 ])
 def test_bad_objectives_are_one_line_errors(objectives, extra, message):
     with pytest.raises(UserError, match=message) as err:
         SearchSpace.from_dict({**BASE, "strategy": {"objectives": objectives, **extra}}, "s.yaml")
     assert "\n" not in str(err.value)
+
+
+def test_the_hypervolume_reference_is_dense_minus_5_points_and_half_the_weights_or_the_spaces():
+    """Issue 26 item 4(c): a near-useless, very sparse ticket no longer holds the front's volume. Default
+    reference: the dense network's validation metric minus 0.05 and 50 % of the weights; an objective's
+    ``reference`` replaces it; points that do not beat it add nothing."""
+    import pandas as pd
+
+    from nas_lth.store.pareto import hypervolume_of, reference_point
+
+    objectives = [("val_acc", "max"), ("weights_remaining", "min")]
+    df = pd.DataFrame({"val_acc": [0.95, 0.36, 0.97], "weights_remaining": [0.1, 0.01, 0.6],
+                       "dense_val_acc": [0.97, 0.97, 0.97]})
+    assert reference_point(df, objectives) == pytest.approx({"val_acc": 0.92, "weights_remaining": 0.5})
+    # only the first ticket beats (0.92, 0.5): volume (0.95 - 0.92) * (log10 0.5 - log10 0.1)
+    want = 0.03 * (math.log10(0.5) - math.log10(0.1))
+    assert hypervolume_of(df, objectives) == pytest.approx(want)
+    mine = {"val_acc": 0.3, "weights_remaining": 1.0}  # the old reference point: the 36 % ticket dominates
+    assert reference_point(df, objectives, mine) == mine
+    assert hypervolume_of(df, objectives, references=mine) > 10 * want
+    no_dense = df.drop(columns="dense_val_acc")
+    assert reference_point(no_dense, objectives)["val_acc"] == 0.0
+    space = SearchSpace.from_dict({**BASE, "strategy": {"objectives": [
+        {"metric": "val_acc", "mode": "max", "reference": 0.9}, {"metric": "weights_remaining", "mode": "min"}]}},
+        "s.yaml")
+    assert space.spec.strategy.objectives[0].reference == 0.9
 
 
 def test_the_search_metric_is_the_first_validation_objective():

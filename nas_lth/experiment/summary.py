@@ -7,7 +7,8 @@ import pandas as pd
 from nas_lth.store import read
 from nas_lth.store.analysis import best_tickets, full_fidelity, pareto_front, unique_recipes
 from nas_lth.store.confirmed import confirmed, format_table
-from nas_lth.store.pareto import curve_marks, front, hypervolume_curve, hypervolume_of
+from nas_lth.store.pareto import curve_marks, front, hypervolume_curve, hypervolume_of, reference_point
+from nas_lth.store.reader import recorded_references
 
 SHOW = ["trial_id", "criterion", "stop_at", "rewind_to", "reinit", "rounds", "weights_remaining", "val_acc",
         "test_acc", "early_stop_iter", "latency_ms", "latency_form", "trials"]
@@ -33,15 +34,16 @@ def _table(df: pd.DataFrame) -> str:
     return out.to_string(index=False)
 
 
-def _print_front(trials: pd.DataFrame, objectives: list[tuple[str, str]]) -> None:
+def _print_front(trials: pd.DataFrame, objectives: list[tuple[str, str]], references: dict | None = None) -> None:
     done = unique_recipes(full_fidelity(trials))
     names = ", ".join(f"{m} ({mode})" for m, mode in objectives)
     print(f"\nPareto front of the objectives {names} (full budget only):")
     print(_table(front(done, objectives).sort_values(objectives[0][0], ascending=objectives[0][1] == "min")))
-    hv = hypervolume_of(done, objectives)
-    print(f"hypervolume {hv:.4f} (reference point: validation metric 0, log10 of weights remaining 0 = all "
-          "weights, counts and latency at 1.1x their largest value)")
-    curve = hypervolume_curve(trials, objectives)
+    hv = hypervolume_of(done, objectives, references=references)
+    ref = reference_point(done, objectives, references)
+    print(f"hypervolume {hv:.4f} (reference point: " + ", ".join(f"{m} {v:.4g}" for m, v in ref.items())
+          + "; weights remaining on a log10 scale)")
+    curve = hypervolume_curve(trials, objectives, references)
     if len(curve) > 1:
         marks = curve_marks(curve)
         print("hypervolume vs epochs spent: " + ", ".join(f"{r.epochs:.0f} ep -> {r.hypervolume:.4f}" for r in marks))
@@ -83,7 +85,7 @@ def print_summary(outcome) -> None:
     print(_table(best_tickets(trials)))
     objectives = getattr(outcome, "objectives", None)
     if objectives:
-        _print_front(trials, objectives)
+        _print_front(trials, objectives, recorded_references(outcome.experiment.uri))
     else:
         print("\nPareto front (val_acc vs weights remaining, full budget only):")
         print(_table(pareto_front(unique_recipes(trials))))

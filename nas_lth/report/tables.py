@@ -12,7 +12,8 @@ from nas_lth.report.data import RECIPE_ORDER, ReportData, dense_column
 from nas_lth.store import STATUSES
 from nas_lth.store.analysis import unique_recipes
 from nas_lth.store.confirmed import confirmed, format_table
-from nas_lth.store.pareto import curve_marks, front, hypervolume_curve, hypervolume_of
+from nas_lth.store.pareto import curve_marks, front, hypervolume_curve, hypervolume_of, reference_point
+from nas_lth.store.reader import recorded_references
 
 # columns always shown in the top-tickets table (the rest of the recipe only when it varies)
 _ALWAYS = ["criterion", "stop_at", "reinit", "rounds"]
@@ -158,10 +159,13 @@ def headline(data: ReportData) -> list[str]:
         objectives = [(val, "max"), ("weights_remaining", "min")]
         if val in comp and comp[val].notna().any():
             n = len(front(comp, objectives))
+            references = recorded_references(data.location)
+            ref = reference_point(comp, objectives, references)
             lines.append(f"Front of validation {m.label} vs weights remaining: {n} ticket(s), hypervolume "
-                         f"{hypervolume_of(comp, objectives):.4f} (points: -{val}, log10 weights remaining; "
-                         "reference point: 0, 0 = a useless ticket with all the weights).")
-            curve = hypervolume_curve(t, objectives)
+                         f"{hypervolume_of(comp, objectives, references=references):.4f} (points: -{val}, log10 "
+                         f"weights remaining; reference point: {val} {ref[val]:.4f}, weights remaining "
+                         f"{ref['weights_remaining']:.4g}; a ticket counts where it beats both).")
+            curve = hypervolume_curve(t, objectives, references)
             if len(curve) > 1:
                 marks = curve_marks(curve)
                 lines.append("Hypervolume vs training epochs spent by the search: " + ", ".join(

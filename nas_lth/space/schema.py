@@ -198,6 +198,10 @@ class Objective(BaseModel):
     forms: list[Literal[LATENCY_FORMS]] | None = Field(  # type: ignore[valid-type]
         None, min_length=1, description="latency_ms only: the ways to run the ticket that are timed (default "
         "dense, masked, csr, compact); the objective is the fastest")
+    reference: float | None = Field(
+        None, allow_inf_nan=False, description="the hypervolume's reference value, in the metric's units: a ticket "
+        "counts only where it beats it (default: the dense network's value minus 0.05 for a validation metric, "
+        "0.5 for weights_remaining, 1.1x the largest value for the others)")
 
     @model_validator(mode="after")
     def _latency(self) -> Objective:
@@ -210,6 +214,14 @@ class Objective(BaseModel):
             raise ValueError(f"{self.metric}: batch_size and forms belong to a latency_ms objective only")
         if self.forms is not None and len(set(self.forms)) != len(self.forms):
             raise ValueError(f"forms {self.forms}: each form once")
+        r = self.reference
+        if r is not None:
+            if self.metric.startswith("val_") and not 0 <= r <= 1:
+                raise ValueError(f"reference {r}: {self.metric} lies in 0..1")
+            if self.metric == "weights_remaining" and not 0 < r <= 1:
+                raise ValueError(f"reference {r}: weights_remaining lies in (0, 1] (1 = all the weights)")
+            if not self.metric.startswith("val_") and self.metric != "weights_remaining" and r <= 0:
+                raise ValueError(f"reference {r}: {self.metric} is positive")
         return self
 
 

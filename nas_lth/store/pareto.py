@@ -77,28 +77,50 @@ def hypervolume(points, ref) -> float:
 
 # ------------------------------------------------------------------ on a trials table
 
-def objective_points(df, objectives: list[tuple[str, str]]) -> tuple[np.ndarray, np.ndarray]:
-    """Rows of ``df`` as points to minimise, with the reference point for their hypervolume:
+DEFAULT_WEIGHTS_REFERENCE = 0.5  # a ticket counts once it halves the network
+DEFAULT_BELOW_DENSE = 0.05  # ... and stays within 5 points of the dense network's validation metric
 
-    - a validation metric (to maximise, in [0, 1]) enters negated, reference 0 (a useless ticket);
-    - ``weights_remaining`` enters as log10 (each factor of 10 fewer weights counts the same), reference 0
-      (the dense network: 100 %);
-    - a count (``iterations_trained``, ``mask_iter``) or ``latency_ms`` enters as is, reference 1.1 x its largest
-      value in ``df``
-      (so that value is only comparable within one experiment).
-    """
+
+def reference_point(df, objectives: list[tuple[str, str]], references: dict | None = None) -> dict[str, float]:
+    """The hypervolume's reference value of each objective, in the metric's units: the space's (an objective's
+    ``reference``), else the default. Defaults: a validation metric to maximise, the dense network's value
+    (median of the rows' ``dense_<metric>``) minus 0.05, or 0 without one; ``weights_remaining`` 0.5; a count
+    (``iterations_trained``, ``mask_iter``) or ``latency_ms``, 1.1x its largest value in ``df``. (A reference of
+    accuracy 0 and all the weights let one near-useless, very sparse ticket hold most of a front's volume.)"""
+    out = {}
+    for metric, mode in objectives:
+        given = (references or {}).get(metric)
+        if given is not None:
+            out[metric] = float(given)
+        elif metric == "weights_remaining":
+            out[metric] = DEFAULT_WEIGHTS_REFERENCE
+        elif metric.startswith("val_"):
+            dense = df[f"dense_{metric}"].astype(float).dropna() if f"dense_{metric}" in df else []
+            if mode == "min":
+                out[metric] = 1.0
+            else:
+                out[metric] = max(0.0, float(np.median(dense)) - DEFAULT_BELOW_DENSE) if len(dense) else 0.0
+        else:
+            x = df[metric].astype(float).to_numpy() if metric in df else np.array([])
+            out[metric] = 1.1 * float(np.nanmax(np.abs(x))) if len(x) and np.isfinite(x).any() else 1.0
+    return out
+
+
+def objective_points(df, objectives: list[tuple[str, str]], references: dict | None = None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of ``df`` as points to minimise, with the reference point for their hypervolume
+    (:func:`reference_point`): a metric to maximise enters negated, ``weights_remaining`` as log10 (each factor
+    of 10 fewer weights counts the same)."""
+    ref_values = reference_point(df, objectives, references)
     cols, ref = [], []
     for metric, mode in objectives:
-        x = df[metric].astype(float).to_numpy()
+        x, r = df[metric].astype(float).to_numpy(), ref_values[metric]
         if metric == "weights_remaining":
             cols.append(np.log10(np.clip(x, 1e-12, None)))
-            ref.append(0.0)
-        elif metric.startswith("val_"):
-            cols.append(-x if mode == "max" else x)
-            ref.append(0.0 if mode == "max" else 1.0)
+            ref.append(float(np.log10(r)))
         else:
             cols.append(-x if mode == "max" else x)
-            ref.append(1.1 * float(np.nanmax(np.abs(x))) if len(x) and np.isfinite(x).any() else 1.0)
+            ref.append(-r if mode == "max" else r)
     return (np.column_stack(cols) if cols else np.zeros((len(df), 0))), np.array(ref)
 
 
@@ -111,15 +133,15 @@ def front(df, objectives: list[tuple[str, str]]):
     return df[nondominated_ranks(pts) == 0]
 
 
-def hypervolume_of(df, objectives: list[tuple[str, str]], ref=None) -> float:
+def hypervolume_of(df, objectives: list[tuple[str, str]], ref=None, references: dict | None = None) -> float:
     df = df.dropna(subset=[m for m, _ in objectives])
     if df.empty:
         return 0.0
-    pts, default = objective_points(df, objectives)
+    pts, default = objective_points(df, objectives, references)
     return hypervolume(pts, default if ref is None else ref)
 
 
-def hypervolume_curve(trials, objectives: list[tuple[str, str]]):
+def hypervolume_curve(trials, objectives: list[tuple[str, str]], references: dict | None = None):
     """(epochs spent, hypervolume of the full-budget rows finished by then), one point per finished trial, in
     finishing order; epochs count every trial (stopped ones too), from ``iterations_trained``."""
     import pandas as pd
@@ -131,7 +153,7 @@ def hypervolume_curve(trials, objectives: list[tuple[str, str]]):
     epochs = (t["iterations_trained"].astype(float).fillna(0) / ipe).fillna(0).cumsum()
     done = t["status"] == "completed"
     all_done = t[done]
-    _, ref = objective_points(all_done.dropna(subset=[m for m, _ in objectives]), objectives)  # one reference
+    _, ref = objective_points(all_done.dropna(subset=[m for m, _ in objectives]), objectives, references)  # one
     hv = [hypervolume_of(t[done & (np.arange(len(t)) <= i)], objectives, ref) for i in range(len(t))]
     return pd.DataFrame({"epochs": epochs.to_numpy(), "hypervolume": hv})
 

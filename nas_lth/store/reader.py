@@ -34,6 +34,14 @@ def recorded_space(experiment: str) -> dict:
     return space if isinstance(space, dict) else {}
 
 
+def recorded_references(experiment: str) -> dict[str, float]:
+    """The hypervolume reference values the experiment's space set (an objective's ``reference``), by metric."""
+    strategy = recorded_space(experiment).get("strategy")
+    objectives = strategy.get("objectives") if isinstance(strategy, dict) else None
+    return {o["metric"]: float(o["reference"]) for o in objectives or [] if isinstance(o, dict)
+            and isinstance(o.get("reference"), int | float) and isinstance(o.get("metric"), str)}
+
+
 def recorded_plugins(experiment: str) -> list[str]:
     """The plugins the experiment's space named, for the report and the export to import."""
     found = recorded_space(experiment).get("plugins")
