@@ -50,6 +50,7 @@ class Results:
     trials: pd.DataFrame  # one row per search trial (trials/*.parquet, stage search)
     curves: pd.DataFrame  # one row per trial and evaluation step
     confirm: pd.DataFrame  # the confirmation stage's rows (trials/*.parquet, stage confirm)
+    rounds: pd.DataFrame = field(default_factory=pd.DataFrame)  # ladder trials: one row per evaluated round
     metric: str = "val_acc"  # the validation metric the search ranked by
     objectives: list | None = None  # (column, mode) of a multi-objective search
     interrupted: bool | None = None  # for a search run now: whether it stopped before its end
@@ -205,8 +206,8 @@ def _results(uri: str, metric: str, objectives) -> Results:
     res = read(uri)
     if metric == "val_acc" and "val_micro_f1" in res.trials and res.trials.val_micro_f1.notna().any():
         metric = "val_micro_f1"  # a multi-label search ranks by micro-F1 unless its space names a metric
-    return Results(location=uri, trials=res.trials, curves=res.curves, confirm=res.confirm, metric=metric,
-                   objectives=objectives, skipped=res.skipped)
+    return Results(location=uri, trials=res.trials, curves=res.curves, confirm=res.confirm, rounds=res.rounds,
+                   metric=metric, objectives=objectives, skipped=res.skipped)
 
 
 def _recorded_objectives(uri: str) -> tuple[str, list | None]:

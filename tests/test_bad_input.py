@@ -294,6 +294,16 @@ CASES = [
     pytest.param(search("dataset 'blobs': train split has inputs of shape (30, 4) and labels of shape (29,)",
                         {**BASE_SPACE, "plugins": ["lab.short"], "fixed": {**BASE_SPACE["fixed"], "dataset": "blobs"}},
                         files=plugin("short")), id="search-plugin-dataset-lengths-differ"),
+    # -- ladder trials (strategy.fidelity: rounds)
+    pytest.param(search("strategy.min_weights: 0.001 is out of reach: the largest rates the space allows (fc 0.3, "
+                        "output 0.1 per round) leave",
+                        space({"rounds": 3, "eval_rounds": "all"},
+                              search={"prune_rate.fc": {"float": [0.2, 0.3]}},
+                              strategy={**BASE_SPACE["strategy"], "fidelity": "rounds", "min_weights": 0.001})),
+                 id="search-ladder-floor-out-of-reach"),
+    pytest.param(search("fidelity: rounds: give min_weights", space(strategy={**BASE_SPACE["strategy"],
+                                                                              "fidelity": "rounds"})),
+                 id="search-ladder-without-floor"),
     # -- dataset arrays: a .npz file of the user's arrays (under --data-dir)
     pytest.param(search("train split has inputs of shape (30, 4) and labels of shape (29,)", arrays_space(),
                         *DATA_DIR, files={"d.npz": npz(y_train=LABELS[:29])}), id="search-arrays-lengths-differ"),

@@ -68,8 +68,11 @@ class TicketRun:
         on_eval: EvalRecordListener | None = None,
         on_checkpoint: CheckpointListener | None = None,
         eval_at_epoch_end: bool = False,
+        floor: float | None = None,
     ):
         self.recipe = rc = recipe
+        # a pruning ladder's sparsity floor: the run ends after the first round at or below it (rounds: the cap)
+        self.floor = floor
         self.data = data
         self.device = torch.device(device)
         self.variants = list(dict.fromkeys([rc.reinit, *controls]))
@@ -152,11 +155,17 @@ class TicketRun:
                         self._execute(r, name, trajectory=trajectory, evaluate=evaluate)
                         self.runs_done.append(name)
                         self._checkpoint(CheckpointInfo(r, name, None, False))
+                if self.at_floor(r):
+                    break
                 self.prev_stop, self.next_stop = self.next_stop, MaskPoint()
                 self.round, self.masks_ready, self.runs_done = r + 1, False, []
         except _Halt:
             pass
         return self.rows
+
+    def at_floor(self, r: int) -> bool:
+        """Round ``r`` is a ladder's last: its masks are at or below the floor."""
+        return self.floor is not None and r >= 1 and pruning.density(self.masks) <= self.floor
 
     def _first_iter(self, r: int) -> int:
         """Where round ``r``'s training starts on the dense run's clock: 0, or k after a rewind to k."""
@@ -234,7 +243,7 @@ class TicketRun:
         must_reach = rc.rewind_to if r == 0 and rc.rounds > 0 else 0
         target = self.budget_iters if evaluate else max(must_reach, self.budget_iters if stop_iter is None
                                                         else stop_iter)
-        final = evaluate and r == rc.rounds and name == rc.reinit
+        final = evaluate and (r == rc.rounds or self.at_floor(r)) and name == rc.reinit
         eb = self._early_bird(w_init_state, evaluate, must_reach, pending) if trajectory and stop_iter is None \
             else None
         hooks: list[RunHook] = [EvalListener(lambda rec: self.on_eval and self.on_eval(r, name, rec))]

@@ -15,7 +15,7 @@ from nas_lth.experiment.stage import unwrap
 from nas_lth.experiment.trial_report import FAILED, TrialReport
 from nas_lth.recipe import Recipe
 from nas_lth.space.schema import SearchSpace
-from nas_lth.store import write_curve, write_trial
+from nas_lth.store import write_curve, write_round, write_trial
 from nas_lth.store.fs import Location
 from nas_lth.store.schema import RECIPE_COLUMNS, TRIAL_COLUMNS
 from nas_lth.store.writer import stored_row
@@ -74,12 +74,20 @@ class ResultsCallback(Callback):
     def on_trial_result(self, iteration, trials, trial, result, **info):
         rep = TrialReport.from_result(result)
         self.__dict__.setdefault("latest", {})[trial.trial_id] = rep
+        self._write_round(trial.trial_id, rep)
         if rep.evals_reset:
             self.curves[trial.trial_id] = []
         self.curves.setdefault(trial.trial_id, []).extend(rep.evals)
 
+    def _write_round(self, trial_id: str, rep: TrialReport) -> None:
+        """A ladder trial's finished round: ``rounds/<trial_id>-<round>.parquet``, once (``write_round``)."""
+        row_id = self.__dict__.get("adopted", {}).get(trial_id, trial_id)  # an adopted trial writes as its row
+        for row in rep.round_rows or []:
+            write_round(self.experiment, row_id, row)
+
     def on_trial_complete(self, iteration, trials, trial, **info):
         rep = TrialReport.from_result(trial.last_result)
+        self._write_round(trial.trial_id, rep)  # the final report may carry the last (diverged) round
         status = rep.status if rep.final else "stopped"  # stopped: by the scheduler before its full budget
         self._write(trial, rep, status, rep.message)
         if self.target is not None and self.target_met_by is None and meets(rep, self.target):

@@ -39,7 +39,8 @@ class Memo:
             if rep.status == COMPLETED:
                 final = {k: v for k, v in replace(rep, evals=[]).to_tune().items() if not isinstance(v, list | dict)}
                 self.path.write_bytes(json.dumps({"trial_id": self.trial_id, "reports": self.reports,
-                                                  "final": final, "evals": evals}).encode())
+                                                  "final": final, "evals": evals,
+                                                  "round_rows": rep.round_rows}).encode())
         elif rep.fidelity > 0:
             self.reports.append({"fidelity": rep.fidelity, "objective": rep.objective, "round": rep.round,
                                  "weights_remaining": rep.weights_remaining, "status": rep.status})
@@ -63,9 +64,11 @@ class Memo:
         shared = (final.iterations_trained or 0) + (final.shared_iterations or 0)
         message = (f"same recipe as trial {source}: result reused, nothing trained" if source != self.trial_id
                    else "finished before the driver stopped: stored result replayed, nothing trained")
+        # a ladder's rounds (fidelity: rounds): its own again (written once), or another trial's, marked reused
+        rounds = [{**r, "reused": r.get("reused") or source != self.trial_id} for r in stored.get("round_rows", [])]
         tune.report(replace(
             final, trial_id=base.trial_id, node=base.node, device=base.device, torch_threads=base.torch_threads,
             torch_version=base.torch_version, restores=base.restores, evals=evals, evals_reset=True,
             iterations_trained=0, trajectory_iterations_trained=0, shared_iterations=shared, message=message,
-            cached_from=source).to_tune(self.metric, self.required))
+            cached_from=source, round_rows=rounds).to_tune(self.metric, self.required))
         return True

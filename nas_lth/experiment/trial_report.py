@@ -43,6 +43,9 @@ class TrialReport:
     # learning-curve records since the last report (evals_reset: the list replaces what was sent)
     evals: list[dict] = field(default_factory=list)
     evals_reset: bool = False
+    # a ladder trial (fidelity: rounds): its finished rounds as rounds/ rows (the driver writes each once); a
+    # round's report carries that round, the final report every round of the ladder
+    round_rows: list[dict] = field(default_factory=list)
     # the row's measurements: val_/test_/dense_ metrics, early_stop_iter, mask_iter, epochs_trained, ...
     metrics: dict[str, Any] = field(default_factory=dict)
 

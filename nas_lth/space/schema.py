@@ -305,6 +305,27 @@ class Strategy(BaseModel):
     checkpoint_every_s: float = Field(
         0.0, ge=0, le=1e6, description="least seconds between two trial checkpoints; 0 = every epoch of the "
         "measured run (tiny models finish an epoch in milliseconds: there a few seconds is wiser)")
+    fidelity: Literal["epochs", "rounds"] | None = Field(
+        None, description="epochs (default): a trial is one recipe, its measured run's epochs are the scheduler's "
+        "resource; rounds: a trial is a pruning ladder - every round's ticket is trained, evaluated and stored "
+        "in rounds/ - pruned until min_weights (or its rounds), and the scheduler compares ladders at levels of "
+        "weights remaining (halvings: grace_period 2 = at 25 % of the weights)")
+    min_weights: float | None = Field(
+        None, gt=0, lt=1, description="fidelity: rounds: a ladder stops after the first round at or below this "
+        "fraction of its prunable weights (the recipe's rounds are its cap)")
+
+    @model_validator(mode="after")
+    def _ladder(self) -> Strategy:
+        if self.fidelity == "rounds" and self.min_weights is None:
+            raise ValueError("fidelity: rounds: give min_weights, the sparsity floor of a ladder (e.g. 0.01)")
+        if self.min_weights is not None and self.fidelity != "rounds":
+            raise ValueError("min_weights belongs to fidelity: rounds (a ladder's sparsity floor)")
+        return self
+
+    @property
+    def ladders(self) -> bool:
+        """Trials are pruning ladders (``fidelity: rounds``)."""
+        return self.fidelity == "rounds"
 
     @model_validator(mode="after")
     def _objectives(self) -> Strategy:
@@ -510,11 +531,27 @@ class SearchSpace:
             for value in dim.extremes():
                 self._check({**base, key: value}, key, value)
         self.confirm_seeds()
+        if self.spec.strategy.ladders:
+            self._check_ladder()
         if self.spec.strategy.searcher == "grid":
             for key, dim in self.dims.items():
                 if dim.kind != "choice" or dim.when:
                     raise UserError(f"{src}: search.{key}: searcher 'grid' needs unconditional choice "
                                     "dimensions only")
+
+    def _check_ladder(self) -> None:
+        """A ladder trial evaluates every round and prunes at least once; its floor must be reachable."""
+        src, fixed = self.source, self.fixed_flat()
+        if "eval_rounds" in self.dims or fixed.get("eval_rounds", "all") != "all":
+            raise UserError(f"{src}: fixed.eval_rounds: fidelity: rounds evaluates every round of a ladder; leave "
+                            "eval_rounds out (or set it to all)")
+        if "target_weights" in self.dims or fixed.get("target_weights") is not None:
+            raise UserError(f"{src}: fixed.target_weights: a ladder prunes at its per-round rate down to "
+                            "strategy.min_weights; give prune_rate (a dimension), not target_weights")
+        rounds = self.values_of("rounds")
+        if rounds is not None and min(int(r) for r in rounds) < 1:
+            where = "search.rounds" if "rounds" in self.dims else "fixed.rounds"
+            raise UserError(f"{src}: {where}: a ladder needs at least 1 round (its cap)")
 
     def _dim_for(self, loc: tuple) -> str | None:
         """The dimension a pydantic error location points into, if any."""

@@ -17,7 +17,7 @@ import pyarrow.parquet as pq
 
 from nas_lth.errors import UserError
 from nas_lth.store.fs import Location, locate
-from nas_lth.store.schema import CURVE_SCHEMA, TRIAL_SCHEMA
+from nas_lth.store.schema import CURVE_SCHEMA, ROUND_SCHEMA, TRIAL_SCHEMA
 
 SPACE_FILE = "space.json"  # the experiment's space, written by nas_lth.experiment.record
 
@@ -57,6 +57,8 @@ class Results:
     # rows of the confirmation stage (top recipes re-run with fresh seeds): kept apart, so that what
     # ranks the search's recipes (best tickets, fronts, search progress) never counts a recipe twice
     confirm: pd.DataFrame = field(default_factory=pd.DataFrame)
+    # ladder trials (strategy.fidelity: rounds): one row per evaluated round, sorted by trial and round
+    rounds: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     @property
     def all_trials(self) -> pd.DataFrame:
@@ -100,8 +102,11 @@ def read(experiment_dir: str) -> Results:
     skipped: list[str] = []
     trials = _read_dir(loc.join("trials"), TRIAL_SCHEMA, skipped)
     curves = _read_dir(loc.join("curves"), CURVE_SCHEMA, skipped)
+    rounds = _read_dir(loc.join("rounds"), ROUND_SCHEMA, skipped) if loc.join("rounds").is_dir() else pd.DataFrame()
+    if len(rounds):
+        rounds = rounds.sort_values(["trial_id", "round"]).reset_index(drop=True)
     confirm = pd.DataFrame()
     if "stage" in trials:  # tables before schema 3 have no stage: all search rows
         is_confirm = trials["stage"] == "confirm"
         trials, confirm = trials[~is_confirm].reset_index(drop=True), trials[is_confirm].reset_index(drop=True)
-    return Results(trials, curves, loc.uri, skipped, confirm)
+    return Results(trials, curves, loc.uri, skipped, confirm, rounds)

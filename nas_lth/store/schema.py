@@ -66,6 +66,17 @@ CURVE_SCHEMA = pa.schema([
 ])
 CURVE_COLUMNS = CURVE_SCHEMA.names
 
+# rounds/<trial_id>-<round>.parquet: one row per evaluated round of a ladder trial (strategy.fidelity: rounds);
+# the recipe is the trial's row (join on trial_id)
+ROUND_SCHEMA = pa.schema([
+    ("experiment", pa.string()), ("trial_id", pa.string()), ("round", pa.int64()), ("variant", pa.string()),
+    ("status", pa.string()), ("weights_remaining", pa.float64()), ("mask_digest", pa.string()),
+    ("mask_iter", pa.int64()), ("early_stop_iter", pa.int64()), ("iterations_trained", pa.int64()),
+    ("cumulative_iterations", pa.int64()), ("reused", pa.bool_()), ("wall_seconds", pa.float64()),
+    *[(c, pa.float64()) for c in METRIC_COLUMNS], ("schema_version", pa.int64()),
+])
+ROUND_COLUMNS = ROUND_SCHEMA.names
+
 STATUSES = ("completed", "stopped", "diverged", "failed")
 
 

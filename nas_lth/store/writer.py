@@ -10,7 +10,7 @@ re-runs errored trials on purpose. Rows lost from storage are written again by t
 from __future__ import annotations
 
 from nas_lth.store.fs import Location
-from nas_lth.store.schema import CURVE_SCHEMA, TRIAL_SCHEMA, to_table
+from nas_lth.store.schema import CURVE_SCHEMA, ROUND_SCHEMA, TRIAL_SCHEMA, to_table
 
 FAILED = "failed"
 
@@ -42,3 +42,14 @@ def write_trial(experiment: Location, trial_id: str, row: dict, replace: bool = 
 def write_curve(experiment: Location, trial_id: str, records: list[dict]) -> None:
     if records:
         experiment.join("curves", f"{trial_id}.parquet").write_parquet(to_table(records, CURVE_SCHEMA))
+
+
+def write_round(experiment: Location, trial_id: str, row: dict) -> bool:
+    """Store one evaluated round of a ladder trial as ``rounds/<trial_id>-<round>.parquet``, once: a round
+    reported again (a trial resumed before its checkpoint said the round was done) keeps the stored row.
+    Returns whether it was written."""
+    path = experiment.join("rounds", f"{trial_id}-{int(row['round'])}.parquet")
+    if path.exists():
+        return False
+    path.write_parquet(to_table([{**row, "trial_id": trial_id}], ROUND_SCHEMA))
+    return True

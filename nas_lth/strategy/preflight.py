@@ -53,6 +53,8 @@ def preflight(opts: SearchOptions) -> Plan:
     from nas_lth.strategy.trial import objective_metric
 
     max_t = max(1, math.ceil(max(float(b) for b in space.values_of("budget") or [space.recipe({}).budget])))
+    if strat.ladders:  # the scheduler's resource is a ladder's halvings of the weights, down to the floor
+        max_t = max(1, math.ceil(-math.log2(strat.min_weights)))
     thin = few_samples_for_rungs(space, opts.num_samples or space.num_samples(), max_t)
     if thin:  # not an error: a small trial search is legitimate, but it is mostly early stopping
         print(f"warning: {space.source}: {thin}", file=sys.stderr, flush=True)
@@ -148,7 +150,9 @@ def check_data(space: SearchSpace, data_dir: str | None) -> bool:
                 raise UserError(f"{space.source}: {_where(space, 'val_size')}: {exc}") from None
             multilabel |= ds.multilabel
             _check_budgets(space, name, val_size, len(ds.train))
-            _check_channels(space, ds, _check_models(space, ds))
+            models = _check_models(space, ds)
+            _check_channels(space, ds, models)
+            _check_floor(space, models)
     return multilabel
 
 
@@ -183,6 +187,34 @@ def _check_models(space: SearchSpace, ds) -> dict:
                             "nn.Conv1d/2d, nn.Embedding, or nas_lth's masked layers; none marked nas_lth_kind = None)")
         built[rc.model] = model
     return built
+
+
+def _check_floor(space: SearchSpace, models: dict) -> None:
+    """``fidelity: rounds``: some ladder the space can run reaches ``min_weights`` within its rounds (the
+    largest rates and round caps it can ask for); a floor none can reach is a space that never ends a ladder
+    where it says."""
+    from nas_lth.models.layers import masked_layers
+
+    strat = space.spec.strategy
+    if not strat.ladders:
+        return
+    keys = ("model", "rounds", *(k for k in space.dims if k.startswith("prune_rate")))
+    best = None
+    for sampled, _ in _extreme_combos(space, keys):
+        rc = space.recipe(sampled)
+        sizes = {n: m.weight.numel() for n, m in masked_layers(models[rc.model])}
+        kinds = {n: m.kind for n, m in masked_layers(models[rc.model])}
+        rates = rc.effective_prune_rate()
+        left = sum(n * (1 - rates.get(kinds[name], 0.0)) ** rc.rounds for name, n in sizes.items()) / sum(
+            sizes.values())
+        if best is None or left < best[0]:
+            best = (left, rc.rounds, {k: v for k, v in rates.items() if k in set(kinds.values())})
+    if best is not None and best[0] > strat.min_weights:
+        left, rounds, rates = best
+        shown = ", ".join(f"{k} {v:g}" for k, v in sorted(rates.items()))
+        raise UserError(f"{space.source}: strategy.min_weights: {strat.min_weights:g} is out of reach: the largest "
+                        f"rates the space allows ({shown} per round) leave {100 * left:.2f} % of the weights "
+                        f"after its largest round cap ({rounds}); raise the rates or rounds, or the floor")
 
 
 # The keys that decide whether a channel ticket keeps a channel in every group (layer-wise selection)

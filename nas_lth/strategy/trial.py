@@ -40,12 +40,18 @@ from nas_lth.pruning import density
 from nas_lth.recipe import Recipe
 from nas_lth.space.schema import SearchSpace, build_recipe
 from nas_lth.store.fs import locate
+from nas_lth.store.schema import ROUND_COLUMNS
 from nas_lth.store.writer import stored_row
 from nas_lth.strategy.plan import plan_key, snapshot_plan
 
 CHECKPOINT_EVERY_S = 30.0
 _DATA: dict[tuple, object] = {}  # per worker process: trials reusing an actor skip reloading
 PLAN_KEYS = ("stop_at", "rewind_to", "eb_every")  # what the shared trajectory must be able to serve
+
+
+def halvings(weights_remaining: float) -> float:
+    """A ladder's position for the scheduler: how many times its weights were halved (1 = 50 %, 3 = 12.5 %)."""
+    return -math.log2(max(float(weights_remaining), 1e-12))
 
 
 def objective_metric(multilabel: bool) -> str:
@@ -70,6 +76,7 @@ class TrialSpec:
     required: tuple[str, ...] = ()  # result keys every report carries (a multi-objective searcher's metrics)
     latency: dict | None = None  # {"batch_size", "forms"} of a latency_ms objective: the trial times its ticket
     plugins: tuple[str, ...] = ()  # the space's plugins: imported before the recipe is read (a fresh worker)
+    ladder_floor: float | None = None  # fidelity: rounds: a trial is a pruning ladder down to this sparsity
 
     @classmethod
     def from_space(cls, space: SearchSpace, **kw) -> TrialSpec:
@@ -77,7 +84,11 @@ class TrialSpec:
         latency = None if lat is None else {"batch_size": lat.batch_size, "forms": list(lat.forms or DEFAULT_FORMS)}
         return cls(source=space.source, fixed=copy.deepcopy(space.spec.fixed),
                    plan_values={k: space.values_of(k) for k in PLAN_KEYS}, latency=latency,
-                   plugins=tuple(space.spec.plugins), **kw)
+                   plugins=tuple(space.spec.plugins), ladder_floor=space.spec.strategy.min_weights, **kw)
+
+    @property
+    def ladder(self) -> bool:
+        return self.ladder_floor is not None
 
     def recipe(self, config: dict) -> Recipe:
         return build_recipe(self.fixed, unwrap(config)[0], self.source)
@@ -126,6 +137,8 @@ class Trial:
         self.metric = "val_acc"
         self.data = None
         self.latency: dict = {}  # the ticket's measured latency (latency_ms objective), once its mask is final
+        self.level = 0.0  # a ladder's resource: halvings of the weights at its last finished round
+        self.round_row: dict | None = None  # a ladder's finished round, not yet reported
 
     # -- reporting -----------------------------------------------------------------------------
     def report(self, rep: TrialReport, state: dict | None = None) -> None:
@@ -150,7 +163,43 @@ class Trial:
         if self.metric in rec and math.isfinite(rec[self.metric]):
             self.last_val = rec[self.metric]
 
+    def on_round(self, row) -> None:
+        """A ladder's round is done (its evaluated ticket): the next report carries it as a rounds/ row, and the
+        scheduler's resource becomes its level of weights remaining (halvings)."""
+        if row.control:
+            return
+        self.level = halvings(row.weights_remaining)
+        self.last_val = finite_or_zero(row.metrics.get(self.metric)) if row.status == COMPLETED else 0.0
+        self.round_row = self._round_row(row)
+
+    def _round_row(self, row) -> dict:
+        rec = row.record()
+        out = {k: rec.get(k) for k in ROUND_COLUMNS if k in rec}
+        # round 0 served by the shared dense trajectory another trial trained (prefixes of later rounds: not yet)
+        reused = row.round == 0 and self.shared > 0
+        out.update(experiment=self.spec.name, iterations_trained=row.iterations, reused=reused)
+        return out
+
+    def _ladder_checkpoint(self, state: dict, info) -> None:
+        """A ladder reports after every round (with the round's row and a checkpoint) and, within a round, at
+        most every CHECKPOINT_EVERY_S with the last finished round's level and value (the scheduler has judged
+        that level already)."""
+        tr, run = info.trainer, self.run_
+        if tr is None and (run.at_floor(info.round) or info.round >= run.recipe.rounds):
+            return  # the ladder's last round: the final report carries it (a scheduler never stops a ladder there)
+        if tr is not None and time.monotonic() - self.last_ckpt < max(CHECKPOINT_EVERY_S,
+                                                                        self.spec.checkpoint_every_s):
+            return
+        row, self.round_row = self.round_row, None
+        self.report(replace(
+            self.base, objective=self.last_val, fidelity=self.level, round=info.round,
+            weights_remaining=density(state["masks"]), round_rows=[row] if row else [],
+            iterations_trained=state["cumulative"] + self.computed + (tr.iteration if tr is not None else 0),
+            trajectory_iterations_trained=self.computed, shared_iterations=self.shared), state)
+
     def on_checkpoint(self, state: dict, info) -> None:
+        if self.spec.ladder:
+            return self._ladder_checkpoint(state, info)
         tr, run = info.trainer, self.run_
         since = time.monotonic() - self.last_ckpt
         if tr is not None and info.final:
@@ -203,7 +252,8 @@ class Trial:
         # before its driver died: Tune's last snapshot may still show it running): replay, never retrain.
         if self.memo.replay(self.base, lambda source: copy_ticket(self.loc, source, self.base.trial_id)):
             return
-        self.run_ = run = TicketRun(recipe, data, device=dev, on_eval=self.on_eval, eval_at_epoch_end=True)
+        self.run_ = run = TicketRun(recipe, data, device=dev, on_eval=self.on_eval, eval_at_epoch_end=True,
+                                    floor=self.spec.ladder_floor, on_round=self.on_round if self.spec.ladder else None)
         self.base = replace(self.base, layer_kinds=",".join(sorted(set(run.kinds.values()))),
                             iterations_per_epoch=run.ipe)
         run.on_checkpoint = self.on_checkpoint
@@ -274,7 +324,8 @@ class Trial:
 
     def _final(self, run: TicketRun, rows: list, data, traj_key: str | None) -> None:
         recipe = run.recipe
-        final = [r for r in rows if r.round == recipe.rounds and r.variant in (recipe.reinit, "dense")]
+        own = [r for r in rows if r.variant in (recipe.reinit, "dense")]
+        final = own if self.spec.ladder else [r for r in own if r.round == recipe.rounds]  # a ladder: its last
         row = final[-1] if final else rows[-1]
         rec = row.record()
         value = finite_or_zero(rec.get(self.metric)) if row.status == COMPLETED else 0.0
@@ -303,7 +354,9 @@ class Trial:
                    **{f"dense_{k}": dense_metrics.get(k) for k in ("val_acc", "test_acc", "val_micro_f1",
                                                                    "test_micro_f1")}}
         self.report(replace(
-            self.base, status=row.status, final=True, fidelity=float(recipe.budget), objective=value,
+            self.base, status=row.status, final=True, objective=value,
+            round_rows=[self._round_row(r) for r in own] if self.spec.ladder else [],
+            fidelity=halvings(row.weights_remaining) if self.spec.ladder else float(recipe.budget),
             round=row.round, weights_remaining=row.weights_remaining, message=message,
             iterations_trained=run.cumulative + self.computed, shared_iterations=self.shared,
             trajectory_iterations_trained=self.computed, trajectory_key=traj_key, metrics=metrics))

@@ -1,0 +1,123 @@
+"""Ladder trials (issue 26 item 1): with ``strategy.fidelity: rounds`` a trial is an iterative-pruning ladder
+down to ``strategy.min_weights``; every evaluated round is a row of ``<experiment>/rounds/`` (once, also across
+SIGINT and --resume), and ASHA compares ladders at levels of weights remaining (halvings), not at round
+indices. Real Ray, Optuna and Parquet."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import time
+
+import pytest
+from test_search import reap_session, search_cmd, search_env, write_space
+
+from nas_lth.errors import UserError
+from nas_lth.space import SearchSpace
+from nas_lth.store import read
+
+FLOOR = 0.05
+LADDER = {
+    "name": "ladder",
+    "fixed": {"model": "lenet300_100", "dataset": "digits", "budget": 1, "seed": 0, "rounds": 8,
+              "prune_rate": {"output": 0.2}, "training": {"eval_every": 10}},
+    "search": {"criterion": {"choice": ["large_final", "random", "movement"]},
+               "prune_rate.fc": {"float": [0.3, 0.7]}},
+    "strategy": {"num_samples": 6, "searcher": "tpe", "scheduler": "asha", "grace_period": 1, "reduction_factor": 2,
+                 "max_concurrent": 2, "fidelity": "rounds", "min_weights": FLOOR, "seed": 0},
+}
+
+
+def test_a_ticket_run_with_a_floor_ends_after_the_first_round_at_or_below_it():
+    from nas_lth.data import load_dataset
+    from nas_lth.estimation import TicketRun, recipe_from_dict
+
+    rc = recipe_from_dict({"model": "lenet300_100", "dataset": "digits", "rounds": 10, "budget": 1, "seed": 0,
+                           "prune_rate": {"fc": 0.5, "output": 0.25}, "training": {"eval_every": 10}})
+    data = load_dataset("digits", seed=0, val_size=rc.val_size)
+    seen = []
+    run = TicketRun(rc, data, floor=0.1, on_round=seen.append)
+    rows = run.run()
+    w = [r.weights_remaining for r in rows]
+    assert [r.round for r in rows] == list(range(len(rows))) and len(rows) < 11
+    assert w[-1] <= 0.1 < w[-2]  # the first round at or below the floor is the last
+    assert seen == rows and run.final_weights is not None  # the ladder's last ticket is exportable
+
+
+@pytest.mark.parametrize(("strategy", "fixed", "message"), [
+    ({"fidelity": "rounds"}, {}, "fidelity: rounds: give min_weights"),
+    ({"min_weights": 0.1}, {}, "min_weights belongs to fidelity: rounds"),
+    ({"fidelity": "rounds", "min_weights": 1.5}, {}, "strategy.min_weights: Input should be less than 1"),
+    ({"fidelity": "rounds", "min_weights": 0.1}, {"eval_rounds": "last"}, "fixed.eval_rounds: fidelity: rounds"),
+    ({"fidelity": "rounds", "min_weights": 0.1}, {"target_weights": 0.1}, "give prune_rate \\(a dimension\\)"),
+    ({"fidelity": "rounds", "min_weights": 0.1}, {"rounds": 0}, "fixed.rounds: a ladder needs at least 1 round"),
+])
+def test_bad_ladder_spaces_are_one_line_errors(strategy, fixed, message):
+    space = {**LADDER, "strategy": strategy, "fixed": {**LADDER["fixed"], **fixed}}
+    with pytest.raises(UserError, match=message) as err:
+        SearchSpace.from_dict(space, "s.yaml")
+    assert "\n" not in str(err.value)
+
+
+def _rounds_once_and_whole(exp):
+    res = read(str(exp))
+    rounds, trials = res.rounds, res.trials
+    assert not rounds.duplicated(["trial_id", "round"]).any()
+    for tid, g in rounds.groupby("trial_id"):
+        assert list(g["round"]) == list(range(len(g))), (tid, list(g["round"]))  # 0..last, none missing
+        assert g.weights_remaining.is_monotonic_decreasing
+        assert (g.iloc[1:].weights_remaining > FLOOR).sum() == len(g) - 1 - int(g.iloc[-1].weights_remaining <= FLOOR)
+    return rounds, trials
+
+
+@pytest.mark.integration
+def test_a_ladder_search_stores_every_round_once_and_schedules_at_matched_sparsity(tmp_path):
+    space = write_space(tmp_path / "ladder.yaml", LADDER)
+    storage = tmp_path / "runs"
+    proc = subprocess.run(search_cmd(space, storage), cwd=tmp_path, env=search_env(), capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    rounds, trials = _rounds_once_and_whole(storage / "ladder")
+    assert len(trials) == 6 and set(trials.status) <= {"completed", "stopped"}
+    assert set(rounds.trial_id) == set(trials.trial_id)
+    last = rounds.groupby("trial_id").tail(1).set_index("trial_id")
+    for row in trials.itertuples():
+        end = last.loc[row.trial_id]
+        if row.status == "completed":  # down to the floor (or the cap); the row is the ladder's last ticket
+            assert end.weights_remaining <= FLOOR or end["round"] == 8
+            assert row.weights_remaining == pytest.approx(end.weights_remaining)
+            assert row.val_acc == pytest.approx(end.val_acc) and row.objective == pytest.approx(end.val_acc)
+        else:  # stopped by ASHA at a level of weights remaining above the floor
+            assert end.weights_remaining > FLOOR
+    # round 0 is the dense network: served to all but one trial by the shared trajectory
+    dense = rounds[rounds["round"] == 0]
+    assert dense.weights_remaining.eq(1.0).all() and dense.val_acc.nunique() == 1 and dense.reused.sum() == 5
+    # a stopped ladder trained fewer rounds than any completed one that went on from the same rung
+    assert (trials.status == "stopped").any() and (trials.status == "completed").any()
+
+
+@pytest.mark.integration
+def test_a_ladder_search_interrupted_and_resumed_keeps_every_round_once(tmp_path):
+    space = write_space(tmp_path / "ladder.yaml", {**LADDER, "strategy": {**LADDER["strategy"], "scheduler": "fifo",
+                                                                            "num_samples": 4}})
+    storage = tmp_path / "runs"
+    cmd = search_cmd(space, storage)
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=search_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, start_new_session=True)
+    folder = storage / "ladder" / "rounds"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and proc.poll() is None and len(list(folder.glob("*.parquet"))) < 4:
+        time.sleep(0.2)
+    assert proc.poll() is None, proc.communicate()[1][-3000:]
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=300)
+    reap_session(proc)
+    before = {p.name: p.read_bytes() for p in folder.glob("*.parquet")}
+    again = subprocess.run(cmd + ["--resume"], cwd=tmp_path, env=search_env(), capture_output=True, text=True,
+                           timeout=600)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    rounds, trials = _rounds_once_and_whole(storage / "ladder")
+    assert len(trials) == 4 and (trials.status == "completed").all()
+    assert all((folder / name).read_bytes() == data for name, data in before.items())  # never rewritten
+    ends = rounds.groupby("trial_id").tail(1)
+    assert ((ends.weights_remaining <= FLOOR) | (ends["round"] == 8)).all()
