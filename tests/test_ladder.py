@@ -5,16 +5,20 @@ indices. Real Ray, Optuna and Parquet."""
 
 from __future__ import annotations
 
+import json
+import math
 import signal
 import subprocess
 import time
 
+import numpy as np
 import pytest
 from test_search import reap_session, search_cmd, search_env, write_space
 
 from nas_lth.errors import UserError
 from nas_lth.space import SearchSpace
 from nas_lth.store import read
+from nas_lth.store.pareto import ranking
 
 FLOOR = 0.05
 LADDER = {
@@ -92,8 +96,21 @@ def test_a_ladder_search_stores_every_round_once_and_schedules_at_matched_sparsi
     # round 0 is the dense network: served to all but one trial by the shared trajectory
     dense = rounds[rounds["round"] == 0]
     assert dense.weights_remaining.eq(1.0).all() and dense.val_acc.nunique() == 1 and dense.reused.sum() == 5
-    # a stopped ladder trained fewer rounds than any completed one that went on from the same rung
     assert (trials.status == "stopped").any() and (trials.status == "completed").any()
+    # every rung decision, recomputed from its log; each judged the ladder at the first round that reached the
+    # rung's level of weights remaining (matched sparsity), and every stopped ladder has its STOP
+    log = [json.loads(line) for line in (storage / "ladder" / "moasha.jsonl").read_text().splitlines()]
+    assert log and {d["rung"] for d in log} <= {1, 2, 4}  # grace 1, factor 2, max_t ceil(log2(1 / 0.05)) = 5
+    for d in log:
+        ids = list(d["rung_state"])
+        order = ranking(np.array([d["rung_state"][i] for i in ids], dtype=float))
+        place = int(np.flatnonzero(order == ids.index(d["trial_id"]))[0])
+        assert place == d["place"] and d["action"] == ("CONTINUE" if place < math.ceil(len(ids) / 2) else "STOP")
+        ladder = rounds[rounds.trial_id == d["trial_id"]]
+        at = ladder[-np.log2(ladder.weights_remaining) >= d["rung"]].iloc[0]  # the first round past the rung
+        assert -d["vector"][0] == pytest.approx(at.val_acc)
+    stopped = {d["trial_id"] for d in log if d["action"] == "STOP"}
+    assert stopped == set(trials[trials.status == "stopped"].trial_id)
 
 
 @pytest.mark.integration

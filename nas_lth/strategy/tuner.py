@@ -125,7 +125,10 @@ def _searcher_and_scheduler(space: SearchSpace, seed: int | None, max_t: int, se
             if strat.scheduler == "asha" else FIFOScheduler()
         return searcher, scheduler
     searcher = cls(define_by_run(space), metric="objective", mode="max", sampler=sampler)
-    if strat.scheduler == "asha":
+    if strat.scheduler == "asha" and strat.ladders:  # rungs at halvings of the weights, each decision logged
+        scheduler = MultiObjectiveASHA([("objective", "max")], max_t=max_t, grace_period=min(strat.grace_period, max_t),
+                                       reduction_factor=strat.reduction_factor, log_path=log_path)
+    elif strat.scheduler == "asha":
         scheduler = ASHAScheduler(time_attr="fidelity", metric="objective", mode="max", max_t=max_t,
                                   grace_period=min(strat.grace_period, max_t), reduction_factor=strat.reduction_factor)
     else:
