@@ -19,6 +19,7 @@ from nas_lth.errors import UserError
 from nas_lth.space import SearchSpace
 from nas_lth.store import read
 from nas_lth.store.pareto import ranking
+from nas_lth.strategy.trial import sparsest_within
 
 FLOOR = 0.05
 LADDER = {
@@ -48,6 +49,17 @@ def test_a_ticket_run_with_a_floor_ends_after_the_first_round_at_or_below_it():
     assert seen == rows and run.final_weights is not None  # the ladder's last ticket is exportable
 
 
+def test_sparsest_within_ranks_every_ticket_within_the_bound_above_every_other():
+    from nas_lth.strategy.trial import sparsest_within
+
+    dense = 0.95
+    assert sparsest_within([(0.5, 0.96), (0.1, 0.946), (0.05, 0.90)], dense, 0.005) == pytest.approx(1.0)
+    assert sparsest_within([(1.0, 0.95)], dense, 0.0) == 0.0  # the dense network itself: within, no gain
+    short = sparsest_within([(0.5, 0.93), (0.1, 0.80)], dense, 0.005)
+    assert short == pytest.approx(0.93 - 0.945) and short < 0  # none within: its best shortfall, below all within
+    assert sparsest_within([], dense, 0.01) < 0
+
+
 @pytest.mark.parametrize(("strategy", "fixed", "message"), [
     ({"fidelity": "rounds"}, {}, "fidelity: rounds: give min_weights"),
     ({"min_weights": 0.1}, {}, "min_weights belongs to fidelity: rounds"),
@@ -55,6 +67,11 @@ def test_a_ticket_run_with_a_floor_ends_after_the_first_round_at_or_below_it():
     ({"fidelity": "rounds", "min_weights": 0.1}, {"eval_rounds": "last"}, "fixed.eval_rounds: fidelity: rounds"),
     ({"fidelity": "rounds", "min_weights": 0.1}, {"target_weights": 0.1}, "give prune_rate \\(a dimension\\)"),
     ({"fidelity": "rounds", "min_weights": 0.1}, {"rounds": 0}, "fixed.rounds: a ladder needs at least 1 round"),
+    ({"sparsest_within": -0.01}, {}, "strategy.sparsest_within: Input should be greater than or equal to 0"),
+    ({"sparsest_within": 1.0}, {}, "strategy.sparsest_within: Input should be less than 1"),
+    ({"sparsest_within": 0.01, "objectives": [{"metric": "val_acc", "mode": "max"},
+                                              {"metric": "weights_remaining", "mode": "min"}]}, {},
+     "sparsest_within is the search's single objective"),
 ])
 def test_bad_ladder_spaces_are_one_line_errors(strategy, fixed, message):
     space = {**LADDER, "strategy": strategy, "fixed": {**LADDER["fixed"], **fixed}}
@@ -76,7 +93,9 @@ def _rounds_once_and_whole(exp):
 
 @pytest.mark.integration
 def test_a_ladder_search_stores_every_round_once_and_schedules_at_matched_sparsity(tmp_path):
-    space = write_space(tmp_path / "ladder.yaml", LADDER)
+    """... and scores each ladder by its sparsest round within 0.1 of the dense network (sparsest_within)."""
+    space = write_space(tmp_path / "ladder.yaml", {**LADDER, "strategy": {**LADDER["strategy"],
+                                                                            "sparsest_within": 0.1}})
     storage = tmp_path / "runs"
     proc = subprocess.run(search_cmd(space, storage), cwd=tmp_path, env=search_env(), capture_output=True,
                           text=True, timeout=600)
@@ -90,7 +109,11 @@ def test_a_ladder_search_stores_every_round_once_and_schedules_at_matched_sparsi
         if row.status == "completed":  # down to the floor (or the cap); the row is the ladder's last ticket
             assert end.weights_remaining <= FLOOR or end["round"] == 8
             assert row.weights_remaining == pytest.approx(end.weights_remaining)
-            assert row.val_acc == pytest.approx(end.val_acc) and row.objective == pytest.approx(end.val_acc)
+            assert row.val_acc == pytest.approx(end.val_acc)
+            pruned = rounds[(rounds.trial_id == row.trial_id) & (rounds["round"] >= 1)]
+            want = sparsest_within(list(zip(pruned.weights_remaining, pruned.val_acc, strict=True)),
+                                   row.dense_val_acc, 0.1)
+            assert row.objective == pytest.approx(want)
         else:  # stopped by ASHA at a level of weights remaining above the floor
             assert end.weights_remaining > FLOOR
     # round 0 is the dense network: served to all but one trial by the shared trajectory

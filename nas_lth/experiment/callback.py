@@ -90,7 +90,7 @@ class ResultsCallback(Callback):
         self._write_round(trial.trial_id, rep)  # the final report may carry the last (diverged) round
         status = rep.status if rep.final else "stopped"  # stopped: by the scheduler before its full budget
         self._write(trial, rep, status, rep.message)
-        if self.target is not None and self.target_met_by is None and meets(rep, self.target):
+        if self.target is not None and self.target_met_by is None and meets(rep, self.target, self.metric):
             self.target_met_by = trial.trial_id
 
     def on_experiment_end(self, trials, **info):

@@ -10,13 +10,18 @@ from __future__ import annotations
 from nas_lth.experiment.trial_report import COMPLETED, TrialReport
 
 
-def meets(rep: TrialReport, target) -> bool:
+def meets(rep: TrialReport, target, metric: str | None = None) -> bool:
+    """Whether a finished ticket meets ``strategy.stop_when``: few enough weights, and its validation ``metric``
+    (the objective where the report does not carry it, as before the objective could be a score of it)
+    within ``within_dense`` of the dense network's."""
     if not rep.final or rep.status != COMPLETED:
         return False
     weights, dense = rep.weights_remaining, rep.dense_objective
+    value = rep.value(metric) if metric else None
+    value = rep.objective if value is None else value
     if weights is None or dense is None:
         return False
-    return weights <= target.max_weights_remaining and rep.objective >= dense - target.within_dense
+    return weights <= target.max_weights_remaining and value >= dense - target.within_dense
 
 
 def epochs_spent(reports: dict[str, TrialReport]) -> float:
@@ -34,6 +39,7 @@ def budget_spent(trials) -> float:
     return float((ok.iterations_trained / ok.iterations_per_epoch).sum())
 
 
-def target_met(trials, target) -> bool:
+def target_met(trials, target, metric: str | None = None) -> bool:
     """Whether the stored trials hold a ticket that meets ``target`` (the stopper ended the search)."""
-    return any(meets(TrialReport.from_result({**row, "final": True}), target) for row in trials.to_dict("records"))
+    return any(meets(TrialReport.from_result({**row, "final": True}), target, metric)
+               for row in trials.to_dict("records"))

@@ -51,12 +51,16 @@ class TrialReport:
 
     def to_tune(self, metric: str | None = None, required: tuple[str, ...] = ()) -> dict:
         """Flat dict for ``tune.report``; ``metric`` (val_acc, val_micro_f1) repeats the objective under
-        its own name for Tune's tables; ``required`` keys (a multi-objective searcher's metrics) are present in
-        every result, None until measured, as Tune's strict metric check asks."""
+        its own name for Tune's tables where the report does not carry the measured value itself;
+        ``required`` keys (a multi-objective searcher's metrics) are present in every result, None until
+        measured, as Tune's strict metric check asks."""
         out = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "metrics"}
         out.update(self.metrics)
         if metric is not None:  # a failed trial measured nothing: its metric is absent, not 0
-            out[metric] = None if self.status == FAILED else self.objective
+            if self.status == FAILED:
+                out[metric] = None
+            else:  # measured (a final report) wins: the objective may be a score of it (sparsest_within)
+                out.setdefault(metric, self.objective)
         for key in required:
             out.setdefault(key, None)
         return out

@@ -313,6 +313,10 @@ class Strategy(BaseModel):
     min_weights: float | None = Field(
         None, gt=0, lt=1, description="fidelity: rounds: a ladder stops after the first round at or below this "
         "fraction of its prunable weights (the recipe's rounds are its cap)")
+    sparsest_within: float | None = Field(
+        None, ge=0, lt=1, description="the objective: the sparsest ticket whose validation metric is within this "
+        "of the dense network's (a trial scores -log10 of its weights remaining, a ladder its sparsest such "
+        "round; none within: minus the shortfall of its best ticket, below every ticket within)")
 
     @model_validator(mode="after")
     def _ladder(self) -> Strategy:
@@ -320,6 +324,12 @@ class Strategy(BaseModel):
             raise ValueError("fidelity: rounds: give min_weights, the sparsity floor of a ladder (e.g. 0.01)")
         if self.min_weights is not None and self.fidelity != "rounds":
             raise ValueError("min_weights belongs to fidelity: rounds (a ladder's sparsity floor)")
+        return self
+
+    @model_validator(mode="after")
+    def _sparsest(self) -> Strategy:
+        if self.sparsest_within is not None and self.multi_objective:
+            raise ValueError("sparsest_within is the search's single objective: give it or objectives, not both")
         return self
 
     @property

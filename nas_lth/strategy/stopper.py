@@ -10,12 +10,14 @@ from nas_lth.experiment.trial_report import TrialReport
 
 
 class TargetStopper(Stopper):
-    def __init__(self, target):
-        self.target = target
+    metric: str | None = None  # a stopper restored from an older experiment's state lacks it
+
+    def __init__(self, target, metric: str | None = None):
+        self.target, self.metric = target, metric
         self.found: str | None = None
 
     def __call__(self, trial_id: str, result: dict) -> bool:
-        if self.found is None and meets(TrialReport.from_result(result), self.target):
+        if self.found is None and meets(TrialReport.from_result(result), self.target, self.metric):
             self.found = trial_id
         return False  # the trial itself is finished anyway
 

@@ -54,6 +54,17 @@ def halvings(weights_remaining: float) -> float:
     return -math.log2(max(float(weights_remaining), 1e-12))
 
 
+def sparsest_within(tickets: list[tuple[float, float]], dense: float, within: float) -> float:
+    """The ``sparsest_within`` objective of (weights remaining, validation metric) tickets: -log10 of the
+    fewest weights among those within ``within`` of ``dense`` (>= 0: a tenth of the weights scores 1); with
+    none within, the best ticket's shortfall below the bound (< 0), so every ticket within ranks higher."""
+    bound = dense - within
+    ok = [w for w, v in tickets if v >= bound]
+    if ok:
+        return -math.log10(max(min(ok), 1e-12))
+    return max((v for _, v in tickets), default=0.0) - bound
+
+
 def objective_metric(multilabel: bool) -> str:
     return "val_micro_f1" if multilabel else "val_acc"
 
@@ -77,6 +88,7 @@ class TrialSpec:
     latency: dict | None = None  # {"batch_size", "forms"} of a latency_ms objective: the trial times its ticket
     plugins: tuple[str, ...] = ()  # the space's plugins: imported before the recipe is read (a fresh worker)
     ladder_floor: float | None = None  # fidelity: rounds: a trial is a pruning ladder down to this sparsity
+    sparsest_within: float | None = None  # the objective: the sparsest ticket within this of the dense metric
 
     @classmethod
     def from_space(cls, space: SearchSpace, **kw) -> TrialSpec:
@@ -84,7 +96,8 @@ class TrialSpec:
         latency = None if lat is None else {"batch_size": lat.batch_size, "forms": list(lat.forms or DEFAULT_FORMS)}
         return cls(source=space.source, fixed=copy.deepcopy(space.spec.fixed),
                    plan_values={k: space.values_of(k) for k in PLAN_KEYS}, latency=latency,
-                   plugins=tuple(space.spec.plugins), ladder_floor=space.spec.strategy.min_weights, **kw)
+                   plugins=tuple(space.spec.plugins), ladder_floor=space.spec.strategy.min_weights,
+                   sparsest_within=space.spec.strategy.sparsest_within, **kw)
 
     @property
     def ladder(self) -> bool:
@@ -336,6 +349,11 @@ class Trial:
             dense_metrics, dense_early_stop = dense.metrics, dense.early_stop_iter
         else:
             dense_metrics, dense_early_stop = {}, None
+        within, dense_value = self.spec.sparsest_within, dense_metrics.get(self.metric)
+        if within is not None and dense_value is not None and row.status == COMPLETED:
+            done = [r for r in own if r.round >= 1 and r.status == COMPLETED] if self.spec.ladder else [row]
+            value = sparsest_within([(r.weights_remaining, finite_or_zero(r.metrics.get(self.metric)))
+                                     for r in done], float(dense_value), within)
         message = rec.pop("message", "")
         if row.status == COMPLETED and run.final_weights:
             try:

@@ -165,7 +165,7 @@ def _tuner(opts: SearchOptions, exp: Location, trainable, metric: str, seed: int
             if hasattr(searcher, "mirror"):
                 searcher.mirror(t)
     root = locate(opts.storage)
-    stoppers = ([TargetStopper(strat.stop_when)] if strat.stop_when else []) + \
+    stoppers = ([TargetStopper(strat.stop_when, metric)] if strat.stop_when else []) + \
         ([EpochBudgetStopper(strat.epoch_budget)] if strat.epoch_budget else [])
     callback = ResultsCallback(space, exp, opts.name, metric, quiet=opts.quiet, target=strat.stop_when,
                                epoch_budget=strat.epoch_budget)
@@ -241,7 +241,7 @@ def _stages(opts: SearchOptions, exp: Location, trainable, metric: str, seed, ma
     except UserError:  # no trials/ folder yet: nothing finished
         trials = pd.DataFrame()
     done = len(trials)
-    target_met = bool(strat.stop_when) and target_met(trials, strat.stop_when)
+    target_met = bool(strat.stop_when) and target_met(trials, strat.stop_when, metric)
     budget_met = bool(strat.epoch_budget) and budget_spent(trials) >= strat.epoch_budget
     interrupted = done < wanted and strat.time_budget_s is None and not target_met and not budget_met
     if interrupted:
