@@ -173,7 +173,8 @@ class Trial:
 
     def on_eval(self, rnd: int, run_name: str, rec: dict) -> None:
         self.pending.append({"round": rnd, "run": run_name, **rec})
-        if self.metric in rec and math.isfinite(rec[self.metric]):
+        # a ladder's value is its last finished round's (on_round), not the one training now
+        if not self.spec.ladder and self.metric in rec and math.isfinite(rec[self.metric]):
             self.last_val = rec[self.metric]
 
     def on_round(self, row) -> None:
