@@ -82,14 +82,15 @@ def load_raw(name: str, data_dir: str | os.PathLike[str] | None = None, *, seed:
 def _load_raw(spec: DatasetSpec, opts: dict, data_dir, seed, val_size, verify: bool):
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer):
         raise UserError(f"seed={seed!r}: must be an integer")
-    paths = fetch_files(spec, resolve_data_dir(data_dir), verify=verify) if spec.files else {}
+    folder = resolve_data_dir(data_dir)
+    paths = fetch_files(spec, folder, verify=verify) if spec.files else {}
 
     def holdout(n: int) -> tuple[np.ndarray, np.ndarray]:
         return _holdout(spec, n, val_size, seed)
 
     if spec.options:
         ctx = LoadContext(name=spec.name, options=opts, seed=int(seed), val_size=val_size, holdout=holdout,
-                          data_dir=resolve_data_dir(data_dir))
+                          data_dir=folder)
         raw = spec.loader(paths, ctx)
     else:
         raw = spec.loader(paths)
