@@ -175,7 +175,9 @@ class Recipe(BaseModel):
         None, column="float64", gt=0, lt=1,
         description="fraction of weights to keep after all rounds; sets the per-round rate of every "
         "non-output kind to 1 - target**(1/rounds) (the output layer keeps its prune_rate)")
-    rounds: int = role(1, column="int64", ge=0, le=100, description="0 = dense only, 1 = one-shot, >1 iterative")
+    # a ladder's rounds 1..r do not depend on its cap: ladders that differ only there share their round prefixes
+    rounds: int = role(1, ladder=False, column="int64", ge=0, le=100,
+                       description="0 = dense only, 1 = one-shot, >1 iterative")
     scope: Literal["layerwise", "global"] = role(
         "layerwise", column="string",
         description="layerwise: each layer loses its kind's rate; global: the layers of one kind are ranked together")
@@ -315,6 +317,11 @@ class Recipe(BaseModel):
 
 def dense_key_fields() -> list[str]:
     return [n for n, r in roles_of(Recipe).items() if r["dense"]]
+
+
+def ladder_key_fields() -> list[str]:
+    """The fields a pruning ladder's rounds 1..r depend on (all but those that only decide where it ends)."""
+    return [n for n, r in roles_of(Recipe).items() if r["ladder"]]
 
 
 def recorded_columns() -> list[tuple[str, str]]:

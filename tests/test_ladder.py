@@ -80,14 +80,14 @@ def test_bad_ladder_spaces_are_one_line_errors(strategy, fixed, message):
     assert "\n" not in str(err.value)
 
 
-def _rounds_once_and_whole(exp):
+def _rounds_once_and_whole(exp, floor=FLOOR):
     res = read(str(exp))
     rounds, trials = res.rounds, res.trials
     assert not rounds.duplicated(["trial_id", "round"]).any()
     for tid, g in rounds.groupby("trial_id"):
         assert list(g["round"]) == list(range(len(g))), (tid, list(g["round"]))  # 0..last, none missing
         assert g.weights_remaining.is_monotonic_decreasing
-        assert (g.iloc[1:].weights_remaining > FLOOR).sum() == len(g) - 1 - int(g.iloc[-1].weights_remaining <= FLOOR)
+        assert (g.iloc[1:].weights_remaining > floor).sum() == len(g) - 1 - int(g.iloc[-1].weights_remaining <= floor)
     return rounds, trials
 
 
@@ -137,16 +137,24 @@ def test_a_ladder_search_stores_every_round_once_and_schedules_at_matched_sparsi
 
 
 @pytest.mark.integration
-def test_a_ladder_search_interrupted_and_resumed_keeps_every_round_once(tmp_path):
-    space = write_space(tmp_path / "ladder.yaml", {**LADDER, "strategy": {**LADDER["strategy"], "scheduler": "fifo",
-                                                                            "num_samples": 3}})
+def test_ladders_share_round_prefixes_counted_once_across_an_interrupt_and_resume(tmp_path):
+    """Two ladders that differ only in their round cap: the second continues from the first's stored rounds (marked
+    reused in rounds/, bit-identical to computing them, counted once in the epochs spent); interrupted (SIGINT) and
+    resumed, every round is still stored once and never rewritten."""
+    space = write_space(tmp_path / "ladder.yaml", {
+        **LADDER, "fixed": {**{k: v for k, v in LADDER["fixed"].items() if k != "rounds"},
+                            "prune_rate": {"fc": 0.4, "output": 0.2}},
+        "search": {"rounds": {"choice": [3, 8]}},
+        "strategy": {"searcher": "grid", "scheduler": "fifo", "max_concurrent": 1, "fidelity": "rounds",
+                     "min_weights": 0.03, "seed": 0}})
     storage = tmp_path / "runs"
     cmd = search_cmd(space, storage)
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=search_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, start_new_session=True)
     folder = storage / "ladder" / "rounds"
     deadline = time.monotonic() + 300
-    while time.monotonic() < deadline and proc.poll() is None and len(list(folder.glob("*.parquet"))) < 3:
+    # the first ladder's rounds and the second's first three (its dense round and the two it reuses at least)
+    while time.monotonic() < deadline and proc.poll() is None and len(list(folder.glob("*.parquet"))) < 7:
         time.sleep(0.2)
     assert proc.poll() is None, proc.communicate()[1][-3000:]
     proc.send_signal(signal.SIGINT)
@@ -156,8 +164,53 @@ def test_a_ladder_search_interrupted_and_resumed_keeps_every_round_once(tmp_path
     again = subprocess.run(cmd + ["--resume"], cwd=tmp_path, env=search_env(), capture_output=True, text=True,
                            timeout=600)
     assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
-    rounds, trials = _rounds_once_and_whole(storage / "ladder")
-    assert len(trials) == 3 and (trials.status == "completed").all()
+    rounds, trials = _rounds_once_and_whole(storage / "ladder", 0.03)
     assert all((folder / name).read_bytes() == data for name, data in before.items())  # never rewritten
-    ends = rounds.groupby("trial_id").tail(1)
-    assert ((ends.weights_remaining <= FLOOR) | (ends["round"] == 8)).all()
+    assert len(trials) == 2 and (trials.status == "completed").all()
+    # the ladder that ran second (either cap: the grid's order is the sampler's) reused the other's rounds
+    mine = {t: rounds[rounds.trial_id == t].set_index("round") for t in trials.trial_id}
+    later = [t for t, g in mine.items() if g.reused.loc[1:].any()]
+    assert len(later) == 1, rounds[["trial_id", "round", "reused"]]
+    by_id = trials.set_index("trial_id")
+    second, first = by_id.loc[later[0]], by_id.drop(index=later[0]).iloc[0]
+    a, b = mine[first.name], mine[second.name]
+    shared = range(1, min(len(a), len(b)))  # the shorter ladder's pruned rounds
+    assert b.reused.loc[list(shared)].all() and not b.reused.drop(index=[0, *shared]).any()
+    cols = ["weights_remaining", "mask_digest", "val_acc", "test_acc", "early_stop_iter"]
+    assert b.loc[list(shared), cols].equals(a.loc[list(shared), cols])
+    # counted once: the second trained its own rounds only; the dense run and the shared rounds are reused
+    own = b.drop(index=[0, *shared])
+    assert second.iterations_trained == own.iterations_trained.sum()
+    assert second.shared_iterations == b.loc[[0, *shared]].iterations_trained.sum()
+    assert first.iterations_trained == a.iterations_trained.sum() and first.shared_iterations == 0
+    # the stored state after the last shared round is the one computing that ladder here gives, to the bit
+    _check_prefix_bits(storage / "ladder", space, max(shared))
+    assert f"round prefixes: {len(shared)} rounds reused" in again.stdout, again.stdout[-2000:]
+
+
+def _check_prefix_bits(exp, space, last):
+    import torch
+
+    from nas_lth.data import load_dataset
+    from nas_lth.estimation import TicketRun
+    from nas_lth.experiment.prefixes import ExperimentPrefixes
+    from nas_lth.space.schema import load_space
+    from nas_lth.store.fs import locate
+
+    recipe = load_space(space).recipe({"rounds": last})
+    stored = ExperimentPrefixes(locate(str(exp)), recipe, "cpu").load(last)
+    assert stored is not None
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as the trial trained (its thread count decides reduction order)
+    try:
+        run = TicketRun(recipe, load_dataset("digits", seed=0, val_size=recipe.val_size), eval_at_epoch_end=True,
+                        floor=0.03)
+        run.run()
+    finally:
+        torch.set_num_threads(threads)
+    for name, mask in run.masks.items():
+        assert torch.equal(stored["masks"][name], mask), name
+    for which, state in run.final_weights.items():
+        for k, v in state.items():
+            assert torch.equal(stored["final_weights"][which][k], v), (which, k)
+    assert stored["round"] == last and stored["rows"][-1]["metrics"] == run.rows[-1].metrics

@@ -48,16 +48,19 @@ EvalRecordListener = Callable[[int, str, dict], None]  # (round, run, eval recor
 CheckpointListener = Callable[[dict, CheckpointInfo], None]
 
 
-def round_plan(recipe, variants: list[str], r: int) -> list[tuple[str, bool, bool]]:
+def round_plan(recipe, variants: list[str], r: int, ladder: bool = False) -> list[tuple[str, bool, bool]]:
     """The training runs of round ``r``: (run name, picks the next stopping point, produces a row).
-    "traj" is a run that only trains up to the next mask (a round that is not evaluated)."""
+    "traj" is a run that only trains up to the next mask (a round that is not evaluated).
+
+    A ladder's ``original`` run picks the next stopping point at its cap too (a snapshot, free): its state after
+    the cap is then a prefix a longer ladder continues, and no round runs differently for being the last."""
     if r == 0:
         return [("dense", recipe.rounds > 0, recipe.eval_rounds == "all" or recipe.rounds == 0)]
     evaluate = recipe.eval_rounds == "all" or r == recipe.rounds
     more = r < recipe.rounds
     plan = []
     if "original" in variants and evaluate:
-        plan.append(("original", more, True))
+        plan.append(("original", more or ladder, True))
     elif more:
         plan.append(("traj", True, False))
     if evaluate:

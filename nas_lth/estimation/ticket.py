@@ -15,7 +15,8 @@ point select the next mask. Rounds that are not evaluated (``eval_rounds: last``
 the stopping point, which is where early tickets save compute. Masks always come from the
 ``original`` trajectory, so a reinit variant is a control of the *same* masks (as in the LTH paper).
 
-Round 0 can come from a shared :class:`~nas_lth.estimation.trajectory.DenseTrajectory`. The run can
+Round 0 can come from a shared :class:`~nas_lth.estimation.trajectory.DenseTrajectory`, and a ladder's
+rounds from the round prefixes other ladders stored (:mod:`nas_lth.estimation.prefix`). The run can
 be checkpointed at every epoch end and resumed from such a state (``run(resume=state)``).
 """
 
@@ -30,6 +31,7 @@ from nas_lth import pruning
 from nas_lth.data.base import Dataset
 from nas_lth.errors import UserError
 from nas_lth.estimation.hooks import EarlyBirdStop, EpochCheckpoint, EvalListener, MaskPoint, RunHook
+from nas_lth.estimation.prefix import PrefixStore
 from nas_lth.estimation.replay import round0_from_trajectory
 from nas_lth.estimation.rounds import (
     CheckpointInfo,
@@ -69,10 +71,12 @@ class TicketRun:
         on_checkpoint: CheckpointListener | None = None,
         eval_at_epoch_end: bool = False,
         floor: float | None = None,
+        prefixes: PrefixStore | None = None,
     ):
         self.recipe = rc = recipe
         # a pruning ladder's sparsity floor: the run ends after the first round at or below it (rounds: the cap)
         self.floor = floor
+        self.prefixes = prefixes  # a ladder's round prefixes: reused where stored, stored where computed
         self.data = data
         self.device = torch.device(device)
         self.variants = list(dict.fromkeys([rc.reinit, *controls]))
@@ -104,6 +108,9 @@ class TicketRun:
         # the recipe's own ticket after its evaluated last run (what an export writes): weights at the
         # end of training and at the early-stop iteration, on the CPU; None until that run completes
         self.final_weights: dict[str, State] | None = None
+        # rounds taken from stored prefixes, and their iterations (in ``cumulative``, not trained by this run)
+        self.reused_rounds: list[int] = []
+        self.reused_iterations = 0
 
     def _build(self, seed: int) -> torch.nn.Module:
         rc, d = self.recipe, self.data
@@ -118,7 +125,8 @@ class TicketRun:
             "next_stop": asdict(self.next_stop), "cumulative": self.cumulative,
             "rows": [asdict(r) for r in self.rows], "theta_k": self.theta_k,
             "generator": self.generator.get_state(), "pending": pending,
-            "final_weights": self.final_weights,
+            "final_weights": self.final_weights, "reused_rounds": list(self.reused_rounds),
+            "reused_iterations": self.reused_iterations,
         }
 
     def load_state_dict(self, st: dict) -> None:
@@ -134,6 +142,8 @@ class TicketRun:
         self.generator.set_state(st["generator"])
         self._pending = st["pending"]
         self.final_weights = st.get("final_weights")
+        self.reused_rounds = list(st.get("reused_rounds", []))
+        self.reused_iterations = int(st.get("reused_iterations", 0))
 
     def _checkpoint(self, info: CheckpointInfo, pending: dict | None = None) -> None:
         if self.on_checkpoint is not None:
@@ -147,14 +157,21 @@ class TicketRun:
         try:
             while self.round <= rc.rounds:
                 r = self.round
-                if not self.masks_ready:
-                    self.masks = self._next_masks()
-                    self.masks_ready = True
-                for name, trajectory, evaluate in round_plan(self.recipe, self.variants, r):
-                    if name not in self.runs_done:
-                        self._execute(r, name, trajectory=trajectory, evaluate=evaluate)
-                        self.runs_done.append(name)
-                        self._checkpoint(CheckpointInfo(r, name, None, False))
+                if not self.masks_ready and self._reuse_prefix(r):
+                    pass  # the round's state, rows and ticket as another ladder left them
+                else:
+                    if not self.masks_ready:
+                        self.masks = self._next_masks()
+                        self.masks_ready = True
+                    computed, start = False, self.cumulative
+                    for name, trajectory, evaluate in round_plan(self.recipe, self.variants, r, self.floor is not None):
+                        if name not in self.runs_done:
+                            self._execute(r, name, trajectory=trajectory, evaluate=evaluate)
+                            self.runs_done.append(name)
+                            computed = True
+                            self._checkpoint(CheckpointInfo(r, name, None, False))
+                    if computed and r >= 1 and self.prefixes is not None and self.next_stop.state is not None:
+                        self.prefixes.store(r, self._prefix_state(self.cumulative - start))
                 if self.at_floor(r):
                     break
                 self.prev_stop, self.next_stop = self.next_stop, MaskPoint()
@@ -162,6 +179,33 @@ class TicketRun:
         except _Halt:
             pass
         return self.rows
+
+    def _prefix_state(self, spent: int) -> dict:
+        """The state after this round as another ladder continues from it: not this run's reuse accounting, but
+        what the round cost to train (``round_iterations``). Only a state that can continue is kept (one with the
+        next mask's weights: a reinit ladder's last round has none)."""
+        st = self.state_dict()
+        del st["reused_rounds"], st["reused_iterations"]
+        return {**st, "round_iterations": int(spent)}
+
+    def _reuse_prefix(self, r: int) -> bool:
+        """Continue from a stored state after round ``r`` (another ladder computed it), if there is one: its rows
+        of round ``r`` are emitted as this run's, marked in ``reused_rounds``, their training counted apart."""
+        if self.prefixes is None or r < 1 or self.runs_done or self._pending is not None:
+            return False
+        st = self.prefixes.load(r)
+        if st is None:
+            return False
+        reused, mine, spent = (self.reused_rounds, self.reused_iterations), self.cumulative, int(st["round_iterations"])
+        self.load_state_dict({**st, "pending": None})
+        # this run's clock goes on from its own count (its round 0 may have come from a trajectory, or not)
+        self.cumulative = mine + spent
+        self.reused_rounds, self.reused_iterations = [*reused[0], r], reused[1] + spent
+        for row in self.rows:
+            if row.round == r and self.on_round is not None:
+                self.on_round(row)
+        self._checkpoint(CheckpointInfo(r, self.runs_done[-1], None, False))
+        return True
 
     def at_floor(self, r: int) -> bool:
         """Round ``r`` is a ladder's last: its masks are at or below the floor."""
@@ -314,7 +358,8 @@ class TicketRun:
         rc = self.recipe
         if status == "completed":
             trainer.final_metrics()
-            if final or (r == 0 and rc.rounds == 0):
+            ladder_ticket = self.floor is not None and r >= 1 and name == rc.reinit  # a later ladder may end here
+            if final or (r == 0 and rc.rounds == 0) or ladder_ticket:
                 sets = {"end": clone_state(self.model), "early_stop": res.best_state}
                 self.final_weights = {k: to_device(v, torch.device("cpu")) for k, v in sets.items() if v is not None}
         metrics = {**res.final, **{f"{k}_at_early_stop": v for k, v in res.at_early_stop.items()}}

@@ -21,6 +21,9 @@ from nas_lth.experiment.trial_report import COMPLETED, TrialReport
 from nas_lth.recipe import Recipe
 from nas_lth.store.fs import Location
 
+# how a replayed trial's message begins: another trial's result, or its own from before the driver stopped
+REPLAY_MESSAGES = ("same recipe as trial", "finished before the driver stopped")
+
 
 class Memo:
     def __init__(self, experiment: Location, recipe: Recipe, device, trial_id: str, metric: str = "val_acc",
@@ -61,14 +64,18 @@ class Memo:
         final = TrialReport.from_result(stored["final"])
         if before_final is not None:
             before_final(source)
-        shared = (final.iterations_trained or 0) + (final.shared_iterations or 0)
-        message = (f"same recipe as trial {source}: result reused, nothing trained" if source != self.trial_id
-                   else "finished before the driver stopped: stored result replayed, nothing trained")
+        # another trial's result cost this one nothing; its own (finished before the driver stopped) cost what it did
+        own = source == self.trial_id
+        trained = (final.iterations_trained or 0, final.trajectory_iterations_trained or 0) if own else (0, 0)
+        shared = (final.shared_iterations or 0) + (0 if own else (final.iterations_trained or 0))
+        message = (f"{REPLAY_MESSAGES[0]} {source}: result reused, nothing trained" if source != self.trial_id
+                   else f"{REPLAY_MESSAGES[1]}: stored result replayed, nothing trained")
         # a ladder's rounds (fidelity: rounds): its own again (written once), or another trial's, marked reused
         rounds = [{**r, "reused": r.get("reused") or source != self.trial_id} for r in stored.get("round_rows", [])]
         tune.report(replace(
             final, trial_id=base.trial_id, node=base.node, device=base.device, torch_threads=base.torch_threads,
             torch_version=base.torch_version, restores=base.restores, evals=evals, evals_reset=True,
-            iterations_trained=0, trajectory_iterations_trained=0, shared_iterations=shared, message=message,
+            iterations_trained=trained[0], trajectory_iterations_trained=trained[1], shared_iterations=shared,
+            message=message,
             cached_from=source, round_rows=rounds).to_tune(self.metric, self.required))
         return True

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
+from nas_lth.experiment.memo import REPLAY_MESSAGES
 from nas_lth.store import read
 from nas_lth.store.analysis import best_tickets, full_fidelity, pareto_front, unique_recipes
 from nas_lth.store.confirmed import confirmed, format_table
@@ -74,7 +75,7 @@ def print_summary(outcome) -> None:
         return
     counts = ", ".join(f"{n} {s}" for s, n in trials.status.value_counts().items())
     print(f"\n== {len(trials)} trials finished: {counts}")
-    replays = int(trials.message.fillna("").str.startswith("same recipe").sum()) if "message" in trials else 0
+    replays = int(trials.message.fillna("").str.startswith(REPLAY_MESSAGES[0]).sum()) if "message" in trials else 0
     if replays:  # samples the searcher spent on recipes it had already seen (their results were reused)
         print(f"{replays} of {len(trials)} samples repeated a recipe already run: its result was reused, nothing "
               "trained, and the searcher was told FAIL (replay_of) so it is not learned twice")
@@ -98,6 +99,7 @@ def print_summary(outcome) -> None:
         print(f"\nshared dense trajectory: computed {computed}x, reused by {reused} trials: "
               f"{int(own):,} training iterations instead of {int(shared + own):,} without sharing "
               f"({100 * shared / max(shared + own, 1):.0f}% saved)")
+        _print_prefixes(res.rounds, trials)
     _print_confirmed(res, outcome.metric)
     if getattr(outcome, "warm_started", 0):
         print(f"\nwarm start: the study began with {outcome.warm_started} completed trial(s) of an earlier experiment")
@@ -105,6 +107,18 @@ def print_summary(outcome) -> None:
     print(f"report:  {report_command(exp.uri)}")
     if (trials.status == "completed").any():
         print(f"ticket:  python -m nas_lth.export {exp.uri} --best -o ticket.pt  (all: {exp.uri}/tickets)")
+
+
+def _print_prefixes(rounds, trials) -> None:
+    """What shared round prefixes saved: the rounds ladders continued from other ladders' stored states (a replayed
+    recipe's rounds, all reused, are the replay's, not prefixes)."""
+    if rounds.empty:
+        return
+    replays = set(trials.trial_id[trials.message.fillna("").str.startswith(REPLAY_MESSAGES)])
+    hit = rounds[rounds.reused.fillna(False).astype(bool) & (rounds["round"] >= 1) & ~rounds.trial_id.isin(replays)]
+    if len(hit):
+        print(f"round prefixes: {len(hit)} rounds reused by {hit.trial_id.nunique()} ladders from other ladders' "
+              f"stored rounds ({int(hit.iterations_trained.sum()):,} of the iterations saved)")
 
 
 def report_command(uri: str) -> str:

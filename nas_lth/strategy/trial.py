@@ -32,6 +32,7 @@ from nas_lth.estimation.trajectory import compute_trajectory
 from nas_lth.experiment.broker import NAMESPACE, broker_name, get_trajectory
 from nas_lth.experiment.checkpoints import STATE_FILE
 from nas_lth.experiment.memo import Memo
+from nas_lth.experiment.prefixes import ExperimentPrefixes
 from nas_lth.experiment.stage import unwrap
 from nas_lth.experiment.tickets import copy_ticket, store_ticket
 from nas_lth.experiment.trial_report import COMPLETED, DIVERGED, FAILED, STOPPED, TrialReport, finite_or_zero
@@ -166,8 +167,8 @@ class Trial:
             tune.report(payload)
             return
         with tempfile.TemporaryDirectory() as d:
-            torch.save({"ticket": state, "evals": list(self.reported), "restores": self.base.restores},
-                       os.path.join(d, STATE_FILE))
+            torch.save({"ticket": state, "evals": list(self.reported), "restores": self.base.restores,
+                        "computed": self.computed, "shared": self.shared}, os.path.join(d, STATE_FILE))
             tune.report(payload, checkpoint=tune.Checkpoint.from_directory(d))
         self.last_ckpt = time.monotonic()
 
@@ -189,10 +190,18 @@ class Trial:
     def _round_row(self, row) -> dict:
         rec = row.record()
         out = {k: rec.get(k) for k in ROUND_COLUMNS if k in rec}
-        # round 0 served by the shared dense trajectory another trial trained (prefixes of later rounds: not yet)
-        reused = row.round == 0 and self.shared > 0
+        # round 0 served by the shared dense trajectory another trial trained, a later round by a stored prefix
+        reused = (row.round == 0 and self.shared > 0) or row.round in self.run_.reused_rounds
         out.update(experiment=self.spec.name, iterations_trained=row.iterations, reused=reused)
         return out
+
+    def _trained(self, state: dict, tr=None) -> dict:
+        """A report's training accounting: what this trial trained (the dense run it computed for everyone
+        included), and what it reused (the shared dense run, other ladders' round prefixes)."""
+        reused = int(state.get("reused_iterations", 0))
+        return {"iterations_trained": state["cumulative"] - reused + self.computed
+                + (tr.iteration if tr is not None else 0),
+                "trajectory_iterations_trained": self.computed, "shared_iterations": self.shared + reused}
 
     def _ladder_checkpoint(self, state: dict, info) -> None:
         """A ladder reports after every round (with the round's row and a checkpoint) and, within a round, at
@@ -207,9 +216,8 @@ class Trial:
         row, self.round_row = self.round_row, None
         self.report(replace(
             self.base, objective=self.last_val, fidelity=self.level, round=info.round,
-            weights_remaining=density(state["masks"]), round_rows=[row] if row else [],
-            iterations_trained=state["cumulative"] + self.computed + (tr.iteration if tr is not None else 0),
-            trajectory_iterations_trained=self.computed, shared_iterations=self.shared), state)
+            weights_remaining=density(state["masks"]), round_rows=[row] if row else [], **self._trained(state, tr)),
+            state)
 
     def on_checkpoint(self, state: dict, info) -> None:
         if self.spec.ladder:
@@ -227,9 +235,7 @@ class Trial:
             fidelity, keep = 0.0, True
         self.report(replace(
             self.base, objective=self.last_val, fidelity=fidelity, round=info.round,
-            weights_remaining=density(state["masks"]),
-            iterations_trained=state["cumulative"] + self.computed + (tr.iteration if tr is not None else 0),
-            trajectory_iterations_trained=self.computed, shared_iterations=self.shared,
+            weights_remaining=density(state["masks"]), **self._trained(state, tr),
             metrics=dict(self.latency) if info.final else {}),
             state if keep else None)
 
@@ -266,8 +272,10 @@ class Trial:
         # before its driver died: Tune's last snapshot may still show it running): replay, never retrain.
         if self.memo.replay(self.base, lambda source: copy_ticket(self.loc, source, self.base.trial_id)):
             return
+        ladder = self.spec.ladder
         self.run_ = run = TicketRun(recipe, data, device=dev, on_eval=self.on_eval, eval_at_epoch_end=True,
-                                    floor=self.spec.ladder_floor, on_round=self.on_round if self.spec.ladder else None)
+                                    floor=self.spec.ladder_floor, on_round=self.on_round if ladder else None,
+                                    prefixes=ExperimentPrefixes(self.loc, recipe, dev) if ladder else None)
         self.base = replace(self.base, layer_kinds=",".join(sorted(set(run.kinds.values()))),
                             iterations_per_epoch=run.ipe)
         run.on_checkpoint = self.on_checkpoint
@@ -307,6 +315,8 @@ class Trial:
                   flush=True)
             return None
         self.reported = list(saved["evals"])
+        # the dense run this trial trained for everyone (or reused) before the fault still counts as it did
+        self.computed, self.shared = int(saved.get("computed", 0)), int(saved.get("shared", 0))
         self.base = replace(self.base, restores=int(saved.get("restores", 0)) + 1)
         return saved["ticket"]
 
@@ -332,7 +342,7 @@ class Trial:
         if computed_here:  # this trial trained the dense net for everyone: its curve goes with it
             self.computed = run.trajectory.iterations
             self.pending[:0] = [{"round": 0, "run": "dense", **rec} for rec in run.trajectory.curve]
-        else:
+        elif not self.computed:  # (a trial restored after computing it keeps its credit, not also a reuse)
             self.shared = run.trajectory.iterations
         return key
 
@@ -377,5 +387,5 @@ class Trial:
             round_rows=[self._round_row(r) for r in own] if self.spec.ladder else [],
             fidelity=halvings(row.weights_remaining) if self.spec.ladder else float(recipe.budget),
             round=row.round, weights_remaining=row.weights_remaining, message=message,
-            iterations_trained=run.cumulative + self.computed, shared_iterations=self.shared,
-            trajectory_iterations_trained=self.computed, trajectory_key=traj_key, metrics=metrics))
+            **self._trained({"cumulative": run.cumulative, "reused_iterations": run.reused_iterations}),
+            trajectory_key=traj_key, metrics=metrics))
