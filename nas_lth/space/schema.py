@@ -313,6 +313,10 @@ class Strategy(BaseModel):
     min_weights: float | None = Field(
         None, gt=0, lt=1, description="fidelity: rounds: a ladder stops after the first round at or below this "
         "fraction of its prunable weights (the recipe's rounds are its cap)")
+    share_rounds: bool = Field(
+        True, description="fidelity: rounds: a ladder continues from the rounds another ladder of the same recipe "
+        "(up to its round cap) stored in prefixes/, instead of training them again; false: every ladder trains "
+        "all its rounds (a benchmark's control)")
     sparsest_within: float | None = Field(
         None, ge=0, lt=1, description="the objective: the sparsest ticket whose validation metric is within this "
         "of the dense network's (a trial scores -log10 of its weights remaining, a ladder its sparsest such "

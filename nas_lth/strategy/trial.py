@@ -90,6 +90,7 @@ class TrialSpec:
     plugins: tuple[str, ...] = ()  # the space's plugins: imported before the recipe is read (a fresh worker)
     ladder_floor: float | None = None  # fidelity: rounds: a trial is a pruning ladder down to this sparsity
     sparsest_within: float | None = None  # the objective: the sparsest ticket within this of the dense metric
+    share_rounds: bool = True  # a ladder continues from round prefixes other ladders stored
 
     @classmethod
     def from_space(cls, space: SearchSpace, **kw) -> TrialSpec:
@@ -98,7 +99,8 @@ class TrialSpec:
         return cls(source=space.source, fixed=copy.deepcopy(space.spec.fixed),
                    plan_values={k: space.values_of(k) for k in PLAN_KEYS}, latency=latency,
                    plugins=tuple(space.spec.plugins), ladder_floor=space.spec.strategy.min_weights,
-                   sparsest_within=space.spec.strategy.sparsest_within, **kw)
+                   sparsest_within=space.spec.strategy.sparsest_within,
+                   share_rounds=space.spec.strategy.share_rounds, **kw)
 
     @property
     def ladder(self) -> bool:
@@ -275,7 +277,8 @@ class Trial:
         ladder = self.spec.ladder
         self.run_ = run = TicketRun(recipe, data, device=dev, on_eval=self.on_eval, eval_at_epoch_end=True,
                                     floor=self.spec.ladder_floor, on_round=self.on_round if ladder else None,
-                                    prefixes=ExperimentPrefixes(self.loc, recipe, dev) if ladder else None)
+                                    prefixes=ExperimentPrefixes(self.loc, recipe, dev)
+                                    if ladder and self.spec.share_rounds else None)
         self.base = replace(self.base, layer_kinds=",".join(sorted(set(run.kinds.values()))),
                             iterations_per_epoch=run.ipe)
         run.on_checkpoint = self.on_checkpoint

@@ -1,0 +1,301 @@
+"""A benchmark where the search strategy can win (issue 26 item 6): the sparsest LeNet-300-100 / MNIST ticket whose
+test accuracy, confirmed with fresh seeds, is within 0.5 pp of the dense network's - searched over pruning ladders
+(``strategy.fidelity: rounds``) at equal budgets counted in training epochs.
+
+Methods, each a real search (local Ray, Optuna, Parquet) over ``benchmarks/spaces/ladder_search.yaml``
+(criterion x stopping point x rewind point x per-round rate, ladders down to 0.5 % of the weights, 2 epochs per
+round, objective ``sparsest_within: 0.005``), one 1-thread ladder at a time:
+
+- ``grid``: what a researcher runs by hand - one LTH ladder (end of training, reset to init, 20 %/round fc, 10 %
+  output) per criterion of the space (Zhou et al.'s ten, SNIP, SynFlow), each to the floor. Its
+  ``large_final`` ladder is the single LTH ladder.
+- ``tpe_rounds``: TPE + the scheduler over rounds (ASHA at levels of weights remaining) + shared round prefixes;
+- ``random_rounds``: random ladders + the same scheduler and sharing;
+- ``random_fifo``: random ladders, every one to its floor, no prefix sharing.
+
+The searches end at ``--fraction`` of the grid's epochs (``strategy.epoch_budget``: every round a ladder trained,
+the dense run once, reused rounds not again). A method *recommends*, after B epochs, the sparsest round of any of
+its ladders whose validation accuracy was within 0.5 pp of the dense network's; each recommended ladder is
+trained again up to that round with fresh seeds (``--confirm-seeds``; the search's seed is 0), and the method's
+*confirmed ticket* is the sparsest round up to the recommended one whose mean test accuracy over those seeds is
+within 0.5 pp of the dense network's mean (over the same seeds); with none, the dense network (100 %).
+
+Resumable: each (method, searcher seed) run is one file ``benchmarks/results/ladder_search/runs/<method>-s<seed>
+.parquet`` (one row per round of every ladder, with the epochs spent when it finished), written whole when the
+search ends; confirmations are rows of ``confirm.parquet`` per (ladder, seed). A rerun skips what exists.
+
+    python -m benchmarks.ladder_search [--seeds 0 ... 9] [--methods ...] [--fraction 0.3333]
+    python -m benchmarks.ladder_search --summary-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from benchmarks.common import REPO, RESULTS, default_data_dir, emit, environment
+from nas_lth.space import load_space
+from nas_lth.space.schema import SearchSpace
+
+SPACE = REPO / "benchmarks" / "spaces" / "ladder_search.yaml"
+OUT = RESULTS / "ladder_search"
+REPORT = REPO / "reports" / "ladder_search"
+WITHIN = 0.005
+METHODS = {  # name -> (searcher, scheduler, share round prefixes)
+    "tpe_rounds": ("tpe", "asha", True),
+    "random_rounds": ("random", "asha", True),
+    "random_fifo": ("random", "fifo", False),
+}
+SEARCHED = ("criterion", "stop_at", "rewind_to", "prune_rate.fc")
+CONFIRM_COLUMNS = ["ladder", "seed", "round", "weights_remaining", "val_acc", "test_acc", "wall_seconds"]
+
+
+# ------------------------------------------------------------------ one run per (method, searcher seed)
+
+
+def method_space(space: SearchSpace, method: str, seed: int, epoch_budget: float | None) -> SearchSpace:
+    d = space.to_dict()
+    if method == "grid":
+        criteria = d["search"]["criterion"]["choice"]
+        d["search"] = {"criterion": {"choice": criteria}}
+        d["fixed"].update(stop_at="end", rewind_to=0)
+        d["fixed"]["prune_rate"] = {**d["fixed"].get("prune_rate", {}), "fc": 0.2}
+        d["strategy"].update(searcher="grid", scheduler="fifo", seed=seed, num_samples=len(criteria))
+    else:
+        searcher, scheduler, share = METHODS[method]
+        d["strategy"].update(searcher=searcher, scheduler=scheduler, share_rounds=share, seed=seed,
+                             epoch_budget=epoch_budget)
+    return SearchSpace.from_dict(d, space.source)
+
+
+def search_run(sp: SearchSpace, data_dir) -> pd.DataFrame:
+    """Run the search; one row per evaluated round of every ladder, in the order the work was done, with what
+    it cost (``cost_epochs``: 0 for a reused round) and the epochs spent when it was done (``cum_epochs``)."""
+    from nas_lth.store import read
+    from nas_lth.strategy import SearchOptions, run_search
+
+    with tempfile.TemporaryDirectory() as storage:
+        run_search(SearchOptions(space=sp, name="q", storage=storage, data_dir=data_dir, dashboard=False,
+                                 num_cpus=1, progress_every_s=600.0, quiet=True))
+        res = read(str(Path(storage) / "q"))
+    return ordered_rounds(res.trials, res.rounds)
+
+
+def ordered_rounds(trials: pd.DataFrame, rounds: pd.DataFrame) -> pd.DataFrame:
+    """The rounds in the order they were trained (one ladder at a time: trials by the time they finished, rounds
+    in order), each costing what it trained; what a ladder trained beyond its rows (a round cut short when the
+    budget ran out) is charged at its end."""
+    trials = trials.sort_values("finished_at").reset_index(drop=True)
+    out, spent = [], 0.0
+    for t in trials.itertuples():
+        ipe = float(t.iterations_per_epoch)
+        mine = rounds[rounds.trial_id == t.trial_id].sort_values("round")
+        charged = 0.0
+        for r in mine.itertuples():
+            cost = 0.0 if r.reused else float(r.iterations_trained) / ipe
+            charged += cost
+            spent += cost
+            out.append({"trial_id": t.trial_id, "trial_status": t.status, "round": int(r.round),
+                        "weights_remaining": r.weights_remaining, "val_acc": r.val_acc, "test_acc": r.test_acc,
+                        "reused": bool(r.reused), "cost_epochs": cost, "cum_epochs": spent,
+                        "ladder": ladder_key(t), **{k.replace(".", "_"): _field(t, k) for k in SEARCHED}})
+        rest = float(t.iterations_trained or 0) / ipe - charged
+        if rest > 1e-9:
+            spent += rest
+            out.append({"trial_id": t.trial_id, "trial_status": t.status, "round": -1, "cost_epochs": rest,
+                        "cum_epochs": spent, "ladder": ladder_key(t)})
+    df = pd.DataFrame(out)
+    dense = df[(df["round"] == 0)].val_acc.dropna()
+    dense_test = df[(df["round"] == 0)].test_acc.dropna()
+    return df.assign(dense_val_acc=float(dense.iloc[0]), dense_test_acc=float(dense_test.iloc[0]))
+
+
+def _field(t, key: str):
+    col = {"prune_rate.fc": "prune_rate_fc"}.get(key, key)
+    return getattr(t, col)
+
+
+def ladder_key(t) -> str:
+    """A ladder's searched values (its recipe without the round cap), as JSON: what confirmation trains again."""
+    kinds = {"criterion": str, "stop_at": str, "rewind_to": int, "prune_rate.fc": float}
+    return json.dumps({k: kinds[k](_field(t, k)) for k in SEARCHED}, sort_keys=True)
+
+
+def runs(args, space: SearchSpace) -> None:
+    """The grid first (its epochs set the searches' budget), then every (method, seed) not yet stored, seed-major."""
+    folder = OUT / "runs"
+    folder.mkdir(parents=True, exist_ok=True)
+    todo = [("grid", 0)] + [(m, s) for s in args.seeds for m in args.methods]
+    for method, seed in todo:
+        path = folder / f"{method}-s{seed}.parquet"
+        if path.exists():
+            continue
+        budget = None if method == "grid" else args.fraction * grid_epochs()
+        t0 = time.perf_counter()
+        print(f"{method}, searcher seed {seed}" + (f", {budget:.1f} epochs" if budget else "") + " ...", flush=True)
+        df = search_run(method_space(space, method, seed, budget), args.data_dir)
+        df = df.assign(method=method, searcher_seed=seed, wall_seconds=time.perf_counter() - t0)
+        tmp = path.with_suffix(".tmp")
+        df.to_parquet(tmp, index=False)
+        tmp.replace(path)
+        print(f"  {df.trial_id.nunique()} ladders, {len(df)} rows, {df.cum_epochs.max():.1f} epochs, "
+              f"{time.perf_counter() - t0:.0f} s", flush=True)
+
+
+def grid_epochs() -> float:
+    path = OUT / "runs" / "grid-s0.parquet"
+    return float(pd.read_parquet(path).cum_epochs.max())
+
+
+# ------------------------------------------------------------------ analysis
+
+
+def recommend(df: pd.DataFrame, budget: float) -> tuple[str, int, float] | None:
+    """(ladder, round, weights remaining) a method recommends after ``budget`` epochs: the sparsest round within
+    the bound on validation (ties: the better validation accuracy)."""
+    ok = df[(df["round"] >= 1) & (df.cum_epochs <= budget + 1e-9) & (df.val_acc >= df.dense_val_acc - WITHIN)]
+    if ok.empty:
+        return None
+    best = ok.sort_values(["weights_remaining", "val_acc"], ascending=[True, False]).iloc[0]
+    return str(best.ladder), int(best["round"]), float(best.weights_remaining)
+
+
+def confirm(wanted: dict[str, int], seeds: list[int], space: SearchSpace, data_dir) -> pd.DataFrame:
+    """Every round up to ``wanted[ladder]`` of each ladder trained again with each seed (cached per ladder and seed;
+    a ladder stored to fewer rounds is trained again to the deeper one)."""
+    from nas_lth.data import load_dataset
+    from nas_lth.estimation import TicketRun
+
+    path = OUT / "confirm.parquet"
+    done = pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=CONFIRM_COLUMNS)
+    torch.set_num_threads(1)
+    for ladder, last in sorted(wanted.items()):
+        fields = json.loads(ladder)
+        for seed in seeds:
+            have = done[(done.ladder == ladder) & (done.seed == seed)]
+            if len(have) and have["round"].max() >= last:
+                continue
+            sampled = {k: (int(v) if k == "stop_at" and str(v).isdigit() else v) for k, v in fields.items()}
+            recipe = space.recipe({**sampled, "rounds": last, "seed": seed})
+            t0 = time.perf_counter()
+            data = load_dataset(recipe.dataset, data_dir, seed=seed, val_size=recipe.val_size,
+                                options=recipe.dataset_options or None)
+            rows = TicketRun(recipe, data, eval_at_epoch_end=True).run()
+            new = pd.DataFrame([{"ladder": ladder, "seed": seed, "round": r.round,
+                                 "weights_remaining": r.weights_remaining, "val_acc": r.metrics.get("val_acc"),
+                                 "test_acc": r.metrics.get("test_acc"), "wall_seconds": time.perf_counter() - t0}
+                                for r in rows if r.variant in ("dense", recipe.reinit)])
+            done = pd.concat([done[~((done.ladder == ladder) & (done.seed == seed))], new], ignore_index=True)
+            tmp = path.with_suffix(".tmp")
+            done.to_parquet(tmp, index=False)
+            tmp.replace(path)
+            print(f"  confirmed seed {seed}: {fields} to round {last} [{time.perf_counter() - t0:.0f} s]", flush=True)
+    return done
+
+
+def confirmed_ticket(conf: pd.DataFrame, ladder: str, last: int, seeds: list[int]) -> tuple[float, float, float]:
+    """(weights remaining, mean test accuracy, dense mean test accuracy) of the sparsest round <= ``last`` of
+    ``ladder`` whose mean test accuracy over ``seeds`` is within the bound of the dense network's mean; the dense
+    network (1.0) when no round is."""
+    c = conf[(conf.ladder == ladder) & conf.seed.isin(seeds) & (conf["round"] <= last)]
+    by_round = c.groupby("round").agg(weights=("weights_remaining", "first"), test=("test_acc", "mean"),
+                                      n=("seed", "nunique"))
+    by_round = by_round[by_round.n == len(seeds)]
+    if 0 not in by_round.index:
+        return math.nan, math.nan, math.nan
+    dense = float(by_round.loc[0, "test"])
+    ok = by_round[(by_round.index >= 1) & (by_round.test >= dense - WITHIN)]
+    if ok.empty:
+        return 1.0, dense, dense
+    best = ok.sort_values("weights").iloc[0]
+    return float(best.weights), float(best.test), dense
+
+
+def summarize(args, space: SearchSpace, confirm_now: bool) -> pd.DataFrame:
+    files = sorted((OUT / "runs").glob("*.parquet"))
+    if not files:
+        raise SystemExit("no runs yet: run without --summary-only first")
+    runs_ = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
+    total = grid_epochs()
+    budgets = sorted({round(f * total, 1) for f in args.budget_fractions})
+    recs = {}
+    for (m, s), g in runs_.groupby(["method", "searcher_seed"]):
+        for b in (budgets if m != "grid" else [round(total, 1)]):
+            recs[(m, s, b)] = recommend(g, b)
+    wanted: dict[str, int] = {}
+    for r in recs.values():
+        if r is not None:
+            wanted[r[0]] = max(wanted.get(r[0], 0), r[1])
+    conf = confirm(wanted, args.confirm_seeds, space, args.data_dir) if confirm_now else (
+        pd.read_parquet(OUT / "confirm.parquet") if (OUT / "confirm.parquet").exists()
+        else pd.DataFrame(columns=CONFIRM_COLUMNS))
+    rows = []
+    for (m, s, b), r in recs.items():
+        g = runs_[(runs_.method == m) & (runs_.searcher_seed == s)]
+        w, test, dense = confirmed_ticket(conf, r[0], r[1], args.confirm_seeds) if r else (1.0, math.nan, math.nan)
+        rows.append({"method": m, "searcher_seed": s, "budget_epochs": b, "budget_fraction": b / total,
+                     "recommended_ladder": r[0] if r else None, "recommended_round": r[1] if r else None,
+                     "recommended_weights": r[2] if r else 1.0, "confirmed_weights": w, "confirmed_test_acc": test,
+                     "confirmed_dense_test_acc": dense, "ladders": g.trial_id.nunique(),
+                     "reused_rounds": int((g.reused.fillna(False).astype(bool) & (g["round"] >= 1)).sum()),
+                     "epochs_run": float(g.cum_epochs.max()), "wall_seconds": float(g.wall_seconds.iloc[0])})
+    per_run = pd.DataFrame(rows).assign(grid_epochs=total, **environment())
+    emit(per_run, "ladder_search", str(OUT / "summary.parquet"), show=[])
+    return per_run
+
+
+def verdict(per_run: pd.DataFrame, wanted_seeds: list[int]) -> dict:
+    """The issue's goals against the measured numbers, at the largest search budget."""
+    from scipy.stats import wilcoxon
+
+    grid = per_run[per_run.method == "grid"]
+    grid_w = float(grid.confirmed_weights.iloc[0]) if len(grid) else math.nan
+    top = per_run[per_run.method != "grid"].budget_epochs.max()
+    at = per_run[per_run.budget_epochs == top].pivot_table(index="searcher_seed", columns="method",
+                                                           values="confirmed_weights")
+    out = {"grid_confirmed_weights": grid_w, "budget_epochs": top, "seeds": sorted(at.index)}
+    if "tpe_rounds" in at:
+        out["tpe_at_least_as_sparse_as_grid"] = int((at.tpe_rounds <= grid_w + 1e-12).sum())
+        for other in ("random_fifo", "random_rounds"):
+            if other in at:
+                both = at[["tpe_rounds", other]].dropna()
+                diff = np.log10(both.tpe_rounds) - np.log10(both[other])
+                p = float(wilcoxon(diff, alternative="less").pvalue) if (diff != 0).any() and len(diff) >= 5 \
+                    else math.nan
+                out[f"vs_{other}"] = {"n": len(both), "median_log10_ratio": float(diff.median()), "p": p}
+    out["complete"] = set(wanted_seeds) <= set(at.index)
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", default=default_data_dir())
+    p.add_argument("--seeds", type=int, nargs="+", default=list(range(10)), help="searcher seeds")
+    p.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    p.add_argument("--fraction", type=float, default=1 / 3, help="the searches' budget, a fraction of the grid's")
+    p.add_argument("--budget-fractions", type=float, nargs="+", default=[1 / 9, 1 / 6, 1 / 3])
+    p.add_argument("--confirm-seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--no-confirm", action="store_true", help="summarise without training confirmations")
+    p.add_argument("--summary-only", action="store_true", help="no new search runs")
+    p.add_argument("--results", type=Path, default=OUT)
+    p.add_argument("--space", type=Path, default=SPACE, help="another space of the same form (a smoke test)")
+    args = p.parse_args(argv)
+    globals()["OUT"] = args.results
+    space = load_space(args.space)
+    if not args.summary_only:
+        runs(args, space)
+    per_run = summarize(args, space, confirm_now=not args.no_confirm)
+    print(json.dumps(verdict(per_run, args.seeds), indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
