@@ -17,3 +17,7 @@ CHANNEL_CRITERIA = ("large_final", "small_final", "large_init", "small_init", "m
                     "random", "bn_gamma")
 # criteria that exist only for channels (not in the weight-criterion registry)
 CHANNEL_ONLY = ("bn_gamma",)
+
+# Validation metrics whose dense network's value every trial records (as ``dense_<metric>``): what a constraint
+# relative to the dense network (``min_vs_dense``) can bound.
+DENSE_OF = {"val_acc": "dense_val_acc", "val_micro_f1": "dense_val_micro_f1"}

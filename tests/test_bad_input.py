@@ -304,6 +304,14 @@ CASES = [
     pytest.param(search("fidelity: rounds: give min_weights", space(strategy={**BASE_SPACE["strategy"],
                                                                               "fidelity": "rounds"})),
                  id="search-ladder-without-floor"),
+    # -- constraints of a multi-objective search
+    pytest.param(search("strategy.constraints.0.metric: Input should be", space(strategy={
+        **BASE_SPACE["strategy"], "objectives": [{"metric": "val_acc", "mode": "max"},
+                                                 {"metric": "weights_remaining", "mode": "min"}],
+        "constraints": [{"metric": "val_loss", "min": 0.1}]})), id="search-constraint-unknown-metric"),
+    pytest.param(search("strategy: constraints belong to a multi-objective search", space(strategy={
+        **BASE_SPACE["strategy"], "constraints": [{"metric": "val_acc", "min_vs_dense": -0.02}]})),
+                 id="search-constraint-without-objectives"),
     # -- dataset arrays: a .npz file of the user's arrays (under --data-dir)
     pytest.param(search("train split has inputs of shape (30, 4) and labels of shape (29,)", arrays_space(),
                         *DATA_DIR, files={"d.npz": npz(y_train=LABELS[:29])}), id="search-arrays-lengths-differ"),

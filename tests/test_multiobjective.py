@@ -17,7 +17,7 @@ from ray.tune.schedulers import TrialScheduler
 from nas_lth.errors import UserError
 from nas_lth.space import SearchSpace
 from nas_lth.store.pareto import crowding, hypervolume, nondominated_ranks, ranking
-from nas_lth.strategy.moasha import MultiObjectiveASHA
+from nas_lth.strategy.moasha import MultiObjectiveASHA, rung_order
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -226,6 +226,8 @@ def test_a_multiobjective_search_agrees_with_its_study_and_its_rung_decisions(tm
     data["strategy"].update(num_samples=12, max_concurrent=2)
     assert data["strategy"]["objectives"] == [{"metric": "val_acc", "mode": "max"},
                                               {"metric": "weights_remaining", "mode": "min"}]
+    cons = data["strategy"]["constraints"]
+    assert cons == [{"metric": "val_acc", "min_vs_dense": -0.03}]
     space = write_space(tmp_path / "mo.yaml", data)
     proc = run(search_cmd(space, tmp_path / "runs"), tmp_path, "mo")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
@@ -246,6 +248,8 @@ def test_a_multiobjective_search_agrees_with_its_study_and_its_rung_decisions(tm
         t = told[tid]
         if row.status == "completed" and not str(row.message).startswith("same recipe"):
             assert t.state == TrialState.COMPLETE and t.values == pytest.approx([row.val_acc, row.weights_remaining])
+            # what constrained MOTPE learns: the ticket's violation, <= 0 within 3 pp of the dense network
+            assert t.user_attrs["constraints"] == pytest.approx([row.dense_val_acc - 0.03 - row.val_acc])
         elif row.status == "stopped":
             assert t.state == TrialState.PRUNED
 
@@ -269,16 +273,29 @@ def test_a_multiobjective_search_agrees_with_its_study_and_its_rung_decisions(tm
     log = [json.loads(line) for line in (exp / "moasha.jsonl").read_text().splitlines()]
     stops = {d["trial_id"]: d for d in log if d["action"] == STOP}
     assert set(stops) == set(trials.index[trials.status == "stopped"])
-    for d in log:
+    for d in log:  # feasible tickets first (constrained domination), then by non-dominated sorting and crowding
         ids = list(d["rung_state"])
-        place = int(np.flatnonzero(ranking(np.array([d["rung_state"][i] for i in ids])) == ids.index(d["trial_id"]))[0])
+        viol = [d["rung_violation"][i] for i in ids]
+        order = rung_order(np.array([d["rung_state"][i] for i in ids]), viol)
+        place = int(np.flatnonzero(order == ids.index(d["trial_id"]))[0])
         assert place == d["place"] and d["keep"] == math.ceil(d["recorded"] / 2)
         assert (d["action"] == STOP) == (place >= d["keep"])
-    for d in stops.values():  # dominated at its rung, or in the first front but behind on crowding
-        pts = np.array(list(d["rung_state"].values()))
+        assert all(v is not None for v in viol)  # the dense network's value is known at every rung
+    for d in stops.values():  # infeasible, dominated at its rung, or in the first front but behind on crowding
+        if d["rung_violation"][d["trial_id"]] > 0:
+            continue
+        ok = [i for i, v in d["rung_violation"].items() if not v]
+        pts = np.array([d["rung_state"][i] for i in ok])
         me = np.array(d["vector"])
         dominated = any(np.all(p <= me) and np.any(p < me) for p in pts)
         assert dominated or d["keep"] < int((nondominated_ranks(pts) == 0).sum())
+    # the front the summary printed leaves out every ticket that misses the constraint
+    assert "constraints val_acc >= dense -0.03:" in proc.stdout
+    done = trials[trials.status == "completed"]
+    infeasible = done[done.val_acc < done.dense_val_acc - 0.03]
+    front_lines = proc.stdout.split("Pareto front of the objectives")[1].split("hypervolume ")[0]
+    for tid in infeasible.index:
+        assert tid not in front_lines
 
 
 @pytest.mark.integration
@@ -312,3 +329,42 @@ def test_a_latency_objective_is_measured_by_each_trial_and_known_at_every_rung(t
     # from the first epoch of the measured run on
     log = [json.loads(line) for line in (exp / "moasha.jsonl").read_text().splitlines()]
     assert log and all(len(d["vector"]) == 3 and all(v is not None for v in d["vector"]) for d in log)
+
+
+# -- constraints (issue 26 item 4b) -------------------------------------------------------------------------
+
+
+def test_constraint_violations_follow_optunas_sign_and_say_when_unknown():
+    from nas_lth.store.constraints import feasible_rows, total_violation, violations
+    from nas_lth.strategy.searcher import StoredViolations
+
+    cons = [{"metric": "val_acc", "min_vs_dense": -0.02}, {"metric": "weights_remaining", "max": 0.1}]
+    assert violations(cons, {"val_acc": 0.95, "dense_val_acc": 0.96, "weights_remaining": 0.05}) == \
+        pytest.approx([0.96 - 0.02 - 0.95, 0.05 - 0.1])  # both <= 0: feasible
+    assert total_violation(cons, {"val_acc": 0.36, "dense_val_acc": 0.96, "weights_remaining": 0.2}) == \
+        pytest.approx(0.58 + 0.1)
+    assert violations(cons, {"val_acc": 0.95, "weights_remaining": 0.05}) is None  # dense value not known yet
+    assert violations([{"metric": "val_acc", "min": 0.9}], {"val_acc": 0.95}) == pytest.approx([-0.05])
+    import pandas as pd
+
+    df = pd.DataFrame({"val_acc": [0.95, 0.36, 0.97], "dense_val_acc": 0.96, "weights_remaining": [0.05, 0.01, 0.5]})
+    assert list(feasible_rows(df, cons).index) == [0]
+
+    class Trial:
+        user_attrs: dict = {}
+
+    assert StoredViolations(2)(Trial()) == [1.0, 1.0]  # stopped before its end: counted infeasible
+
+
+def test_moasha_ranks_every_feasible_ticket_of_a_rung_above_every_infeasible_one():
+    pts = np.array([[-0.36, -2.0], [-0.95, -1.0], [-0.96, -0.5], [-0.40, -1.8]])  # (-val_acc, log10 weights)
+    # the sparse 36 % and 40 % tickets are non-dominated, but infeasible: last, the smaller violation first
+    assert list(rung_order(pts, [0.58, 0.0, None, 0.54])) == [1, 2, 3, 0]
+    assert list(rung_order(pts, [None] * 4)) == list(ranking(pts))  # no constraints: as before
+    cons = [{"metric": "val_acc", "min_vs_dense": -0.03}]
+    s = MultiObjectiveASHA([("val_acc", "max"), ("weights_remaining", "min")], max_t=4, grace_period=1,
+                           reduction_factor=2, constraints=cons)
+    good = {"val_acc": 0.95, "dense_val_acc": 0.96, "weights_remaining": 0.2}
+    bad = {"val_acc": 0.40, "dense_val_acc": 0.96, "weights_remaining": 0.01}
+    assert s.decide("a", 1, good) == TrialScheduler.CONTINUE
+    assert s.decide("b", 1, bad) == TrialScheduler.STOP  # sparser, but 56 pp below the dense network

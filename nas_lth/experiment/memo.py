@@ -17,12 +17,9 @@ from dataclasses import replace
 
 from ray import tune
 
-from nas_lth.experiment.trial_report import COMPLETED, TrialReport
+from nas_lth.experiment.trial_report import COMPLETED, REPLAY_MESSAGES, TrialReport
 from nas_lth.recipe import Recipe
 from nas_lth.store.fs import Location
-
-# how a replayed trial's message begins: another trial's result, or its own from before the driver stopped
-REPLAY_MESSAGES = ("same recipe as trial", "finished before the driver stopped")
 
 
 class Memo:

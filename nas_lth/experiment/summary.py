@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pandas as pd
 
-from nas_lth.experiment.memo import REPLAY_MESSAGES
+from nas_lth.experiment.trial_report import REPLAY_MESSAGES
 from nas_lth.store import read
 from nas_lth.store.analysis import best_tickets, full_fidelity, pareto_front, unique_recipes
 from nas_lth.store.confirmed import confirmed, format_table
+from nas_lth.store.constraints import describe, feasible_rows
 from nas_lth.store.pareto import curve_marks, front, hypervolume_curve, hypervolume_of, reference_point
-from nas_lth.store.reader import recorded_references
+from nas_lth.store.reader import recorded_constraints, recorded_references
 
 SHOW = ["trial_id", "criterion", "stop_at", "rewind_to", "reinit", "rounds", "weights_remaining", "val_acc",
         "test_acc", "early_stop_iter", "latency_ms", "latency_form", "trials"]
@@ -35,16 +36,22 @@ def _table(df: pd.DataFrame) -> str:
     return out.to_string(index=False)
 
 
-def _print_front(trials: pd.DataFrame, objectives: list[tuple[str, str]], references: dict | None = None) -> None:
+def _print_front(trials: pd.DataFrame, objectives: list[tuple[str, str]], references: dict | None = None,
+                 constraints: list | None = None) -> None:
     done = unique_recipes(full_fidelity(trials))
     names = ", ".join(f"{m} ({mode})" for m, mode in objectives)
     print(f"\nPareto front of the objectives {names} (full budget only):")
+    if constraints:
+        ok = feasible_rows(done, constraints)
+        print(f"constraints {'; '.join(describe(c) for c in constraints)}: {len(done) - len(ok)} of {len(done)} "
+              "full-budget tickets miss them and are left out")
+        done = ok
     print(_table(front(done, objectives).sort_values(objectives[0][0], ascending=objectives[0][1] == "min")))
     hv = hypervolume_of(done, objectives, references=references)
     ref = reference_point(done, objectives, references)
     print(f"hypervolume {hv:.4f} (reference point: " + ", ".join(f"{m} {v:.4g}" for m, v in ref.items())
           + "; weights remaining on a log10 scale)")
-    curve = hypervolume_curve(trials, objectives, references)
+    curve = hypervolume_curve(trials, objectives, references, constraints)
     if len(curve) > 1:
         marks = curve_marks(curve)
         print("hypervolume vs epochs spent: " + ", ".join(f"{r.epochs:.0f} ep -> {r.hypervolume:.4f}" for r in marks))
@@ -86,7 +93,8 @@ def print_summary(outcome) -> None:
     print(_table(best_tickets(trials)))
     objectives = getattr(outcome, "objectives", None)
     if objectives:
-        _print_front(trials, objectives, recorded_references(outcome.experiment.uri))
+        uri = outcome.experiment.uri
+        _print_front(trials, objectives, recorded_references(uri), recorded_constraints(uri))
     else:
         print("\nPareto front (val_acc vs weights remaining, full budget only):")
         print(_table(pareto_front(unique_recipes(trials))))

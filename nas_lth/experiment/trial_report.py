@@ -11,6 +11,10 @@ from typing import Any
 
 from nas_lth.recipe import REWIND_MODE
 
+# how a replayed trial's message begins (experiment.memo): another trial's result, or its own from before the
+# driver stopped
+REPLAY_MESSAGES = ("same recipe as trial", "finished before the driver stopped")
+
 RUNNING, COMPLETED, DIVERGED, FAILED = "running", "completed", "diverged", "failed"
 STOPPED = "stopped"  # a row's status only: the scheduler stopped the trial before its full budget
 

@@ -12,8 +12,9 @@ from nas_lth.report.data import RECIPE_ORDER, ReportData, dense_column
 from nas_lth.store import STATUSES
 from nas_lth.store.analysis import unique_recipes
 from nas_lth.store.confirmed import confirmed, format_table
+from nas_lth.store.constraints import describe, feasible_rows
 from nas_lth.store.pareto import curve_marks, front, hypervolume_curve, hypervolume_of, reference_point
-from nas_lth.store.reader import recorded_references
+from nas_lth.store.reader import recorded_constraints, recorded_references
 
 # columns always shown in the top-tickets table (the rest of the recipe only when it varies)
 _ALWAYS = ["criterion", "stop_at", "reinit", "rounds"]
@@ -157,6 +158,12 @@ def headline(data: ReportData) -> list[str]:
         lines.append(f"Completed tickets span {_pct(comp.weights_remaining.max())} % to "
                      f"{_pct(comp.weights_remaining.min())} % of the weights.")
         objectives = [(val, "max"), ("weights_remaining", "min")]
+        constraints = recorded_constraints(data.location)
+        if constraints:  # tickets that miss the space's constraints are on no front
+            feasible = feasible_rows(comp, constraints)
+            lines.append(f"Constraints {'; '.join(describe(c) for c in constraints)}: {len(comp) - len(feasible)} "
+                         f"of {len(comp)} completed tickets miss them and are left out of the front.")
+            comp = feasible
         if val in comp and comp[val].notna().any():
             n = len(front(comp, objectives))
             references = recorded_references(data.location)
@@ -165,7 +172,7 @@ def headline(data: ReportData) -> list[str]:
                          f"{hypervolume_of(comp, objectives, references=references):.4f} (points: -{val}, log10 "
                          f"weights remaining; reference point: {val} {ref[val]:.4f}, weights remaining "
                          f"{ref['weights_remaining']:.4g}; a ticket counts where it beats both).")
-            curve = hypervolume_curve(t, objectives, references)
+            curve = hypervolume_curve(t, objectives, references, constraints)
             if len(curve) > 1:
                 marks = curve_marks(curve)
                 lines.append("Hypervolume vs training epochs spent by the search: " + ", ".join(

@@ -35,6 +35,7 @@ from nas_lth.errors import UserError
 from nas_lth.names import valid_name
 from nas_lth.recipe import LATENCY_FORMS, MAX_EPOCHS, Recipe, format_validation_error
 from nas_lth.space.sample import build_recipe, merge_sampled
+from nas_lth.terms import DENSE_OF
 from nas_lth.yamlfile import read_yaml
 
 Scalar = str | int | float | bool | None
@@ -225,6 +226,31 @@ class Objective(BaseModel):
         return self
 
 
+class Constraint(BaseModel):
+    """A bound a multi-objective search's tickets must meet to count: exactly one of min, max or min_vs_dense."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    metric: Literal[OBJECTIVE_METRICS] = Field(  # type: ignore[valid-type]
+        description="the metric bounded (see the objectives' metrics)")
+    min: float | None = Field(None, allow_inf_nan=False, description="the metric must be at least this")
+    max: float | None = Field(None, allow_inf_nan=False, description="the metric must be at most this")
+    min_vs_dense: float | None = Field(
+        None, gt=-1, le=1, description="val_acc or val_micro_f1 only: at least the dense network's value plus this "
+        "(-0.02: at most 2 pp below it)")
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Constraint:
+        given = [k for k in ("min", "max", "min_vs_dense") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError(f"constraint on {self.metric}: give exactly one of min, max, min_vs_dense "
+                             f"(given: {', '.join(given) or 'none'})")
+        if self.min_vs_dense is not None and self.metric not in DENSE_OF:
+            raise ValueError(f"min_vs_dense: {self.metric} has no dense value recorded; use it with "
+                             f"{' or '.join(DENSE_OF)}, or give min or max")
+        return self
+
+
 class StopWhen(BaseModel):
     """End the whole search once a full-budget ticket meets both conditions."""
 
@@ -274,6 +300,10 @@ class Strategy(BaseModel):
     searcher: Literal["tpe", "motpe", "nsga2", "random", "grid"] = Field(
         "tpe", description="Optuna's sampler: TPE (multi-objective with objectives: MOTPE), NSGA-II, random, or "
         "every combination of the choices (grid: unconditional choice dimensions only)")
+    constraints: list[Constraint] | None = Field(
+        None, min_length=1, description="multi-objective search: bounds a ticket must meet to count, e.g. "
+        "[{metric: val_acc, min_vs_dense: -0.02}]: the samplers learn them (constrained MOTPE / NSGA-II), ASHA ranks "
+        "infeasible tickets below every feasible one, fronts and hypervolumes leave them out")
     objectives: list[Objective] | None = Field(
         None, min_length=1, max_length=3, description="multi-objective search, e.g. [{metric: val_acc, mode: max}, "
         "{metric: weights_remaining, mode: min}]; the scheduler then is multi-objective ASHA")
@@ -328,6 +358,12 @@ class Strategy(BaseModel):
             raise ValueError("fidelity: rounds: give min_weights, the sparsity floor of a ladder (e.g. 0.01)")
         if self.min_weights is not None and self.fidelity != "rounds":
             raise ValueError("min_weights belongs to fidelity: rounds (a ladder's sparsity floor)")
+        return self
+
+    @model_validator(mode="after")
+    def _constraints(self) -> Strategy:
+        if self.constraints and not self.multi_objective:
+            raise ValueError("constraints belong to a multi-objective search: give objectives (two or more) too")
         return self
 
     @model_validator(mode="after")

@@ -141,10 +141,14 @@ def hypervolume_of(df, objectives: list[tuple[str, str]], ref=None, references: 
     return hypervolume(pts, default if ref is None else ref)
 
 
-def hypervolume_curve(trials, objectives: list[tuple[str, str]], references: dict | None = None):
+def hypervolume_curve(trials, objectives: list[tuple[str, str]], references: dict | None = None,
+                      constraints: list | None = None):
     """(epochs spent, hypervolume of the full-budget rows finished by then), one point per finished trial, in
-    finishing order; epochs count every trial (stopped ones too), from ``iterations_trained``."""
+    finishing order; epochs count every trial (stopped and infeasible ones too), from ``iterations_trained``;
+    tickets that miss a constraint add no volume."""
     import pandas as pd
+
+    from nas_lth.store.constraints import total_violation
 
     if trials.empty or "finished_at" not in trials:
         return pd.DataFrame(columns=["epochs", "hypervolume"])
@@ -152,6 +156,8 @@ def hypervolume_curve(trials, objectives: list[tuple[str, str]], references: dic
     ipe = t["iterations_per_epoch"].astype(float) if "iterations_per_epoch" in t else np.nan
     epochs = (t["iterations_trained"].astype(float).fillna(0) / ipe).fillna(0).cumsum()
     done = t["status"] == "completed"
+    if constraints:
+        done &= np.array([total_violation(constraints, r) == 0.0 for r in t.to_dict("records")], dtype=bool)
     all_done = t[done]
     _, ref = objective_points(all_done.dropna(subset=[m for m, _ in objectives]), objectives, references)  # one
     hv = [hypervolume_of(t[done & (np.arange(len(t)) <= i)], objectives, ref) for i in range(len(t))]

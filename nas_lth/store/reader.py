@@ -42,6 +42,14 @@ def recorded_references(experiment: str) -> dict[str, float]:
             and isinstance(o.get("reference"), int | float) and isinstance(o.get("metric"), str)}
 
 
+def recorded_constraints(experiment: str) -> list[dict]:
+    """The constraints the experiment's space set (``strategy.constraints``), as plain mappings."""
+    strategy = recorded_space(experiment).get("strategy")
+    cons = strategy.get("constraints") if isinstance(strategy, dict) else None
+    return [{k: v for k, v in c.items() if v is not None} for c in cons or [] if isinstance(c, dict)
+            and isinstance(c.get("metric"), str)]
+
+
 def recorded_plugins(experiment: str) -> list[str]:
     """The plugins the experiment's space named, for the report and the export to import."""
     found = recorded_space(experiment).get("plugins")

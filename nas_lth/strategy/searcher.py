@@ -13,6 +13,9 @@ accuracy were final. :class:`FidelitySearch` reads each result as a :class:`Tria
 - a trial that replayed another trial's stored result (same recipe): ``FAIL`` with the user attribute
   ``replay_of``, so the same evaluation does not enter the study twice.
 
+With ``strategy.constraints`` a finished trial also carries ``constraints``, its violations (<= 0: met), which
+the sampler's ``constraints_func`` (:class:`StoredViolations`) hands to constrained MOTPE / NSGA-II.
+
 Each study trial carries ``tune_trial_id`` and ``nas_lth_status`` user attributes. The state is pickled
 by Tune with the experiment (``searcher-state-*.pkl``), so ``--resume`` keeps it.
 
@@ -30,12 +33,26 @@ from ray.tune.search.optuna import OptunaSearch
 
 from nas_lth.experiment import journal
 from nas_lth.experiment.trial_report import COMPLETED, TrialReport
+from nas_lth.store.constraints import violations
 
 log = logging.getLogger(__name__)
 JOURNAL: dict = {"path": None, "name": "nas_lth", "metric": None}  # set by the driver per run; path None: none
 
 
+class StoredViolations:
+    """Optuna's ``constraints_func``: the violations the searcher stored on the trial (a trial without them, e.g.
+    one the scheduler stopped before its end, counts as violating every constraint)."""
+
+    def __init__(self, n: int):
+        self.n = n
+
+    def __call__(self, trial) -> list[float]:
+        return list(trial.user_attrs.get("constraints") or [1.0] * self.n)
+
+
 class FidelitySearch(OptunaSearch):
+    constraints: list[dict] = []  # strategy.constraints, as plain dicts (set by the driver; pickled with the state)
+
     def on_trial_result(self, trial_id: str, result: dict) -> None:
         if trial_id in self._completed_trials or trial_id not in self._ot_trials:
             return
@@ -75,6 +92,8 @@ class FidelitySearch(OptunaSearch):
             self._report(trial_id, rep)
         ot_trial.set_user_attr("tune_trial_id", trial_id)
         ot_trial.set_user_attr("nas_lth_status", status)
+        if self.constraints and state == TrialState.COMPLETE:
+            ot_trial.set_user_attr("constraints", violations(self.constraints, rep.to_tune()))
         try:
             self._ot_study.tell(ot_trial, value, state=state)
         except Exception as exc:  # noqa: BLE001 - e.g. a trial told twice after a restore: never fatal

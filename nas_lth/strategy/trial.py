@@ -44,6 +44,7 @@ from nas_lth.store.fs import locate
 from nas_lth.store.schema import ROUND_COLUMNS
 from nas_lth.store.writer import stored_row
 from nas_lth.strategy.plan import plan_key, snapshot_plan
+from nas_lth.terms import DENSE_OF
 
 CHECKPOINT_EVERY_S = 30.0
 _DATA: dict[tuple, object] = {}  # per worker process: trials reusing an actor skip reloading
@@ -218,8 +219,8 @@ class Trial:
         row, self.round_row = self.round_row, None
         self.report(replace(
             self.base, objective=self.last_val, fidelity=self.level, round=info.round,
-            weights_remaining=density(state["masks"]), round_rows=[row] if row else [], **self._trained(state, tr)),
-            state)
+            weights_remaining=density(state["masks"]), round_rows=[row] if row else [], **self._trained(state, tr),
+            metrics=self._dense_known()), state)
 
     def on_checkpoint(self, state: dict, info) -> None:
         if self.spec.ladder:
@@ -238,8 +239,19 @@ class Trial:
         self.report(replace(
             self.base, objective=self.last_val, fidelity=fidelity, round=info.round,
             weights_remaining=density(state["masks"]), **self._trained(state, tr),
-            metrics=dict(self.latency) if info.final else {}),
+            metrics={**self._dense_known(), **(self.latency if info.final else {})}),
             state if keep else None)
+
+    def _dense_known(self) -> dict:
+        """The dense network's validation metrics once known (from the shared trajectory or this run's round 0), as
+        ``dense_<metric>``: every report carries them, so a constraint relative to the dense network
+        (``min_vs_dense``) can be judged at a scheduler's rung."""
+        run = getattr(self, "run_", None)
+        if run is None:
+            return {}
+        dense = run.trajectory.metrics if run.trajectory is not None else next(
+            (r.metrics for r in run.rows if r.round == 0), None)
+        return {col: dense[k] for k, col in DENSE_OF.items() if dense and dense.get(k) is not None}
 
     def _measure_latency(self, model) -> None:
         """Time the ticket's forward pass (``nas_lth.export.latency``) once per attempt, on the trial's device

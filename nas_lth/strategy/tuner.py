@@ -76,13 +76,20 @@ def objective_keys(space: SearchSpace, metric: str) -> list[tuple[str, str]]:
     return [("objective" if o.metric == metric else o.metric, o.mode) for o in objectives] or [("objective", "max")]
 
 
+def objective_label(strat, metric: str) -> str:
+    """What the progress line's best value is: the metric, or the sparsest_within score."""
+    if strat.sparsest_within is not None:
+        return f"sparsest_within {strat.sparsest_within:g} score (-log10 weights)"
+    return metric
+
+
 def startup_trials(num_samples: int) -> int:
     """TPE's random start for a budget of ``num_samples``: a fifth of it, within 4..10. Optuna's fixed 10 is
     half of a 20-trial search, which then learns little (issue 26: TPE + ASHA tied random search exactly)."""
     return max(4, min(10, num_samples // 5))
 
 
-def tpe_sampler(strat, num_samples: int, seed: int | None):
+def tpe_sampler(strat, num_samples: int, seed: int | None, constraints_func=None):
     """Optuna's TPE sized to the budget; multivariate (grouped: conditional dimensions are modelled per group)
     unless the space says ``multivariate: false``; with a constant liar, so that trials running at once are
     not proposed the same recipe."""
@@ -95,7 +102,7 @@ def tpe_sampler(strat, num_samples: int, seed: int | None):
     with warnings.catch_warnings():  # multivariate, group and constant_liar are marked experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n, multivariate=multivariate,
-                                          group=multivariate, constant_liar=True)
+                                          group=multivariate, constant_liar=True, constraints_func=constraints_func)
 
 
 def _searcher_and_scheduler(space: SearchSpace, seed: int | None, max_t: int, searcher_cls: type | None = None,
@@ -104,14 +111,16 @@ def _searcher_and_scheduler(space: SearchSpace, seed: int | None, max_t: int, se
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     from nas_lth.strategy.moasha import MultiObjectiveASHA
-    from nas_lth.strategy.searcher import FidelitySearch
+    from nas_lth.strategy.searcher import FidelitySearch, StoredViolations
 
     strat = space.spec.strategy
     keys = objective_keys(space, metric)
+    cons = [c.model_dump(exclude_none=True) for c in strat.constraints or []]
+    cfunc = StoredViolations(len(cons)) if cons else None  # constrained MOTPE / NSGA-II (Optuna's constraints_func)
     if strat.searcher in ("tpe", "motpe"):  # Optuna's TPE is multi-objective (MOTPE) when the study is
-        sampler = tpe_sampler(strat, num_samples or space.num_samples(), seed)
+        sampler = tpe_sampler(strat, num_samples or space.num_samples(), seed, cfunc)
     elif strat.searcher == "nsga2":
-        sampler = optuna.samplers.NSGAIISampler(seed=seed)
+        sampler = optuna.samplers.NSGAIISampler(seed=seed, constraints_func=cfunc)
     elif strat.searcher == "grid":
         sampler = optuna.samplers.GridSampler(space.grid(), seed=seed)
     else:
@@ -120,8 +129,10 @@ def _searcher_and_scheduler(space: SearchSpace, seed: int | None, max_t: int, se
     cls = searcher_cls or FidelitySearch
     if strat.multi_objective:
         searcher = cls(define_by_run(space), metric=[k for k, _ in keys], mode=[m for _, m in keys], sampler=sampler)
+        if cons:
+            searcher.constraints = cons
         scheduler = MultiObjectiveASHA(keys, max_t=max_t, grace_period=min(strat.grace_period, max_t),
-                                       reduction_factor=strat.reduction_factor, log_path=log_path) \
+                                       reduction_factor=strat.reduction_factor, log_path=log_path, constraints=cons) \
             if strat.scheduler == "asha" else FIFOScheduler()
         return searcher, scheduler
     searcher = cls(define_by_run(space), metric="objective", mode="max", sampler=sampler)
@@ -182,7 +193,8 @@ def _tuner(opts: SearchOptions, exp: Location, trainable, metric: str, seed: int
             failure_config=tune.FailureConfig(max_failures=strat.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             callbacks=[callback],
-            progress_reporter=TableReporter(metric, space.fixed_flat(), every_s=opts.progress_every_s),
+            progress_reporter=TableReporter(objective_label(strat, metric), space.fixed_flat(),
+                                            every_s=opts.progress_every_s),
             stop=CombinedStopper(*stoppers) if stoppers else None,
             verbose=1),
     )
