@@ -13,7 +13,7 @@ import torch
 from nas_lth.data import load_dataset
 from nas_lth.estimation import TicketRun, recipe_from_dict
 from nas_lth.estimation.prefix import prefix_key
-from nas_lth.experiment.prefixes import ExperimentPrefixes
+from nas_lth.experiment.prefixes import ExperimentPrefixes, compact, expand
 from nas_lth.store.fs import locate
 
 FLOOR = 0.01  # below every ladder here: the caps decide where they end
@@ -22,19 +22,22 @@ BASE = {"model": "lenet300_100", "dataset": "digits", "budget": 1, "seed": 0,
 
 
 class BytesStore:
-    """A prefix store that keeps each state as the bytes a file would hold (as the experiment's does)."""
+    """A prefix store that keeps each state as the bytes a file would hold, compacted as the experiment's are."""
 
     def __init__(self):
         self.files: dict[int, bytes] = {}
+        self.plain: dict[int, int] = {}  # the size it would have without compacting
 
     def load(self, round_):
         data = self.files.get(round_)
-        return None if data is None else torch.load(io.BytesIO(data), weights_only=True)
+        return None if data is None else expand(torch.load(io.BytesIO(data), weights_only=True))
 
     def store(self, round_, state):
-        buf = io.BytesIO()
-        torch.save(state, buf)
+        buf, plain = io.BytesIO(), io.BytesIO()
+        torch.save(compact(state), buf)
+        torch.save(state, plain)
         self.files.setdefault(round_, buf.getvalue())
+        self.plain.setdefault(round_, len(plain.getvalue()))
 
 
 @pytest.fixture(scope="module")
@@ -84,6 +87,8 @@ def test_a_ladder_continued_from_a_shorter_ones_prefix_is_the_ladder_computed_wh
     assert sorted(short_store.files) == [1, 2]
     for r in (1, 2):
         _same(short_store.load(r), whole_store.load(r))
+    # compacted (boolean masks, no mask buffers in the weight states): less than half the bytes, the same state
+    assert all(len(short_store.files[r]) < 0.5 * short_store.plain[r] for r in (1, 2))
     cont, cont_rows = _run(digits, 4, short_store, **extra)
     assert cont.reused_rounds == [1, 2]
     assert cont.reused_iterations == sum(r.iterations for r in cont_rows if r.round in (1, 2)) > 0
@@ -117,13 +122,17 @@ def test_the_prefix_key_holds_what_decides_the_rounds_and_not_where_the_ladder_e
     assert prefix_key(rc, 3, "cpu") != key and prefix_key(rc, 2, "cuda") != key
 
 
+def _state():
+    return {"version": 1, "round": 1, "masks": {"fc1": torch.ones(2)}, "masks_ready": True, "runs_done": ["x"],
+            "prev_stop": {}, "next_stop": {}, "cumulative": 5, "rows": [], "theta_k": None,
+            "generator": torch.Generator().get_state(), "pending": None, "final_weights": None,
+            "round_iterations": 5}
+
+
 def test_a_prefix_is_stored_once_and_a_damaged_file_is_computed_again(tmp_path, caplog):
     rc = recipe_from_dict({**BASE, "rounds": 2})
     store = ExperimentPrefixes(locate(str(tmp_path)), rc, "cpu")
-    state = {"version": 1, "round": 1, "masks": {"fc1": torch.ones(2)}, "masks_ready": True, "runs_done": ["x"],
-             "prev_stop": {}, "next_stop": {}, "cumulative": 5, "rows": [], "theta_k": None,
-             "generator": torch.Generator().get_state(), "pending": None, "final_weights": None,
-             "round_iterations": 5}
+    state = _state()
     assert store.load(1) is None  # none stored
     store.store(1, state)
     _same(store.load(1), state)
@@ -147,5 +156,5 @@ def test_a_failed_prefix_write_costs_only_the_sharing(tmp_path, caplog, monkeypa
 
     monkeypatch.setattr(Location, "write_bytes", full)
     with caplog.at_level(logging.WARNING):
-        ExperimentPrefixes(locate(str(tmp_path)), recipe_from_dict({**BASE, "rounds": 2}), "cpu").store(1, {})
+        ExperimentPrefixes(locate(str(tmp_path)), recipe_from_dict({**BASE, "rounds": 2}), "cpu").store(1, _state())
     assert "not stored: [Errno 28] No space left on device" in caplog.text

@@ -186,6 +186,8 @@ class TicketRun:
         next mask's weights: a reinit ladder's last round has none)."""
         st = self.state_dict()
         del st["reused_rounds"], st["reused_iterations"]
+        # the previous stopping point's weights chose this round's masks: consumed, so not kept (its iteration is)
+        st["prev_stop"] = {**st["prev_stop"], "state": None}
         return {**st, "round_iterations": int(spent)}
 
     def _reuse_prefix(self, r: int) -> bool:

@@ -6,7 +6,7 @@ import pandas as pd
 
 from nas_lth.experiment.trial_report import REPLAY_MESSAGES
 from nas_lth.store import read
-from nas_lth.store.analysis import best_tickets, full_fidelity, pareto_front, unique_recipes
+from nas_lth.store.analysis import best_tickets, full_fidelity, pareto_front, round_tickets, unique_recipes
 from nas_lth.store.confirmed import confirmed, format_table
 from nas_lth.store.constraints import describe, feasible_rows
 from nas_lth.store.pareto import curve_marks, front, hypervolume_curve, hypervolume_of, reference_point
@@ -20,6 +20,8 @@ def _table(df: pd.DataFrame) -> str:
     if df.empty:
         return "  (none: no trial ran its full budget)"
     cols = [c for c in SHOW if c in df.columns]
+    if "prune_rate_fc" in df and df["prune_rate_fc"].nunique() > 1:  # a searched rate (ladders): shown
+        cols.insert(cols.index("rounds") if "rounds" in cols else len(cols), "prune_rate_fc")
     out = df[cols].copy()
     if "weights_remaining" in out:
         out["weights_remaining"] = (100 * out["weights_remaining"]).map(lambda v: f"{v:.2f}%")
@@ -89,12 +91,19 @@ def print_summary(outcome) -> None:
     dense = trials.dense_val_acc.dropna()
     if len(dense):
         print(f"dense network: val_acc {dense.iloc[0]:.4f}")
-    print("\nbest tickets (full budget):")
-    print(_table(best_tickets(trials)))
+    if res.rounds.empty:
+        print("\nbest tickets (full budget):")
+        print(_table(best_tickets(trials)))
+    else:
+        print("\nbest tickets (each completed ladder's answer, by the search's objective; rounds = its round):")
+        print(_table(ladder_answers(trials, res.rounds)))
     objectives = getattr(outcome, "objectives", None)
     if objectives:
         uri = outcome.experiment.uri
         _print_front(trials, objectives, recorded_references(uri), recorded_constraints(uri))
+    elif not res.rounds.empty:  # ladders: every round of every ladder is a ticket
+        print("\nPareto front (val_acc vs weights remaining, every round of every ladder):")
+        print(_table(pareto_front(unique_recipes(round_tickets(trials, res.rounds)))))
     else:
         print("\nPareto front (val_acc vs weights remaining, full budget only):")
         print(_table(pareto_front(unique_recipes(trials))))
@@ -115,6 +124,15 @@ def print_summary(outcome) -> None:
     print(f"report:  {report_command(exp.uri)}")
     if (trials.status == "completed").any():
         print(f"ticket:  python -m nas_lth.export {exp.uri} --best -o ticket.pt  (all: {exp.uri}/tickets)")
+
+
+def ladder_answers(trials: pd.DataFrame, rounds: pd.DataFrame, n: int = 5) -> pd.DataFrame:
+    """The round each completed ladder answers with (its trials row: the last round, or the sparsest within the
+    bound), best objective first."""
+    done = trials[trials.status == "completed"][["trial_id", "weights_remaining", "objective"]]
+    tickets = round_tickets(trials, rounds).drop(columns=["objective"], errors="ignore")
+    out = tickets.merge(done, on=["trial_id", "weights_remaining"], how="inner")
+    return unique_recipes(out).sort_values(["objective", "weights_remaining"], ascending=[False, True]).head(n)
 
 
 def _print_prefixes(rounds, trials) -> None:

@@ -14,8 +14,9 @@ from nas_lth.version import __version__
 
 
 def store_ticket(loc, run: TicketRun, data, row, trial_id: str, experiment_name: str,
-                 plugins: tuple[str, ...] = ()) -> None:
-    """``<experiment>/tickets/<trial_id>.pt``: the trained ticket, exportable later without retraining."""
+                 plugins: tuple[str, ...] = (), masks: dict | None = None, weights: dict | None = None) -> None:
+    """``<experiment>/tickets/<trial_id>.pt``: the trained ticket, exportable later without retraining: the run's
+    last one, or ``row``'s with its ``masks`` and ``weights`` (a ladder's answer, an earlier round)."""
     rc, rec = run.recipe, row.record()
     metrics = {
         "end": {k: rec[k] for k in rec if k.startswith(("val_", "test_")) and not k.endswith("_at_early_stop")},
@@ -32,9 +33,9 @@ def store_ticket(loc, run: TicketRun, data, row, trial_id: str, experiment_name:
         "plugins": list(plugins),  # imported before the ticket is rebuilt: where its model is registered
     }
     spec = export.model_spec(rc.model, data.input_shape, data.num_classes, rc.model_options, data.meta)
-    masks = {n: m.detach().cpu() for n, m in run.masks.items()}
+    masks = {n: m.detach().cpu() for n, m in (masks or run.masks).items()}
     record = input_record(data.meta, data.input_shape, get_spec(rc.dataset).standardize)
-    ticket = export.pack(spec, masks, run.final_weights, provenance, rc.model_dump(mode="json"), record)
+    ticket = export.pack(spec, masks, weights or run.final_weights, provenance, rc.model_dump(mode="json"), record)
     export.ticket_path(loc.uri, trial_id).write_bytes(export.to_bytes(ticket))
 
 

@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from nas_lth.errors import UserError
 from nas_lth.store import CURVE_COLUMNS, SCHEMA_VERSION, STATUSES, TRIAL_COLUMNS, locate, read
+from nas_lth.store.analysis import round_tickets
 from nas_lth.store.schema import RECIPE_COLUMNS, TRIAL_SCHEMA
 
 # columns of the trials table that hold numbers (coerced, so a column written as all-null still works)
@@ -53,10 +54,14 @@ class ReportData:
     order_note: str  # how the finishing order of the trials was established
     notes: list[str] = field(default_factory=list)  # data-level caveats and missing pieces
     confirm: pd.DataFrame = field(default_factory=pd.DataFrame)  # rows of the confirmation stage
+    rounds: pd.DataFrame = field(default_factory=pd.DataFrame)  # ladder trials: every evaluated round
 
     @property
     def completed(self) -> pd.DataFrame:
-        """Full-fidelity rows: the only ones whose metrics are comparable with each other."""
+        """Full-fidelity rows: the only ones whose metrics are comparable with each other. For ladder trials
+        (``fidelity: rounds``) every completed pruned round of every ladder is one: a ladder is a whole front."""
+        if not self.rounds.empty:
+            return ladder_rows(self.trials, self.rounds)
         return self.trials[self.trials.status == "completed"]
 
     def dense(self, split: str) -> pd.Series:
@@ -219,7 +224,19 @@ def load(experiment_dir: str) -> ReportData:
     if len(names) > 1:
         notes.append(f"rows of several experiments in one folder: {', '.join(names)}")
     return ReportData(name=name, location=location, trials=trials, curves=curves, metric=metric,
-                      ipe=iterations_per_epoch(curves), order_note=order_note, notes=notes, confirm=confirm)
+                      ipe=iterations_per_epoch(curves), order_note=order_note, notes=notes, confirm=confirm,
+                      rounds=res.rounds)
+
+
+def ladder_rows(trials: pd.DataFrame, rounds: pd.DataFrame) -> pd.DataFrame:
+    """The completed pruned rounds of every ladder as trial-like rows: the round's metrics, the trial's recipe
+    (``rounds`` = the round) and its other columns (dense metrics, seed, ...)."""
+    tickets = round_tickets(trials, rounds)
+    if tickets.empty:
+        return tickets
+    tickets = tickets[tickets.status == "completed"]
+    extra = [c for c in trials.columns if c not in tickets.columns]
+    return tickets.merge(trials[["trial_id", *extra]], on="trial_id", how="left")
 
 
 def weight_levels(weights: pd.Series, tol: float = 0.1) -> pd.Series:

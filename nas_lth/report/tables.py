@@ -129,6 +129,9 @@ def headline(data: ReportData) -> list[str]:
     m, t, comp = data.metric, data.trials, data.completed
     counts = ", ".join(f"{int((t.status == s).sum())} {s}" for s in statuses(t) if (t.status == s).any())
     lines = [f"{len(t)} trials ({counts})."]
+    if not data.rounds.empty:
+        lines.append(f"Ladder trials: each of the {len(comp)} completed pruned rounds of the ladders is a ticket in "
+                     "what follows (its `rounds` is the round it stops at).")
     split = "test" if data.value_column("test") else "val"
     col = m.col(split)
     dense = data.dense(split)

@@ -42,6 +42,18 @@ def unique_recipes(trials: pd.DataFrame) -> pd.DataFrame:
     return trials.assign(trials=counts)[~key.duplicated()]
 
 
+def round_tickets(trials: pd.DataFrame, rounds: pd.DataFrame) -> pd.DataFrame:
+    """Every evaluated pruned round of every ladder (``strategy.fidelity: rounds``) as a ticket row: the trial's
+    recipe columns with the round's metrics, ``rounds`` = the round (the recipe that stops there), ``status`` =
+    the round's. A ladder's every round is a ticket in its own right: fronts read these, not one row per ladder."""
+    if rounds.empty or trials.empty:
+        return pd.DataFrame()
+    recipe = [c for c in RECIPE_COLUMNS if c in trials.columns and c != "rounds"]
+    r = rounds[rounds["round"] >= 1].drop(columns=[c for c in recipe if c in rounds.columns])
+    out = r.merge(trials[["trial_id", *recipe]], on="trial_id", how="inner")
+    return out.assign(rounds=out["round"])
+
+
 def best_tickets(trials: pd.DataFrame, acc: str = "val_acc", n: int = 5) -> pd.DataFrame:
     df = unique_recipes(full_fidelity(trials).dropna(subset=[acc]))
     return df.sort_values([acc, "weights_remaining"], ascending=[False, True]).head(n)

@@ -156,6 +156,9 @@ class Trial:
         self.latency: dict = {}  # the ticket's measured latency (latency_ms objective), once its mask is final
         self.level = 0.0  # a ladder's resource: halvings of the weights at its last finished round
         self.round_row: dict | None = None  # a ladder's finished round, not yet reported
+        # a ladder's answer so far: the round its objective names (the last, or the sparsest within the bound), with
+        # that round's masks and ticket weights - what the trials row and the stored ticket are at the end
+        self.answer: dict | None = None
 
     # -- reporting -----------------------------------------------------------------------------
     def report(self, rep: TrialReport, state: dict | None = None) -> None:
@@ -171,7 +174,8 @@ class Trial:
             return
         with tempfile.TemporaryDirectory() as d:
             torch.save({"ticket": state, "evals": list(self.reported), "restores": self.base.restores,
-                        "computed": self.computed, "shared": self.shared}, os.path.join(d, STATE_FILE))
+                        "computed": self.computed, "shared": self.shared, "answer": self.answer},
+                       os.path.join(d, STATE_FILE))
             tune.report(payload, checkpoint=tune.Checkpoint.from_directory(d))
         self.last_ckpt = time.monotonic()
 
@@ -189,6 +193,22 @@ class Trial:
         self.level = halvings(row.weights_remaining)
         self.last_val = finite_or_zero(row.metrics.get(self.metric)) if row.status == COMPLETED else 0.0
         self.round_row = self._round_row(row)
+        if row.round >= 1 and row.status == COMPLETED and self._answers(row):
+            run = self.run_
+            self.answer = {"round": row.round, "masks": {n: m.detach().cpu().clone() for n, m in run.masks.items()},
+                           "weights": {k: {n: t.detach().cpu().clone() for n, t in st.items()}
+                                       for k, st in (run.final_weights or {}).items()}}
+
+    def _answers(self, row) -> bool:
+        """Whether a ladder's finished round is its answer so far: every round is (the objective is the last
+        round's metric), or with sparsest_within a round within the bound (later ones are sparser)."""
+        within = self.spec.sparsest_within
+        if within is None:
+            return True
+        dense = self.run_.trajectory.metrics if self.run_.trajectory is not None else next(
+            (r.metrics for r in self.run_.rows if r.round == 0), {})
+        value, ref = row.metrics.get(self.metric), dense.get(self.metric)
+        return value is not None and ref is not None and value >= ref - within
 
     def _round_row(self, row) -> dict:
         rec = row.record()
@@ -332,6 +352,7 @@ class Trial:
         self.reported = list(saved["evals"])
         # the dense run this trial trained for everyone (or reused) before the fault still counts as it did
         self.computed, self.shared = int(saved.get("computed", 0)), int(saved.get("shared", 0))
+        self.answer = saved.get("answer")
         self.base = replace(self.base, restores=int(saved.get("restores", 0)) + 1)
         return saved["ticket"]
 
@@ -380,10 +401,17 @@ class Trial:
             done = [r for r in own if r.round >= 1 and r.status == COMPLETED] if self.spec.ladder else [row]
             value = sparsest_within([(r.weights_remaining, finite_or_zero(r.metrics.get(self.metric)))
                                      for r in done], float(dense_value), within)
+        ticket = {}
+        if self.spec.ladder and self.answer is not None and row.status == COMPLETED:
+            # the ladder's answer (the sparsest round within the bound) is its row and its ticket, not its last round
+            answer = next((r for r in own if r.round == self.answer["round"]), None)
+            if answer is not None:
+                row, rec = answer, answer.record()
+                ticket = {"masks": self.answer["masks"], "weights": self.answer["weights"]}
         message = rec.pop("message", "")
         if row.status == COMPLETED and run.final_weights:
             try:
-                store_ticket(self.loc, run, data, row, self.base.trial_id, experiment_name=self.spec.name,
+                store_ticket(self.loc, run, data, row, self.base.trial_id, experiment_name=self.spec.name, **ticket,
                              plugins=self.spec.plugins)
             except OSError as exc:  # storage trouble costs the ticket file, not the trial's measured result
                 message = f"ticket not stored: {exc}"
