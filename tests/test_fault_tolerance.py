@@ -228,7 +228,7 @@ def test_a_checkpoint_gone_since_tunes_snapshot_falls_back_instead_of_failing(tm
     assert {name: after[name] for name in before} == before
 
 
-CHAOS_CYCLES = 3
+CHAOS_CYCLES = 2  # kills in CI; each kill lands at a different point (after 2 or 3 new rows)
 
 
 def test_repeated_kill_and_resume_stores_each_trial_once_and_never_rewrites_a_row(tmp_path):
