@@ -1,0 +1,203 @@
+"""Question III as a replicated grid (issue 28 item 1): which masks are tickets - by criterion, by the point in
+training where the mask is chosen, and against the sanity checks of Frankle et al. (ICLR 2021)?
+
+LeNet-300-100 / MNIST (the LTH training settings, ``--epochs`` per training run). For every registered weight
+criterion (Zhou et al.'s ten, SNIP, GraSP, SynFlow) x stopping point (the mask chosen at iteration 0, 100, 500,
+2,000 or at the end of training; the pruning-at-init criteria SNIP, GraSP and SynFlow at iteration 0 only, where
+they apply) x sparsity (7 % and 1.9 % of the fc weights; the output layer keeps its 10 %/round) x schedule
+(one-shot; iterative: 5 rounds to the same sparsity, for the stopping point at the end only - the CPU budget) x
+seed, the ticket is trained from the masks with four starts: ``original`` (reset to init), ``random_reinit``,
+``reshuffle`` (the kept init values permuted within each layer) and ``signed_constant`` (+-the layer's init std with
+the original signs). Round 0 (the dense run) is trained once per seed and shared (snapshots at every stopping
+point).
+
+One row per (criterion, stop_at, sparsity, schedule, variant, seed): test accuracy at early stop, the early-stop
+iteration, and the training iterations spent to find the mask (rounds x the stopping iteration). Each unit
+(criterion, stop_at, sparsity, schedule, seed: its four variants) is appended to
+``benchmarks/results/criteria_grid.parquet`` when it finishes; a rerun skips the units stored, so the grid
+resumes. ``--summary-only`` writes ``reports/criteria_grid/table.md`` from the stored rows: means with 95 %
+t-intervals over seeds, and how complete the grid is.
+
+    python -m benchmarks.criteria_grid [--seeds 0 1 2] [--epochs 4] [--threads 1]
+    python -m benchmarks.criteria_grid --summary-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from benchmarks.common import REPO, RESULTS, append_parquet, default_data_dir, environment
+
+OUT = RESULTS / "criteria_grid.parquet"
+REPORT = REPO / "reports" / "criteria_grid"
+AT_INIT = ("snip", "grasp", "synflow")  # pruning-at-init criteria: their scores are defined at initialisation
+STOPS = (0, 100, 500, 2000, "end")
+SPARSITIES = (0.07, 0.019)
+ITERATIVE_ROUNDS = 5
+CONTROLS = ("random_reinit", "reshuffle", "signed_constant")
+KEY = ["criterion", "stop_at", "sparsity", "schedule", "seed", "epochs"]  # a unit; another budget is another unit
+
+
+ONLY: list[str] = []  # --criteria: a subset (a smoke test); empty: every registered criterion
+
+
+def criteria() -> list[str]:
+    from nas_lth.pruning import CRITERIA
+
+    return [c for c in CRITERIA.names() if not ONLY or c in ONLY]
+
+
+def units(seeds: list[int], epochs: float) -> list[dict]:
+    """Every (criterion, stop_at, sparsity, schedule, seed) of the grid, seed-major (a partial grid has every cell
+    at the first seeds)."""
+    out = []
+    for seed in seeds:
+        for sparsity in SPARSITIES:
+            for crit in criteria():
+                for stop in ((0,) if crit in AT_INIT else STOPS):
+                    out.append({"criterion": crit, "stop_at": str(stop), "sparsity": sparsity, "schedule": "one_shot",
+                                "seed": seed, "epochs": float(epochs)})
+                    if stop == "end":
+                        out.append({"criterion": crit, "stop_at": "end", "sparsity": sparsity,
+                                    "schedule": "iterative", "seed": seed, "epochs": float(epochs)})
+    return out
+
+
+def recipe_of(unit: dict):
+    from nas_lth.estimation import recipe_from_dict
+
+    rounds = 1 if unit["schedule"] == "one_shot" else ITERATIVE_ROUNDS
+    stop = unit["stop_at"]
+    return recipe_from_dict({
+        "model": "lenet300_100", "dataset": "mnist", "criterion": unit["criterion"],
+        "stop_at": int(stop) if stop.isdigit() else stop, "rewind_to": 0, "reinit": "original",
+        "target_weights": unit["sparsity"], "prune_rate": {"output": 0.1}, "rounds": rounds, "eval_rounds": "last",
+        "budget": unit["epochs"], "seed": unit["seed"],
+        "training": {"optimizer": "adam", "lr": 1.2e-3, "batch_size": 60, "eval_every": 459},
+    }, f"criteria grid {unit}")
+
+
+def run_unit(unit: dict, data, trajectory) -> pd.DataFrame:
+    from nas_lth.estimation import TicketRun
+
+    recipe = recipe_of(unit)
+    t0 = time.perf_counter()
+    rows = TicketRun(recipe, data, controls=CONTROLS, trajectory=trajectory).run()
+    last = [r for r in rows if r.round == recipe.rounds]
+    out = []
+    for r in last:
+        m = r.metrics
+        out.append({**unit, "variant": r.variant, "status": r.status, "weights_remaining": r.weights_remaining,
+                    "test_acc_at_early_stop": m.get("test_acc_at_early_stop"), "test_acc": m.get("test_acc"),
+                    "val_acc_at_early_stop": m.get("val_acc_at_early_stop"), "early_stop_iter": r.early_stop_iter,
+                    "mask_iter": r.mask_iter, "iterations_to_mask": recipe.rounds * int(r.mask_iter or 0),
+                    "dense_test_acc_at_early_stop": trajectory.metrics.get("test_acc_at_early_stop"),
+                    "dense_early_stop_iter": trajectory.early_stop_iter,
+                    "unit_wall_seconds": time.perf_counter() - t0})
+    return pd.DataFrame(out)
+
+
+def run(args) -> None:
+    from nas_lth.data import load_dataset
+    from nas_lth.estimation.trajectory import compute_trajectory
+
+    torch.set_num_threads(args.threads)
+    done = set()
+    if OUT.exists():
+        old = pd.read_parquet(OUT)
+        done = {tuple(r) for r in old[KEY].astype(str).to_numpy()}
+    grid = units(args.seeds, args.epochs)
+    todo = [u for u in grid if tuple(str(u[k]) for k in KEY) not in done]
+    print(f"{len(todo)} of {len(grid)} units to run", flush=True)
+    cache: dict[int, tuple] = {}
+    for i, unit in enumerate(todo):
+        seed = unit["seed"]
+        if seed not in cache:  # the dense run of this seed, with a snapshot at every stopping point
+            cache.clear()
+            data = load_dataset("mnist", args.data_dir, seed=seed)
+            recipe = recipe_of(unit)
+            budget = int(round(args.epochs * recipe.iterations_per_epoch(len(data.train))))
+            traj = compute_trajectory(recipe, data, snapshot_iters={s for s in STOPS if s != "end"} | {budget})
+            cache[seed] = (data, traj)
+        data, traj = cache[seed]
+        df = run_unit(unit, data, traj).assign(**environment())
+        append_parquet(OUT, df)
+        acc = df.set_index("variant").test_acc_at_early_stop
+        print(f"[{i + 1}/{len(todo)}] {unit['criterion']:<22} stop {unit['stop_at']:>4} {100 * unit['sparsity']:.1f}% "
+              f"{unit['schedule']:<9} seed {seed}: " + " ".join(f"{v} {100 * a:.2f}" for v, a in acc.items())
+              + f" [{df.unit_wall_seconds.iloc[0]:.0f} s]", flush=True)
+
+
+def ci95(x: pd.Series) -> tuple[float, float]:
+    """Mean and the half-width of its 95 % t-interval (nan with one value)."""
+    from scipy import stats
+
+    x = x.dropna()
+    if len(x) < 2:
+        return float(x.mean()) if len(x) else float("nan"), float("nan")
+    return float(x.mean()), float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
+
+
+def render(df: pd.DataFrame, seeds: list[int], epochs: float) -> str:
+    """The tables of the rows at ``epochs`` per training run (rows at another budget are another study)."""
+    df = df[df.epochs == float(epochs)]
+    want = units(seeds, epochs)
+    have = {tuple(r) for r in df[KEY].astype(str).to_numpy()}
+    n_done = sum(tuple(str(u[k]) for k in KEY) in have for u in want)
+    head = "Complete" if n_done == len(want) else f"PARTIAL ({n_done} of {len(want)} units)"
+    lines = ["# Criteria grid: the tables (generated)", "",
+             "Generated by `python -m benchmarks.criteria_grid --summary-only` from "
+             "`benchmarks/results/criteria_grid.parquet`; do not edit.", "",
+             f"{head}, {epochs:g} epochs per training run. Test accuracy at early stop (%), mean over seeds with "
+             "the 95 % t-interval's half-width; n = seeds.",
+             ""]
+    dense = df.groupby("seed").dense_test_acc_at_early_stop.first()
+    m, h = ci95(dense)
+    lines += [f"Dense network: {100 * m:.2f} +- {100 * h:.2f} (n = {len(dense)}).", ""]
+    for (sparsity, schedule), g in df.groupby(["sparsity", "schedule"], sort=False):
+        lines += [f"## {100 * sparsity:.1f} % of the fc weights, {schedule.replace('_', '-')}", "",
+                  "| criterion | stop_at | original | random_reinit | reshuffle | signed_constant | n |",
+                  "|---|---|---:|---:|---:|---:|---:|"]
+        order = {c: i for i, c in enumerate(criteria())}
+        stops = {str(s): i for i, s in enumerate(STOPS)}
+        cells = sorted(g.groupby(["criterion", "stop_at"]), key=lambda kv: (order[kv[0][0]], stops[kv[0][1]]))
+        for (crit, stop), c in cells:
+            vals = []
+            for v in ("original", *CONTROLS):
+                mm, hh = ci95(c[c.variant == v].test_acc_at_early_stop)
+                vals.append(f"{100 * mm:.2f} +- {100 * hh:.2f}" if np.isfinite(hh) else f"{100 * mm:.2f}")
+            lines.append(f"| {crit} | {stop} | " + " | ".join(vals) + f" | {c.seed.nunique()} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--data-dir", default=default_data_dir())
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--epochs", type=float, default=4.0, help="epochs per training run")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--summary-only", action="store_true")
+    p.add_argument("--out", type=Path, default=OUT, help="the rows (Parquet)")
+    p.add_argument("--criteria", nargs="+", default=[], help="a subset of the criteria (a smoke test)")
+    args = p.parse_args(argv)
+    globals()["OUT"] = args.out
+    ONLY[:] = args.criteria
+    if not args.summary_only:
+        run(args)
+    if OUT.exists():
+        REPORT.mkdir(parents=True, exist_ok=True)
+        page = REPORT / "table.md" if args.out == RESULTS / "criteria_grid.parquet" else args.out.with_suffix(".md")
+        page.write_text(render(pd.read_parquet(OUT), args.seeds, args.epochs))
+        print(f"wrote {page}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
