@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 
+from optuna.samplers import GridSampler
 from optuna.trial import TrialState
 from ray.tune.search.optuna import OptunaSearch
 
@@ -97,7 +98,10 @@ class FidelitySearch(OptunaSearch):
         try:
             self._ot_study.tell(ot_trial, value, state=state)
         except Exception as exc:  # noqa: BLE001 - e.g. a trial told twice after a restore: never fatal
-            log.warning("optuna tell for trial %s: %s", trial_id, exc)
+            # GridSampler stops the study when its last point is told, which Optuna refuses outside optimize(); the
+            # trial is stored all the same (Optuna sets its state before it raises): nothing to warn about
+            done = "Study.stop" in str(exc) and isinstance(self._ot_study.sampler, GridSampler)
+            (log.debug if done else log.warning)("optuna tell for trial %s: %s", trial_id, exc)
         self._completed_trials.add(trial_id)
         self.mirror(self._ot_study._storage.get_trial(ot_trial._trial_id))
 
