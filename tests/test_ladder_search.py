@@ -1,0 +1,70 @@
+"""The analysis of benchmarks/ladder_search.py (issue 26 item 6) on hand-made rows: what a method recommends after B
+epochs, what confirmation makes of it, and what counts as reuse."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pandas as pd
+import pytest
+
+from benchmarks.ladder_search import confirmed_ticket, ordered_rounds, recommend, reuse_counts
+
+DENSE = 0.97
+
+
+def rows(*spec):
+    """(ladder, round, weights, val_acc, cum_epochs) -> a run's rows."""
+    return pd.DataFrame([{"ladder": lad, "round": r, "weights_remaining": w, "val_acc": v, "cum_epochs": e,
+                          "dense_val_acc": DENSE} for lad, r, w, v, e in spec])
+
+
+def test_a_method_recommends_its_sparsest_round_within_the_bound_finished_within_the_budget():
+    df = rows(("a", 0, 1.0, DENSE, 2), ("a", 1, 0.5, 0.971, 4), ("a", 2, 0.25, 0.966, 6),
+              ("b", 1, 0.4, 0.968, 8), ("b", 2, 0.1, 0.9651, 10), ("b", 3, 0.05, 0.90, 12))
+    assert recommend(df, 5) == ("a", 1, 0.5)
+    assert recommend(df, 6) == ("a", 2, 0.25)  # 0.966 is within 0.5 pp of 0.97
+    assert recommend(df, 12) == ("b", 2, 0.1)  # the 5 % round is 7 pp below: out
+    assert recommend(df, 1) is None
+
+
+def test_the_confirmed_ticket_is_the_sparsest_round_whose_mean_over_the_seeds_is_within_the_bound():
+    conf = pd.DataFrame([{"ladder": "a", "seed": s, "round": r, "weights_remaining": w, "test_acc": acc}
+                         for s, accs in ((1, (0.980, 0.981, 0.977, 0.960)), (2, (0.978, 0.979, 0.976, 0.970)))
+                         for r, (w, acc) in enumerate(zip((1.0, 0.5, 0.25, 0.125), accs, strict=True))])
+    w, test, dense = confirmed_ticket(conf, "a", 3, [1, 2])
+    assert (w, test, dense) == pytest.approx((0.25, 0.9765, 0.979))  # round 3's mean 0.965 is 1.4 pp below
+    assert confirmed_ticket(conf, "a", 1, [1, 2])[0] == 0.5  # not past the recommended round
+    assert math.isnan(confirmed_ticket(conf, "a", 3, [1, 2, 3])[0])  # seed 3 not confirmed yet: no answer
+
+
+def test_reuse_counts_tell_a_replayed_recipe_from_a_continued_prefix():
+    df = pd.DataFrame({"trial_id": ["x", "x", "y", "y", "z", "z", "z"], "round": [0, 1, 0, 1, 0, 1, 2],
+                       "reused": [False, False, True, True, True, True, False]})
+    assert reuse_counts(df) == {"replayed_ladders": 1, "reused_rounds": 1}  # y replayed x; z continued x's round 1
+
+
+def test_rounds_are_charged_in_the_order_they_were_trained_reused_ones_for_nothing():
+    trials = pd.DataFrame([
+        {"trial_id": "t2", "finished_at": 2.0, "status": "completed", "iterations_per_epoch": 10,
+         "iterations_trained": 20, "criterion": "random", "stop_at": "end", "rewind_to": 0, "prune_rate_fc": 0.2},
+        {"trial_id": "t1", "finished_at": 1.0, "status": "stopped", "iterations_per_epoch": 10,
+         "iterations_trained": 35, "criterion": "large_final", "stop_at": "200", "rewind_to": 100,
+         "prune_rate_fc": 0.5}])
+    rounds = pd.DataFrame([
+        {"trial_id": "t1", "round": 0, "weights_remaining": 1.0, "val_acc": 0.9, "test_acc": 0.9, "reused": False,
+         "iterations_trained": 10},
+        {"trial_id": "t1", "round": 1, "weights_remaining": 0.5, "val_acc": 0.91, "test_acc": 0.9, "reused": False,
+         "iterations_trained": 20},
+        {"trial_id": "t2", "round": 0, "weights_remaining": 1.0, "val_acc": 0.9, "test_acc": 0.9, "reused": True,
+         "iterations_trained": 10},
+        {"trial_id": "t2", "round": 1, "weights_remaining": 0.8, "val_acc": 0.92, "test_acc": 0.9, "reused": False,
+         "iterations_trained": 20}])
+    out = ordered_rounds(trials, rounds)
+    # t1 first (it finished first): 1 + 2 epochs, then the 0.5 epoch it trained beyond its rows; t2's dense is free
+    assert list(zip(out.trial_id, out["round"], out.cum_epochs, strict=True)) == [
+        ("t1", 0, 1.0), ("t1", 1, 3.0), ("t1", -1, 3.5), ("t2", 0, 3.5), ("t2", 1, 5.5)]
+    assert json.loads(out.ladder.iloc[0]) == {"criterion": "large_final", "prune_rate.fc": 0.5, "rewind_to": 100,
+                                              "stop_at": "200"}
+    assert (out.dense_val_acc == 0.9).all()
