@@ -243,8 +243,9 @@ def report(args, out: Path, report_dir: Path) -> pd.DataFrame:
         plot(summary, model, f"{model} / MNIST, {args.epochs:g} epoch(s) per round, {args.rounds} rounds "
                              f"(mean and range over {seeds} seed(s))", report_dir)
     write_report(summary, status, args, report_dir)
-    emit(summary.assign(**environment(), epochs=args.epochs, rounds=args.rounds, device=args.device), "lth_cnn",
-         out=str(out.parent / "lth_cnn.parquet") if out != OUT else None)
+    # the summary sits beside its ladders' folder, named after it: another --results never overwrites lth_cnn's
+    emit(summary.assign(**environment(), epochs=args.epochs, rounds=args.rounds, device=args.device), out.name,
+         out=str(out.parent / f"{out.name}.parquet"))
     return summary
 
 
@@ -261,14 +262,23 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--results", type=Path, default=OUT, help="folder of the per-(model, seed) files")
-    p.add_argument("--report-dir", type=Path, default=REPORT)
+    p.add_argument("--report-dir", type=Path, default=None,
+                   help="where the pages go (default: reports/lth_cnn, or reports/<folder> for another --results)")
     p.add_argument("--summary-only", action="store_true", help="no training: summarise what exists")
     p.add_argument("--no-verify", action="store_true", help="skip the SHA-256 check (IDX files you made yourself)")
     return p
 
 
+def report_dir_for(results: Path) -> Path:
+    """The pages of a ladders folder: reports/lth_cnn for the main one, reports/<folder> for another (e.g. the
+    reset-to-0 control), so that a study in another folder never overwrites the main pages."""
+    return REPORT if results.resolve() == OUT.resolve() else REPO / "reports" / results.name
+
+
 def main(argv=None) -> int:
     args = parser().parse_args(argv)
+    if args.report_dir is None:
+        args.report_dir = report_dir_for(args.results)
     torch.set_num_threads(args.threads)
     args.results.mkdir(parents=True, exist_ok=True)
     if not args.summary_only:

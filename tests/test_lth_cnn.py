@@ -35,7 +35,7 @@ def test_every_model_runs_its_ladder_and_the_report_uses_complete_ones(tmp_path)
     gap = 100 * (acc[(2, "original")] - acc[(2, "random_reinit")])
     line = next(ln for ln in report.split("## conv2")[1].splitlines() if ln.startswith("| 2 |"))
     assert line.split("|")[5].strip() == f"{gap:+.2f}"
-    summary = pd.read_parquet(tmp_path / "lth_cnn.parquet")
+    summary = pd.read_parquet(tmp_path / "runs.parquet")
     assert set(summary.model) == set(lth_cnn.PROTOCOLS)
     # learning speed: the validation loss at the first evaluation, for every round and variant
     curves = pd.read_parquet(tmp_path / "runs" / "conv2-s0.curves.parquet")
@@ -50,7 +50,7 @@ def test_every_model_runs_its_ladder_and_the_report_uses_complete_ones(tmp_path)
     # a command for one model reports every stored ladder, not just its own
     assert lth_cnn.main(args(tmp_path, "--models", "conv2", "--summary-only")) == 0
     assert all(f"## {m}" in (tmp_path / "report" / "README.md").read_text() for m in lth_cnn.PROTOCOLS)
-    assert set(pd.read_parquet(tmp_path / "lth_cnn.parquet").model) == set(lth_cnn.PROTOCOLS)
+    assert set(pd.read_parquet(tmp_path / "runs.parquet").model) == set(lth_cnn.PROTOCOLS)
 
 
 def test_a_stopped_ladder_resumes_inside_and_is_not_averaged_in(tmp_path, monkeypatch):
@@ -69,7 +69,7 @@ def test_a_stopped_ladder_resumes_inside_and_is_not_averaged_in(tmp_path, monkey
         lth_cnn.main(args(tmp_path, "--models", "conv2"))
     assert (tmp_path / "runs" / "conv2-s0.state.pt").exists()
     lth_cnn.main(args(tmp_path, "--models", "conv2", "--summary-only"))
-    assert not (tmp_path / "lth_cnn.parquet").exists()  # nothing complete: nothing summarised
+    assert not (tmp_path / "runs.parquet").exists()  # nothing complete: nothing summarised
     seen.clear()
     monkeypatch.setattr(lth_cnn.Ladder, "on_round", lambda self, row: (seen.append((row.round, row.variant)),
                                                                        original(self, row)))
@@ -96,3 +96,12 @@ def test_the_gpu_smoke_script_passes_its_checks_on_the_cpu_path(tmp_path):
     assert df.masks_zero.all() and (df.mask_checks > 0).all() and df.metrics_finite.all() and df.export_reload_ok.all()
     assert (df.weights_remaining < 1).all() and (df.iters_per_s > 0).all()
     assert code == (0 if df.trained.all() else 1)
+
+
+def test_a_study_in_another_folder_gets_its_own_pages_and_summary(tmp_path):
+    """The reset-to-0 control runs with --results benchmarks/results/lth_cnn_reset0: its pages and summary must not
+    overwrite the main study's (reports/lth_cnn/, benchmarks/results/lth_cnn.parquet)."""
+    assert lth_cnn.report_dir_for(lth_cnn.OUT) == lth_cnn.REPORT
+    other = lth_cnn.OUT.parent / "lth_cnn_reset0"
+    assert lth_cnn.report_dir_for(other) == lth_cnn.REPO / "reports" / "lth_cnn_reset0" != lth_cnn.REPORT
+
