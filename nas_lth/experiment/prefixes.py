@@ -60,7 +60,7 @@ class ExperimentPrefixes:
     def store(self, round_: int, state: dict) -> None:
         path = self.path(round_)
         try:
-            if path.exists() and self.load(round_) is not None:
+            if self.load(round_) is not None:
                 return  # stored by another ladder already: the same bytes
             buf = io.BytesIO()
             torch.save(compact(state), buf)

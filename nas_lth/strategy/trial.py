@@ -205,9 +205,7 @@ class Trial:
         within = self.spec.sparsest_within
         if within is None:
             return True
-        dense = self.run_.trajectory.metrics if self.run_.trajectory is not None else next(
-            (r.metrics for r in self.run_.rows if r.round == 0), {})
-        value, ref = row.metrics.get(self.metric), dense.get(self.metric)
+        value, ref = row.metrics.get(self.metric), self._dense_metrics().get(self.metric)
         return value is not None and ref is not None and value >= ref - within
 
     def _round_row(self, row) -> dict:
@@ -262,16 +260,20 @@ class Trial:
             metrics={**self._dense_known(), **(self.latency if info.final else {})}),
             state if keep else None)
 
-    def _dense_known(self) -> dict:
-        """The dense network's validation metrics once known (from the shared trajectory or this run's round 0), as
-        ``dense_<metric>``: every report carries them, so a constraint relative to the dense network
-        (``min_vs_dense``) can be judged at a scheduler's rung."""
+    def _dense_metrics(self) -> dict:
+        """The dense network's metrics once known (from the shared trajectory or this run's round 0), else {}."""
         run = getattr(self, "run_", None)
         if run is None:
             return {}
-        dense = run.trajectory.metrics if run.trajectory is not None else next(
-            (r.metrics for r in run.rows if r.round == 0), None)
-        return {col: dense[k] for k, col in DENSE_OF.items() if dense and dense.get(k) is not None}
+        if run.trajectory is not None:
+            return run.trajectory.metrics
+        return next((r.metrics for r in run.rows if r.round == 0), {})
+
+    def _dense_known(self) -> dict:
+        """The dense network's validation metrics as ``dense_<metric>``: every report carries them once known, so a
+        constraint relative to the dense network (``min_vs_dense``) can be judged at a scheduler's rung."""
+        dense = self._dense_metrics()
+        return {col: dense[k] for k, col in DENSE_OF.items() if dense.get(k) is not None}
 
     def _measure_latency(self, model) -> None:
         """Time the ticket's forward pass (``nas_lth.export.latency``) once per attempt, on the trial's device
