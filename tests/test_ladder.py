@@ -221,3 +221,72 @@ def _check_prefix_bits(exp, space, last):
         for k, v in state.items():
             assert torch.equal(stored["final_weights"][which][k], v), (which, k)
     assert stored["round"] == last and stored["rows"][-1]["metrics"] == run.rows[-1].metrics
+
+
+FRAGILE = '''
+"""A model that diverges (non-finite logits) once its hidden layer keeps less than half of its weights."""
+from torch import nn
+
+import nas_lth
+
+
+class Fragile(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.hidden, self.head = nn.Linear(64, 32), nn.Linear(32, 10)
+
+    def forward(self, x):
+        out = self.head(self.hidden(x.flatten(1)).relu())
+        mask = getattr(self.hidden, "mask", None)  # a buffer once nas_lth has made the layer prunable
+        return out * float("nan") if mask is not None and float(mask.mean()) < 0.5 else out
+
+
+@nas_lth.register_model("fragile", "diverges below half of its hidden weights")
+def fragile(input_shape, num_classes):
+    return Fragile()
+'''
+
+
+@pytest.mark.integration
+def test_a_ladder_that_diverges_at_round_r_keeps_its_rounds_before_r(tmp_path):
+    """At 30 %/round the hidden layer keeps 70 % after round 1 and 49 % after round 2, where the model's output
+    becomes NaN: rounds 0-1 stay stored with their metrics beside the diverged round, the ladder ends at round 1
+    (completed, its divergence in its message), its row and ticket are its answer among the rounds before 2, and
+    the report's tickets include round 1."""
+    (tmp_path / "lab").mkdir()
+    (tmp_path / "lab" / "__init__.py").write_text("")
+    (tmp_path / "lab" / "fragile.py").write_text(FRAGILE)
+    space = write_space(tmp_path / "fragile.yaml", {
+        "name": "fragile", "plugins": ["lab.fragile"],
+        "fixed": {"model": "fragile", "dataset": "digits", "budget": 1, "seed": 0, "rounds": 6,
+                  "prune_rate": {"fc": 0.3, "output": 0.2}, "training": {"eval_every": 10}},
+        "search": {"criterion": {"choice": ["large_final", "random"]}},
+        "strategy": {"searcher": "grid", "scheduler": "fifo", "max_concurrent": 1, "fidelity": "rounds",
+                     "min_weights": 0.2, "sparsest_within": 0.5, "seed": 0}})
+    storage = tmp_path / "runs"
+    proc = subprocess.run(search_cmd(space, storage), cwd=tmp_path, env={**search_env(), "PYTHONPATH": str(tmp_path)},
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    res = read(str(storage / "fragile"))
+    trials, rounds = res.trials, res.rounds
+    # ended at round 1 as at a floor (the searcher is told its value), the divergence said in its message
+    assert len(trials) == 2 and (trials.status == "completed").all(), trials[["status", "message"]]
+    assert trials.message.str.startswith("diverged at round 2 (").all(), list(trials.message)
+    assert trials.message.str.endswith("the ladder ends at round 1").all(), list(trials.message)
+    assert (trials.objective > 0).all()  # round 1's sparsest_within score (-log10 of ~0.7), not a failure's 0
+    assert not rounds.duplicated(["trial_id", "round"]).any()
+    for t in trials.itertuples():
+        mine = rounds[rounds.trial_id == t.trial_id].set_index("round")
+        good = mine[mine.status == "completed"]
+        assert list(good.index) == [0, 1], mine[["status", "weights_remaining", "val_acc"]]
+        assert good.val_acc.notna().all() and good.val_acc.gt(0.3).all()  # learnt (chance: 0.1) before the NaNs
+        assert (mine.drop(index=[0, 1]).status == "diverged").all()
+        # the ladder's answer is its round-1 ticket (the only pruned round, within 0.5 of dense)
+        assert t.val_acc == pytest.approx(good.loc[1, "val_acc"])
+        assert t.weights_remaining == pytest.approx(good.loc[1, "weights_remaining"])
+        ticket = export.from_bytes((storage / "fragile" / "tickets" / f"{t.trial_id}.pt").read_bytes(), "t")
+        assert ticket["provenance"]["round"] == 1
+    from nas_lth.store.analysis import round_tickets
+
+    tickets = round_tickets(trials, rounds)
+    assert set(tickets[tickets.status == "completed"]["round"]) == {1}

@@ -389,6 +389,13 @@ class Trial:
         own = [r for r in rows if r.variant in (recipe.reinit, "dense")]
         final = own if self.spec.ladder else [r for r in own if r.round == recipe.rounds]  # a ladder: its last
         row = final[-1] if final else rows[-1]
+        diverged = ""
+        if self.spec.ladder and row.status != COMPLETED:
+            done = [r for r in own if r.round >= 1 and r.status == COMPLETED]
+            if done:  # a ladder that diverged at round r ends at r - 1, as at a floor: its rounds before r are results
+                diverged = (f"diverged at round {row.round} ({row.weights_remaining:.2%} of the weights; "
+                            f"{row.message or 'non-finite loss'}): the ladder ends at round {done[-1].round}")
+                row = done[-1]
         rec = row.record()
         value = finite_or_zero(rec.get(self.metric)) if row.status == COMPLETED else 0.0
         dense = next((r for r in rows if r.round == 0), None)
@@ -410,8 +417,10 @@ class Trial:
             if answer is not None:
                 row, rec = answer, answer.record()
                 ticket = {"masks": self.answer["masks"], "weights": self.answer["weights"]}
-        message = rec.pop("message", "")
-        if row.status == COMPLETED and run.final_weights:
+        message = rec.pop("message", "") or diverged
+        if diverged and not ticket:  # the run's weights are the diverged round's now: no ticket to store
+            message += "; no ticket stored (no round within the bound)"
+        elif row.status == COMPLETED and run.final_weights:
             try:
                 store_ticket(self.loc, run, data, row, self.base.trial_id, experiment_name=self.spec.name, **ticket,
                              plugins=self.spec.plugins)
@@ -419,7 +428,7 @@ class Trial:
                 message = f"ticket not stored: {exc}"
         for k in ("round", "weights_remaining", "status"):
             rec.pop(k, None)
-        if row.status == COMPLETED:
+        if row.status == COMPLETED and not diverged:
             self._measure_latency(run.model)
         metrics = {**rec, **self.latency, "epochs_trained": row.iterations / run.ipe,
                    "dense_early_stop_iter": dense_early_stop,
