@@ -68,3 +68,35 @@ def test_rounds_are_charged_in_the_order_they_were_trained_reused_ones_for_nothi
     assert json.loads(out.ladder.iloc[0]) == {"criterion": "large_final", "prune_rate.fc": 0.5, "rewind_to": 100,
                                               "stop_at": "200"}
     assert (out.dense_val_acc == 0.9).all()
+
+
+def test_the_multi_objective_variant_asks_both_objectives_under_the_reference_points_constraint():
+    from benchmarks.ladder_pareto import mo_space
+    from benchmarks.ladder_search import SPACE
+    from nas_lth.space import load_space
+
+    strat = mo_space(load_space(SPACE), "tpe_rounds", 3, 66.0).spec.strategy
+    assert (strat.searcher, strat.scheduler, strat.seed, strat.epoch_budget) == ("motpe", "asha", 3, 66.0)
+    assert strat.sparsest_within is None and [(o.metric, o.mode) for o in strat.objectives] == [
+        ("val_acc", "max"), ("weights_remaining", "min")]
+    assert [(c.metric, c.min_vs_dense) for c in strat.constraints] == [("val_acc", -0.05)]
+    assert mo_space(load_space(SPACE), "random_fifo", 0, 66.0).spec.strategy.share_rounds is False
+
+
+def test_hypervolume_grows_round_by_round_and_counts_only_what_halves_the_network_within_5_pp():
+    from benchmarks.ladder_pareto import epochs_to_reach, hv_at, hv_curve, reference
+
+    refs = reference(DENSE)
+    assert refs == pytest.approx({"val_acc": 0.92, "weights_remaining": 0.5})
+    df = rows(("a", 0, 1.0, DENSE, 2), ("a", 1, 0.6, 0.975, 4), ("a", 2, 0.25, 0.96, 6), ("a", 3, 0.05, 0.90, 8),
+              ("b", 1, 0.05, 0.95, 10))
+    curve = hv_curve(df, refs)
+    # 0.6 is above the weights' reference and 0.90 below the accuracy's: neither adds volume
+    assert list(curve.cum_epochs) == [4, 6, 8, 10]
+    one = 0.04 * (math.log10(0.5) - math.log10(0.25))  # (0.96 - 0.92) x one halving on the log10 scale
+    assert list(curve.hypervolume[:3]) == pytest.approx([0.0, one, one])
+    two = one + 0.03 * (math.log10(0.25) - math.log10(0.05))  # b's point: 3 pp above the reference, 5x sparser
+    assert curve.hypervolume.iloc[3] == pytest.approx(two)
+    assert hv_at(curve, 3) == 0.0 and hv_at(curve, 7) == pytest.approx(one) and hv_at(curve, 99) == pytest.approx(two)
+    assert epochs_to_reach(curve, one) == 6 and epochs_to_reach(curve, two) == 10
+    assert math.isnan(epochs_to_reach(curve, two + 0.01))
