@@ -220,6 +220,18 @@ def test_rewound_ticket_continues_the_dense_clock_from_k(digits):
     assert ticket.cumulative_iterations == 2 * IPE + 2 * IPE - 7
 
 
+def test_the_reinit_control_of_a_rewound_ticket_starts_where_the_ticket_starts(digits):
+    """Issue 28: the random-reinit control of a late-reset ticket is rewound to the same iteration k (the dense
+    run's clock, data order and schedule from k, T - k steps) with random values, not trained from iteration 0."""
+    rows = run_ticket(recipe(rewind_to=7, rounds=1, budget=2), digits, controls=("random_reinit",))
+    ticket, reinit = by_round(rows)[1], by_round(rows, "random_reinit")[1]
+    assert reinit.iterations == ticket.iterations == 2 * IPE - 7
+    assert [c["iteration"] for c in reinit.curve] == [c["iteration"] for c in ticket.curve]
+    assert reinit.curve[0]["iteration"] == 7
+    assert reinit.curve[0]["val_loss"] != ticket.curve[0]["val_loss"]  # other values at the same point
+    assert reinit.mask_digest == ticket.mask_digest  # a control of the same masks
+
+
 def test_stop_before_the_rewind_point_selects_at_the_rewind_point_in_later_rounds(digits):
     rows = run_ticket(recipe(stop_at=3, rewind_to=7, rounds=3, eval_rounds="last"), digits)
     # round 0 (dense, from 0) stops at 3; the rounds that start at 7 cannot: their masks come from 7
