@@ -26,9 +26,9 @@ from nas_lth.errors import UserError
 from nas_lth.space import SearchSpace
 from nas_lth.store import locate, read
 from nas_lth.store.analysis import best_tickets, pareto_front, unique_recipes
-from nas_lth.store.confirmed import confirmed
+from nas_lth.store.confirmed import confirmation
 from nas_lth.store.fs import Location
-from nas_lth.store.reader import recorded_space
+from nas_lth.store.reader import recorded_space, recorded_within
 from nas_lth.yamlfile import read_yaml
 
 ARRAYS_DIR = ".nas_lth-arrays"  # under --storage: the in-memory datasets searched there, by content
@@ -69,7 +69,8 @@ class Results:
     @property
     def confirmed(self) -> pd.DataFrame | None:
         """The confirmation stage's ranking (mean and 95 % intervals per recipe), None without one."""
-        verdict = confirmed(self.trials, self.confirm, self.metric) if len(self.trials) else None
+        verdict = confirmation(self.trials, self.confirm, self.rounds, self.metric, recorded_within(self.location)) \
+            if len(self.trials) else None
         return None if verdict is None else verdict.table
 
     @property

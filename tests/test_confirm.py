@@ -14,7 +14,7 @@ from nas_lth.errors import UserError
 from nas_lth.experiment.stage import unwrap
 from nas_lth.space import SearchSpace
 from nas_lth.store import read
-from nas_lth.store.confirmed import confirmed, format_table, mean_ci, welch_p
+from nas_lth.store.confirmed import confirmation, confirmed, format_table, mean_ci, welch_p
 from nas_lth.strategy.confirm import plan, top_recipes
 
 BASE = {"name": "c", "fixed": {"model": "lenet300_100", "dataset": "digits", "budget": 2},
@@ -83,6 +83,53 @@ def test_confirmed_ranks_by_mean_validation_and_tests_best_against_runner_up_and
 
 def test_confirmed_is_none_without_confirmation_rows():
     assert confirmed(pd.DataFrame({"trial_id": ["a"]}), pd.DataFrame(), "val_acc") is None
+
+
+def _ladder(tid, seed, weights, vals, tests, dense=(0.97, 0.96)):
+    """One confirm ladder's rounds: round 0 (dense), then its pruned rounds."""
+    out = [{"trial_id": tid, "round": 0, "status": "completed", "weights_remaining": 1.0, "val_acc": dense[0],
+            "test_acc": dense[1]}]
+    return out + [{"trial_id": tid, "round": r, "status": "completed", "weights_remaining": w, "val_acc": v,
+                   "test_acc": t} for r, (w, v, t) in enumerate(zip(weights, vals, tests, strict=True), start=1)]
+
+
+def test_ladders_are_confirmed_round_by_round_and_ranked_by_the_sparsest_round_within_the_bound():
+    search = pd.DataFrame([{"trial_id": "a", "val_acc": 0.968, "weights_remaining": 0.0625, "criterion": "snip"},
+                           {"trial_id": "b", "val_acc": 0.969, "weights_remaining": 0.125, "criterion": "large_final"},
+                           {"trial_id": "c", "val_acc": 0.969, "weights_remaining": 0.5, "criterion": "random"}])
+    confirm = pd.DataFrame([{"trial_id": f"{of}{s}", "confirm_of": of, "seed": s, "status": "completed",
+                             "criterion": crit, "weights_remaining": 0.25, "val_acc": 0.96, "test_acc": 0.95}
+                            for of, crit in (("a", "snip"), ("b", "large_final"), ("c", "random")) for s in (1, 2, 3)])
+    halves = (0.5, 0.25, 0.125, 0.0625)
+    rounds = pd.DataFrame(
+        # a: round 3 is within 0.01 of dense (0.97) on the mean (0.958 of seed 3 alone is not), round 4 is not
+        _ladder("a1", 1, halves, (0.97, 0.965, 0.962, 0.95), (0.96, 0.95, 0.95, 0.94), dense=(0.97, 0.958))
+        + _ladder("a2", 2, halves, (0.97, 0.963, 0.963, 0.95), (0.96, 0.955, 0.955, 0.94), dense=(0.97, 0.96))
+        + _ladder("a3", 3, halves, (0.97, 0.962, 0.958, 0.95), (0.96, 0.951, 0.951, 0.94), dense=(0.97, 0.962))
+        # b: within down to round 4 for seeds 1-2, but seed 3 never finished round 3: round 2 is what all reached
+        + _ladder("b1", 1, halves, (0.97, 0.968, 0.965, 0.965), (0.96, 0.96, 0.96, 0.96))
+        + _ladder("b2", 2, halves, (0.97, 0.968, 0.965, 0.965), (0.96, 0.96, 0.96, 0.96))
+        + _ladder("b3", 3, halves[:2], (0.97, 0.968), (0.96, 0.96))
+        # c: no pruned round within the bound: it answers with the dense network, ranked last
+        + [r for s in (1, 2, 3) for r in _ladder(f"c{s}", s, halves[:1], (0.90,), (0.90,))])
+    v = confirmation(search, confirm, rounds, "val_acc", within=0.01)
+    recipes = v.table[v.table.entry == "recipe"]
+    assert recipes.confirm_of.tolist() == ["a", "b", "c"]  # by the confirmed weights, not the search's
+    assert recipes["round"].tolist()[:2] == [3, 2] and pd.isna(recipes["round"].iloc[2])
+    assert recipes.weights_remaining.tolist() == pytest.approx([0.125, 0.25, 1.0])
+    a = recipes.iloc[0]
+    assert a.val_acc_mean == pytest.approx((0.962 + 0.963 + 0.958) / 3) and a.seeds == 3
+    d = v.table[v.table.entry == "dense"].iloc[0]
+    assert (d.val_acc_mean, d.test_acc_mean, d["round"]) == pytest.approx((0.97, 0.96, 0))
+    (vs_dense,) = v.comparisons  # no runner-up test: it sits at another sparsity
+    assert vs_dense.p == pytest.approx(stats.ttest_ind([0.95, 0.955, 0.951], [0.958, 0.96, 0.962],
+                                                       equal_var=False).pvalue)
+    assert v.lines()[-1] == "best recipe's search-time answer 6.25 % of the weights -> confirmed 12.50 % (round 3)"
+    shown = format_table(v)
+    assert shown["round"].tolist() == ["3", "2", "none within", "0"]
+    assert shown["search-time weights %"].tolist() == ["6.25", "12.50", "50.00", "-"]
+    assert "within 0.01 of the dense network's" in v.ranked_by
+    assert confirmation(search, confirm, rounds, "val_acc").within is None  # no bound: per recipe, as before
 
 
 # ------------------------------------------------------------------ the plan

@@ -12,9 +12,11 @@ import subprocess
 import time
 
 import numpy as np
+import pandas as pd
 import pytest
 from test_search import reap_session, search_cmd, search_env, write_space
 
+import nas_lth
 from nas_lth import export
 from nas_lth.errors import UserError
 from nas_lth.space import SearchSpace
@@ -94,15 +96,19 @@ def _rounds_once_and_whole(exp, floor=FLOOR):
 
 @pytest.mark.integration
 def test_a_ladder_search_stores_every_round_once_and_schedules_at_matched_sparsity(tmp_path):
-    """... and scores each ladder by its sparsest round within 0.1 of the dense network (sparsest_within)."""
+    """... and scores each ladder by its sparsest round within 0.1 of the dense network (sparsest_within); the
+    confirmation stage retrains the best ladder with fresh seeds and confirms it round by round."""
     space = write_space(tmp_path / "ladder.yaml", {**LADDER, "strategy": {**LADDER["strategy"],
-                                                                            "sparsest_within": 0.1}})
+                                                                            "sparsest_within": 0.1,
+                                                                            "confirm": {"top": 1, "seeds": 2}}})
     storage = tmp_path / "runs"
     proc = subprocess.run(search_cmd(space, storage), cwd=tmp_path, env=search_env(), capture_output=True,
                           text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     rounds, trials = _rounds_once_and_whole(storage / "ladder")
     assert len(trials) == 6 and set(trials.status) <= {"completed", "stopped"}
+    _check_ladder_confirmation(storage / "ladder", proc.stdout, rounds, trials)
+    rounds = rounds[rounds.trial_id.isin(trials.trial_id)]
     assert set(rounds.trial_id) == set(trials.trial_id)
     last = rounds.groupby("trial_id").tail(1).set_index("trial_id")
     for row in trials.itertuples():
@@ -193,6 +199,28 @@ def test_ladders_share_round_prefixes_counted_once_across_an_interrupt_and_resum
     # the stored state after the last shared round is the one computing that ladder here gives, to the bit
     _check_prefix_bits(storage / "ladder", space, max(shared))
     assert f"round prefixes: {len(shared)} rounds reused" in again.stdout, again.stdout[-2000:]
+
+
+def _check_ladder_confirmation(exp, stdout, rounds, trials):
+    """The best ladder by the search's objective, retrained with 2 fresh seeds to its floor; its confirmed ticket
+    is the sparsest round whose 2-seed mean val_acc is within 0.1 of the dense network's 2-seed mean."""
+    res = read(str(exp))
+    conf = res.confirm
+    best = trials[trials.status == "completed"].sort_values(["objective", "weights_remaining", "trial_id"],
+                                                            ascending=[False, True, True]).iloc[0]
+    assert len(conf) == 2 and set(conf.confirm_of) == {best.trial_id} and set(conf.seed) == {1, 2}
+    mine = rounds[rounds.trial_id.isin(conf.trial_id)].merge(conf[["trial_id", "seed"]], on="trial_id")
+    dense = mine[mine["round"] == 0].val_acc.mean()
+    means = mine[mine["round"] >= 1].groupby("round").agg(n=("seed", "nunique"), val=("val_acc", "mean"),
+                                                         w=("weights_remaining", "mean"))
+    ok = means[(means.n == 2) & (means.val >= dense - 0.1)]
+    assert "ranked by the sparsest round whose mean val_acc over the seeds is within 0.1" in stdout, stdout[-3000:]
+    table = nas_lth.load_results(str(exp)).confirmed
+    row = table[table.entry == "recipe"].iloc[0]
+    if len(ok):
+        assert row["round"] == ok.w.idxmin() and row.weights_remaining == pytest.approx(ok.w.min())
+    else:
+        assert pd.isna(row["round"]) and row.weights_remaining == 1.0
 
 
 def _check_prefix_bits(exp, space, last):

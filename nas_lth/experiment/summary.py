@@ -7,10 +7,10 @@ import pandas as pd
 from nas_lth.experiment.trial_report import REPLAY_MESSAGES
 from nas_lth.store import read
 from nas_lth.store.analysis import best_tickets, full_fidelity, pareto_front, round_tickets, unique_recipes
-from nas_lth.store.confirmed import confirmed, format_table
+from nas_lth.store.confirmed import confirmation, format_table
 from nas_lth.store.constraints import describe, feasible_rows
 from nas_lth.store.pareto import curve_marks, front, hypervolume_curve, hypervolume_of, reference_point
-from nas_lth.store.reader import recorded_constraints, recorded_references
+from nas_lth.store.reader import recorded_constraints, recorded_references, recorded_within
 
 SHOW = ["trial_id", "criterion", "stop_at", "rewind_to", "reinit", "rounds", "weights_remaining", "val_acc",
         "test_acc", "early_stop_iter", "latency_ms", "latency_form", "trials"]
@@ -60,11 +60,11 @@ def _print_front(trials: pd.DataFrame, objectives: list[tuple[str, str]], refere
 
 
 def _print_confirmed(res, metric: str) -> None:
-    verdict = confirmed(res.trials, res.confirm, metric)
+    verdict = confirmation(res.trials, res.confirm, res.rounds, metric, recorded_within(res.location))
     if verdict is None:
         return
     n = int((verdict.table["entry"] == "recipe").sum())
-    print(f"\nconfirmed: the top {n} recipes retrained with fresh seeds, ranked by mean {verdict.val} "
+    print(f"\nconfirmed: the top {n} recipes retrained with fresh seeds, ranked by {verdict.ranked_by} "
           f"(95% t intervals; `recipe of` = the search trial):")
     print(format_table(verdict).to_string(index=False))
     for line in verdict.lines():

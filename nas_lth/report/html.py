@@ -10,7 +10,7 @@ from html import escape
 import pandas as pd
 
 from nas_lth.report.figures import FigureResult
-from nas_lth.report.tables import CONFIRMED_TEXT, Summary
+from nas_lth.report.tables import Summary
 
 CSS = """
 body { font-family: -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; margin: 0 auto; max-width: 1180px;
@@ -107,7 +107,7 @@ def render(name: str, summary: Summary, figures: list[tuple[FigureResult, bytes 
         table(summary.top, "top") if not summary.top.empty else _missing_box(["no completed tickets yet"]),
     ]
     if not summary.confirmed.empty:
-        parts += ['<h2 id="confirmed">Confirmed</h2>', f"<p>{escape(CONFIRMED_TEXT)}</p>",
+        parts += ['<h2 id="confirmed">Confirmed</h2>', f"<p>{escape(summary.confirmed_text)}</p>",
                   table(summary.confirmed, "confirmed"),
                   '<ul class="headline">' + "".join(f"<li>{escape(v)}</li>" for v in summary.verdict) + "</ul>"]
     if not summary.problems.empty:

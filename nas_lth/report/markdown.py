@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from nas_lth.report.figures import FigureResult
-from nas_lth.report.tables import CONFIRMED_TEXT, Summary
+from nas_lth.report.tables import Summary
 
 
 def _cell(v) -> str:
@@ -40,7 +40,7 @@ def render(name: str, summary: Summary, figures: list[tuple[FigureResult, str | 
             "(trials = how many trials ran it; pp = percentage points).", "",
             table(summary.top)]
     if not summary.confirmed.empty:
-        out += ["## Confirmed", "", CONFIRMED_TEXT, "", table(summary.confirmed)]
+        out += ["## Confirmed", "", summary.confirmed_text, "", table(summary.confirmed)]
         out += [f"- {line}" for line in summary.verdict] + [""]
     out += ["## Figures", ""]
     for i, (fr, png) in enumerate(figures, start=1):

@@ -11,16 +11,16 @@ import pandas as pd
 from nas_lth.report.data import RECIPE_ORDER, ReportData, dense_column
 from nas_lth.store import STATUSES
 from nas_lth.store.analysis import unique_recipes
-from nas_lth.store.confirmed import confirmed, format_table
+from nas_lth.store.confirmed import confirmation, format_table
 from nas_lth.store.constraints import describe, feasible_rows
 from nas_lth.store.pareto import curve_marks, front, hypervolume_curve, hypervolume_of, reference_point
-from nas_lth.store.reader import recorded_constraints, recorded_references
+from nas_lth.store.reader import recorded_constraints, recorded_references, recorded_within
 
 # columns always shown in the top-tickets table (the rest of the recipe only when it varies)
 _ALWAYS = ["criterion", "stop_at", "reinit", "rounds"]
 _CONTEXT = ["model", "dataset", "device"]
 CONFIRMED_TEXT = ("The search's top recipes retrained from scratch with fresh seeds (the confirmation stage), ranked "
-                  "by mean validation metric: mean ± half-width of the 95 % t interval over the seeds; the dense "
+                  "by {ranked_by}: mean ± half-width of the 95 % t interval over the seeds; the dense "
                   "network trained with the same seeds; search-time = what the search measured for the recipe.")
 
 
@@ -35,6 +35,7 @@ class Summary:
     missing: list[str] = field(default_factory=list)
     confirmed: pd.DataFrame = field(default_factory=pd.DataFrame)  # the confirmation stage's ranking (strings)
     verdict: list[str] = field(default_factory=list)  # its significance and winner's-curse lines
+    confirmed_text: str = ""  # what the confirmed table is and how it is ranked
 
 
 def fmt(v) -> str:
@@ -212,8 +213,10 @@ def summarise(data: ReportData) -> Summary:
     missing = []
     if top.empty:
         missing.append("no completed tickets yet: the top-tickets table is empty")
-    verdict = confirmed(data.trials, data.confirm, data.metric.col("val"))
+    verdict = confirmation(data.trials, data.confirm, data.rounds, data.metric.col("val"),
+                           recorded_within(data.location))
     conf, lines = (format_table(verdict), verdict.lines()) if verdict is not None else (pd.DataFrame(), [])
+    text = CONFIRMED_TEXT.format(ranked_by=verdict.ranked_by if verdict is not None else "")
     if len(data.confirm):
         settings.append(("confirmation trials", str(len(data.confirm))))
-    return Summary(settings, fixed, searched, headline(data), top, problem_trials(data), missing, conf, lines)
+    return Summary(settings, fixed, searched, headline(data), top, problem_trials(data), missing, conf, lines, text)

@@ -34,6 +34,13 @@ def recorded_space(experiment: str) -> dict:
     return space if isinstance(space, dict) else {}
 
 
+def recorded_within(experiment: str) -> float | None:
+    """The space's ``strategy.sparsest_within`` (the bound of a ladder search's objective), None without one."""
+    strategy = recorded_space(experiment).get("strategy")
+    within = strategy.get("sparsest_within") if isinstance(strategy, dict) else None
+    return float(within) if isinstance(within, int | float) else None
+
+
 def recorded_references(experiment: str) -> dict[str, float]:
     """The hypervolume reference values the experiment's space set (an objective's ``reference``), by metric."""
     strategy = recorded_space(experiment).get("strategy")

@@ -19,7 +19,7 @@ import pyarrow as pa
 from nas_lth.experiment.stage import CONFIRM, confirm_config
 from nas_lth.space import SearchSpace
 from nas_lth.store.analysis import full_fidelity, unique_recipes
-from nas_lth.store.confirmed import confirmed
+from nas_lth.store.confirmed import confirmation
 from nas_lth.store.fs import Location
 
 FOLDER = "confirm"
@@ -47,11 +47,14 @@ def top_recipes(search: pd.DataFrame, metric: str, n: int) -> list[str]:
 
 
 def plan(space: SearchSpace, search: pd.DataFrame, configs: dict[str, dict], metric: str) -> list[dict]:
-    """One config per (recipe, fresh seed); ``configs``: the search trials' Tune configs by trial id."""
+    """One config per (recipe, fresh seed); ``configs``: the search trials' Tune configs by trial id. Recipes
+    rank by the search's objective: the metric, or with ``sparsest_within`` the score of the ladder's sparsest
+    round within the bound."""
     conf = space.spec.strategy.confirm
     if conf is None:
         return []
-    top = [t for t in top_recipes(search, metric, len(configs)) if t in configs][: conf.top]
+    key = "objective" if space.spec.strategy.sparsest_within is not None else metric
+    top = [t for t in top_recipes(search, key, len(configs)) if t in configs][: conf.top]
     return [confirm_config(configs[t], seed, t) for t in top for seed in space.confirm_seeds()]
 
 
@@ -86,7 +89,7 @@ def run_confirm(tune_config, run_config, exp: Location, trainable, configs: dict
     res = read(exp.uri)
     out = ConfirmOutcome(len(todo), len(res.confirm))
     if not out.interrupted:
-        verdict = confirmed(res.trials, res.confirm, metric)
+        verdict = confirmation(res.trials, res.confirm, res.rounds, metric, space.spec.strategy.sparsest_within)
         if verdict is not None:  # derived from the rows (the report recomputes it): a convenience copy
             exp.join(f"{TABLE}.parquet").write_parquet(pa.Table.from_pandas(verdict.table, preserve_index=False))
     return out

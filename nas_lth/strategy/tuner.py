@@ -290,7 +290,8 @@ def _confirm_stage(opts: SearchOptions, exp: Location, trainable, metric: str, c
         failure_config=tune.FailureConfig(max_failures=strat.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         callbacks=[ResultsCallback(space, exp, opts.name, metric, quiet=opts.quiet)],
-        progress_reporter=TableReporter(metric, space.fixed_flat(), every_s=opts.progress_every_s), verbose=1)
+        progress_reporter=TableReporter(objective_label(strat, metric), space.fixed_flat(),
+                                        every_s=opts.progress_every_s), verbose=1)
     if not opts.quiet and strat.confirm is not None:
         print(f"\n== confirmation stage: top {strat.confirm.top} recipes x seeds {space.confirm_seeds()}", flush=True)
     return run_confirm(tune_config, run_config, exp, trainable, configs, space, metric, opts.trust_state)
