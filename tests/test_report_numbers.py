@@ -96,16 +96,22 @@ def render_early_bird() -> str:
     return early_bird_channels.markdown(pd.read_parquet(RESULTS / "early_bird_channels.parquet"))
 
 
-def render_lth_cnn(tmp: Path) -> str:
+def render_lth_cnn(tmp: Path, folder: str = "lth_cnn", models=("conv2", "conv4", "vgg11", "resnet20"),
+                   late_reset: int = 100) -> str:
     """From the committed ladders only, with the command of the page (``reports/lth_cnn/notes.md``)."""
     from benchmarks import lth_cnn
 
-    for f in committed(RESULTS / "lth_cnn"):
+    for f in committed(RESULTS / folder):
         shutil.copy2(f, tmp / f.name)
-    args = lth_cnn.parser().parse_args(["--models", "conv2", "conv4", "vgg11", "resnet20", "--epochs", "1",
-                                        "--rounds", "15", "--late-reset", "100", "--results", str(tmp)])
+    args = lth_cnn.parser().parse_args(["--models", *models, "--epochs", "1", "--rounds", "15", "--late-reset",
+                                        str(late_reset), "--results", str(tmp)])
     summary, status = lth_cnn.tables(args, tmp)
     return lth_cnn.render(summary, status, args)
+
+
+def render_lth_cnn_reset0(tmp: Path) -> str:
+    """The ResNet-20 control ladder reset to iteration 0 (issue 28 item 2)."""
+    return render_lth_cnn(tmp, "lth_cnn_reset0", ("resnet20",), 0)
 
 
 def render_ladder_pilot() -> str:
@@ -168,6 +174,7 @@ WHOLE = {
     "pareto_quality/table.md": render_pareto_quality,
     "early_bird/table.md": render_early_bird,
     "lth_cnn/README.md": render_lth_cnn,
+    "lth_cnn_reset0/README.md": render_lth_cnn_reset0,
     "ladder_pilot/table.md": render_ladder_pilot,
     "structured/table.md": render_structured,
     "reuters/textcnn.md": render_textcnn,
@@ -175,7 +182,7 @@ WHOLE = {
 
 
 def _render(fn, tmp_path: Path) -> str:
-    return fn(tmp_path) if fn is render_lth_cnn else fn()
+    return fn(tmp_path) if fn in (render_lth_cnn, render_lth_cnn_reset0) else fn()
 
 
 @pytest.mark.parametrize("name", list(WHOLE))
