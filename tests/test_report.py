@@ -146,6 +146,28 @@ def test_rows_in_finishing_order(full):
             os.utime(f, (now + i, now + i))
 
 
+def test_a_snapshot_of_the_tables_makes_the_same_report_after_a_copy_that_loses_file_times(full, tmp_path):
+    """--with-data (store.snapshot): one Parquet file per table and space.json, an experiment folder the report
+    accepts; the finishing order of rows without finished_at is taken from their files' times into the rows,
+    so a copy that resets the times (git) still makes the same summary."""
+    from nas_lth.store import read
+    from nas_lth.store.snapshot import snapshot
+
+    exp, report = full
+    data = snapshot(str(exp), tmp_path / "data")
+    assert sorted(p.name for p in (data / "trials").iterdir()) == ["trials.parquet"]
+    now = time.time()
+    for f in data.rglob("*.parquet"):
+        os.utime(f, (now, now))
+    again = read(str(data))
+    assert len(again.all_trials) == len(read(str(exp)).all_trials) and again.all_trials.finished_at.notna().all()
+    assert list(load(data).trials.trial_id) == list(load(exp).trials.trial_id)  # the order survived
+    made = build_report(data, tmp_path / "out")
+    assert made.markdown.read_text() == report.markdown.read_text()
+    proc = run_cli(str(exp), "-o", str(tmp_path / "cli"), "--with-data")
+    assert proc.returncode == 0 and (tmp_path / "cli" / "data" / "curves" / "curves.parquet").exists(), proc.stderr
+
+
 def test_weight_levels():
     w = pd.Series([1.0, 0.8, 0.799, 0.64, 0.641, None, 0.05, 0.0501])
     lv = weight_levels(w)

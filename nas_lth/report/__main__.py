@@ -3,7 +3,8 @@
 By default the report goes into the experiment folder itself, ``EXPERIMENT_DIR/report/``; for an experiment
 on remote storage (s3://, gs://, ...) into ``./report-<experiment name>/`` here, which it names. A default
 folder that holds files the report did not write is refused; ``-o OUT_DIR`` writes wherever it is told
-(``-o reports/<name>`` to update a committed page).
+(``-o reports/<name>`` to update a committed page). ``--with-data`` also writes the experiment's tables into
+``OUT_DIR/data/`` (:mod:`nas_lth.store.snapshot`), from which the report can be made again.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ def parser() -> argparse.ArgumentParser:
                    help="where to write index.html, the PNGs and summary.md, overwriting same-named files there "
                         "(default: EXPERIMENT_DIR/report/; for an s3://, gs://... experiment: ./report-<experiment "
                         "name>/; a default folder holding files the report did not write is refused)")
+    p.add_argument("--with-data", action="store_true",
+                   help="also write the experiment's tables into OUT_DIR/data/ (one Parquet file per table and "
+                        "space.json): an experiment folder the report can be made from again, small enough to "
+                        "commit beside it")
     p.add_argument("--plugin", action="append", default=[], metavar="MODULE",
                    help="a module to import first (repeatable): where your models, datasets, criteria or figures "
                    "are registered; the experiment's own plugins are imported too")
@@ -48,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
               "(choose the folder with -o OUT_DIR)")
     for m in report.missing:
         print(f"missing: {m}")
+    if args.with_data:
+        from nas_lth.store.snapshot import snapshot
+
+        print(f"data: {snapshot(args.experiment, report.out_dir / 'data')} (python -m nas_lth.report "
+              f"{report.out_dir / 'data'} -o {report.out_dir} makes this report again)")
     return 0
 
 

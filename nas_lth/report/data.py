@@ -17,6 +17,7 @@ import pyarrow as pa
 from nas_lth.errors import UserError
 from nas_lth.store import CURVE_COLUMNS, SCHEMA_VERSION, STATUSES, TRIAL_COLUMNS, locate, read
 from nas_lth.store.analysis import round_tickets
+from nas_lth.store.reader import trial_file_times
 from nas_lth.store.schema import RECIPE_COLUMNS, TRIAL_SCHEMA
 
 # columns of the trials table that hold numbers (coerced, so a column written as all-null still works)
@@ -101,17 +102,6 @@ def dense_column(trials: pd.DataFrame, metric: Metric, split: str) -> str | None
     return None
 
 
-def _mtimes(trials_dir) -> dict[str, float]:
-    """Modification time (epoch seconds) of each visible trials/<trial_id>.parquet file."""
-    out = {}
-    for f in trials_dir.list(".parquet"):
-        info = f.fs.get_file_info(f.path)
-        stem = posixpath.basename(f.path)[: -len(".parquet")]
-        if info.mtime is not None:
-            out[stem] = info.mtime.timestamp()
-    return out
-
-
 def _read(experiment_dir: str, notes: list[str]):
     res = read(experiment_dir)  # skips unreadable or foreign files and names them
     notes += [f"skipped unreadable {s}" for s in res.skipped]
@@ -155,17 +145,20 @@ def _normalise_trials(trials: pd.DataFrame, mtimes: dict[str, float], notes: lis
         notes.append(f"some rows were written with schema version {int(newer.max())} (this report knows "
                      f"{SCHEMA_VERSION}); columns it does not know are ignored")
 
-    # Finishing order. The schema has no finish timestamp, and trial ids are random, so the only record of
-    # *when* a trial ended is the modification time of its trials/<id>.parquet file (written once, when the
-    # trial ends). We order by it; a copy that did not preserve times (plain cp, some object-store syncs)
-    # leaves the copy order instead, which we detect (all times within a second) and say so.
-    df["finished_at"] = df["trial_id"].map(mtimes).astype(float)
+    # Finishing order: each row's finished_at. Rows written before it existed have none, and trial ids are random,
+    # so for them the only record of *when* a trial ended is the modification time of its trials/<id>.parquet
+    # file (written once, when the trial ends); a copy that did not preserve times (plain cp, some object-store
+    # syncs) leaves the copy order instead, which we detect (all times within a second) and say so.
+    recorded = pd.to_numeric(df["finished_at"], errors="coerce").astype(float)
+    df["finished_at"] = recorded.fillna(df["trial_id"].map(mtimes).astype(float))
     known = df["finished_at"].dropna()
     if len(known) < len(df):
-        order_note = "trials without a readable file time are placed last, in trial-id order"
+        order_note = ("trials without a recorded finishing time or a readable file time are placed last, in trial-id "
+                      "order")
     else:
-        order_note = "trials ordered by the time their row was written (trials/*.parquet modification time)"
-    if len(known) > 2 and known.max() - known.min() < 1.0:
+        order_note = ("trials ordered by the time they finished (finished_at, else the trials/*.parquet "
+                      "modification time)")
+    if recorded.isna().sum() > 2 and known.max() - known.min() < 1.0:
         order_note = ("the trials/*.parquet modification times are all within one second (a copy that did not "
                       "keep file times?), so the finishing order shown is arbitrary")
         notes.append(order_note)
@@ -216,7 +209,7 @@ def load(experiment_dir: str) -> ReportData:
     if "trial_id" not in trials or "status" not in trials:
         raise UserError(f"{experiment_dir}: trials/ does not hold nas_lth trial rows (no trial_id/status columns)")
     loc = locate(str(experiment_dir))
-    trials, order_note = _normalise_trials(trials, _mtimes(loc.join("trials")), notes)
+    trials, order_note = _normalise_trials(trials, trial_file_times(loc), notes)
     curves = _normalise_curves(curves)
     metric = MICRO_F1 if _multilabel(trials) else ACCURACY
     names = [n for n in trials["experiment"].unique() if n]

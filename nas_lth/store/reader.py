@@ -34,6 +34,18 @@ def recorded_space(experiment: str) -> dict:
     return space if isinstance(space, dict) else {}
 
 
+def trial_file_times(loc) -> dict[str, float]:
+    """Modification time (epoch seconds) of each visible ``trials/<trial_id>.parquet`` file of the experiment at
+    ``loc``: when each trial's row was written, for rows older than their ``finished_at`` column."""
+    out = {}
+    for f in loc.join("trials").list(".parquet"):
+        info = f.fs.get_file_info(f.path)
+        stem = posixpath.basename(f.path)[: -len(".parquet")]
+        if info.mtime is not None:
+            out[stem] = info.mtime.timestamp()
+    return out
+
+
 def recorded_within(experiment: str) -> float | None:
     """The space's ``strategy.sparsest_within`` (the bound of a ladder search's objective), None without one."""
     strategy = recorded_space(experiment).get("strategy")
