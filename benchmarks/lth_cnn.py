@@ -63,7 +63,8 @@ def recipe(model: str, args, seed: int):
     p = PROTOCOLS[model]
     return recipe_from_dict({
         "model": model, "dataset": "mnist", "criterion": "large_final", "stop_at": "end",
-        "rewind_to": args.late_reset if p.get("late_reset") else 0, "reinit": "original", "prune_rate": p["prune_rate"],
+        "rewind_to": args.late_reset if p.get("late_reset") else 0, "reinit": "original",
+        "prune_rate": {**p["prune_rate"], **dict(getattr(args, "prune_rate", None) or {})},
         "scope": p.get("scope", "layerwise"), "rounds": args.rounds, "budget": args.epochs, "seed": seed,
         "val_size": args.val_size,
         "training": {**p["training"], "eval_every": args.eval_every},
@@ -170,7 +171,8 @@ def render(summary: pd.DataFrame, status: pd.DataFrame, args) -> str:
     """The text of ``reports/lth_cnn/README.md``."""
     lines = ["# LTH on convolutional networks, MNIST", "",
              f"`python -m benchmarks.lth_cnn --models <model> --seeds <seed> --epochs {args.epochs:g} --rounds "
-             f"{args.rounds} --late-reset {args.late_reset}` ({args.device}) for each (model, seed) below; mean "
+             f"{args.rounds} --late-reset {args.late_reset}{rate_flag(args)}` ({args.device}) for each (model, seed) "
+             "below; mean "
              "(range) over the complete seeds; test accuracy at the early-stop iteration (minimum validation loss); "
              "validation loss at a run's first evaluation after its start (iteration "
              f"{', '.join(sorted({str(int(i)) for i in summary.first_eval_iter.dropna()}))}) as the measure of "
@@ -258,6 +260,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--rounds", type=int, default=8)
     p.add_argument("--eval-every", type=int, default=200, help="iterations between validation passes")
     p.add_argument("--late-reset", type=int, default=500, help="iteration VGG and ResNet are reset to")
+    p.add_argument("--prune-rate", type=_rate, nargs="+", default=None, metavar="KIND=RATE",
+                   help="per-round rates that replace the protocol's for these layer kinds, e.g. conv=0.2 fc=0.4 "
+                        "(fewer rounds at a larger rate, for a longer budget per round)")
     p.add_argument("--val-size", type=int, default=None, help="validation hold-out (default: MNIST's 5,000)")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
     p.add_argument("--threads", type=int, default=2)
@@ -267,6 +272,23 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--summary-only", action="store_true", help="no training: summarise what exists")
     p.add_argument("--no-verify", action="store_true", help="skip the SHA-256 check (IDX files you made yourself)")
     return p
+
+
+def _rate(text: str) -> tuple[str, float]:
+    kind, _, rate = text.partition("=")
+    try:
+        value = float(rate)
+    except ValueError:
+        value = -1.0
+    if kind not in ("conv", "fc", "output") or not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected KIND=RATE with KIND conv, fc or output and 0 <= RATE < 1")
+    return kind, value
+
+
+def rate_flag(args) -> str:
+    """The --prune-rate part of the study's command, as the page states it ('' for the protocol's rates)."""
+    rates = dict(getattr(args, "prune_rate", None) or {})
+    return " --prune-rate " + " ".join(f"{k}={v:g}" for k, v in rates.items()) if rates else ""
 
 
 def report_dir_for(results: Path) -> Path:

@@ -105,3 +105,17 @@ def test_a_study_in_another_folder_gets_its_own_pages_and_summary(tmp_path):
     other = lth_cnn.OUT.parent / "lth_cnn_reset0"
     assert lth_cnn.report_dir_for(other) == lth_cnn.REPO / "reports" / "lth_cnn_reset0" != lth_cnn.REPORT
 
+
+
+def test_prune_rates_can_replace_the_protocols_and_the_page_states_them(tmp_path):
+    """Item 3's longer budget: fewer rounds at larger rates (--prune-rate), stated in the page's command."""
+    make_mnist(tmp_path / "data", n_train=84, n_test=16)
+    assert lth_cnn.main(args(tmp_path, "--models", "conv2", "--prune-rate", "conv=0.3", "fc=0.5")) == 0
+    rows = pd.read_parquet(tmp_path / "runs" / "conv2-s0.parquet")
+    w = rows[rows.variant == "original"].groupby("round").weights_remaining.first()
+    ref = lth_cnn.recipe("conv2", lth_cnn.parser().parse_args(["--prune-rate", "conv=0.3", "fc=0.5"]), 0)
+    assert {k: ref.prune_rate[k] for k in ("conv", "fc", "output")} == {"conv": 0.3, "fc": 0.5, "output": 0.1}
+    assert w[1] < 0.55  # fc layers hold most of Conv-2's weights: half of them go in round 1
+    assert "--late-reset 1 --prune-rate conv=0.3 fc=0.5`" in (tmp_path / "report" / "README.md").read_text()
+    with pytest.raises(SystemExit):
+        lth_cnn.parser().parse_args(["--prune-rate", "fc=1.5"])
