@@ -16,7 +16,9 @@ iteration, and the training iterations spent to find the mask (rounds x the stop
 (criterion, stop_at, sparsity, schedule, seed: its four variants) is appended to
 ``benchmarks/results/criteria_grid.parquet`` when it finishes; a rerun skips the units stored, so the grid
 resumes. ``--summary-only`` writes ``reports/criteria_grid/table.md`` from the stored rows: means with 95 %
-t-intervals over seeds, and how complete the grid is.
+t-intervals over seeds, how complete the grid is, and the three questions as paired comparisons over seeds
+(:func:`answers`: early masks against end-of-training masks, pruning-at-init criteria against random and LTH masks,
+each control against the original init; paired t-tests, Benjamini-Hochberg within each question).
 
     python -m benchmarks.criteria_grid [--seeds 0 1 2] [--epochs 4] [--threads 1]
     python -m benchmarks.criteria_grid --summary-only
@@ -144,6 +146,105 @@ def ci95(x: pd.Series) -> tuple[float, float]:
     return float(x.mean()), float(stats.t.ppf(0.975, len(x) - 1) * x.std(ddof=1) / np.sqrt(len(x)))
 
 
+# ------------------------------------------------------------------ the questions, paired over seeds
+
+SANITY = [("snip", "0"), ("grasp", "0"), ("synflow", "0"), ("large_final", "0"), ("large_final", "end"),
+          ("magnitude_increase", "end"), ("random", "end")]  # the masks whose controls the page compares
+
+
+def paired(df: pd.DataFrame, a: dict, b: dict) -> dict:
+    """Cell ``a`` minus cell ``b`` (each: criterion, stop_at, variant, and the shared sparsity and schedule) in test
+    accuracy at early stop, paired by seed (a seed fixes the init and the dense run both cells start from): mean
+    difference in pp, the half-width of its 95 % t-interval, the paired t-test's two-sided p, and n (seeds with
+    both cells)."""
+    from scipy import stats
+
+    def cell(c):
+        sel = df
+        for k, v in c.items():
+            sel = sel[sel[k] == v]
+        return sel.set_index("seed").test_acc_at_early_stop
+
+    both = pd.concat([cell(a), cell(b)], axis=1, keys=["a", "b"]).dropna()
+    d = 100 * (both.a - both.b)
+    n = len(d)
+    if n < 2:
+        return {"n": n, "diff_pp": float(d.mean()) if n else float("nan"), "ci95_pp": float("nan"), "p": float("nan")}
+    half = float(stats.t.ppf(0.975, n - 1) * d.std(ddof=1) / np.sqrt(n))
+    # equal differences (up to float noise) have no spread to test against
+    p = float(stats.ttest_rel(both.a, both.b).pvalue) if np.ptp(d.to_numpy()) > 1e-9 else float("nan")
+    return {"n": n, "diff_pp": float(d.mean()), "ci95_pp": half, "p": p}
+
+
+def answers(df: pd.DataFrame) -> pd.DataFrame:
+    """The issue's three questions as paired comparisons (one-shot masks; each at both sparsities):
+
+    - ``early``: a mask chosen at iteration 0, 100, 500 or 2,000 against the same criterion's mask from the end
+      of training (every criterion that scores trained weights);
+    - ``pai``: SNIP, GraSP and SynFlow at initialisation against a random mask, and against the LTH mask
+      (``large_final`` at the end of training);
+    - ``sanity``: each control (random reinit, reshuffled init values, signed constants) against the original
+      init of the same mask (Frankle et al., ICLR 2021), for the masks in ``SANITY``.
+
+    ``q`` is the Benjamini-Hochberg adjusted p within each question (scipy's ``false_discovery_control``)."""
+    from scipy.stats import false_discovery_control
+
+    one = df[df.schedule == "one_shot"]
+    rows = []
+    for sparsity, g in one.groupby("sparsity", sort=False):
+        trained = sorted({c for c in g.criterion.unique() if c not in AT_INIT and c != "random"})
+        for crit in trained:
+            for stop in (str(s) for s in STOPS[:-1]):
+                early, end = ({"criterion": crit, "stop_at": s, "variant": "original"} for s in (stop, "end"))
+                rows.append({"question": "early", "sparsity": sparsity, "a": f"{crit} @ {stop}",
+                             "b": f"{crit} @ end", **paired(g, early, end)})
+        for crit in (c for c in AT_INIT if c in set(g.criterion)):
+            for other, stop in (("random", "0"), ("large_final", "end")):
+                rows.append({"question": "pai", "sparsity": sparsity, "a": f"{crit} @ 0", "b": f"{other} @ {stop}",
+                             **paired(g, {"criterion": crit, "stop_at": "0", "variant": "original"},
+                                      {"criterion": other, "stop_at": stop, "variant": "original"})})
+        for crit, stop in SANITY:
+            for control in CONTROLS:
+                rows.append({"question": "sanity", "sparsity": sparsity, "a": f"{crit} @ {stop}: {control}",
+                             "b": f"{crit} @ {stop}: original",
+                             **paired(g, {"criterion": crit, "stop_at": stop, "variant": control},
+                                      {"criterion": crit, "stop_at": stop, "variant": "original"})})
+    out = pd.DataFrame(rows)
+    if out.empty:
+        return out
+    out = out[out.n > 0].reset_index(drop=True)
+    out["q"] = np.nan
+    for _, idx in out.groupby("question").groups.items():
+        ok = out.loc[idx, "p"].dropna()
+        if len(ok):
+            out.loc[ok.index, "q"] = false_discovery_control(ok.to_numpy())
+    return out
+
+
+def render_answers(ans: pd.DataFrame) -> list[str]:
+    titles = {"early": "Early masks against the end-of-training mask (same criterion)",
+              "pai": "Pruning-at-init criteria against a random mask and against the LTH mask",
+              "sanity": "Sanity checks: each control against the original init of the same mask"}
+    lines = []
+    for question, title in titles.items():
+        g = ans[ans.question == question] if len(ans) else ans
+        if g.empty:
+            continue
+        lines += [f"## {title}", "", "Test accuracy at early stop, a minus b in pp, paired by seed: mean with the "
+                  "95 % t-interval's half-width; p: paired t-test; q: Benjamini-Hochberg within this table.", "",
+                  "| fc weights % | a | b | a - b (pp) | p | q | n |", "|---:|---|---|---:|---:|---:|---:|"]
+        for r in g.itertuples():
+            ci = f" +- {r.ci95_pp:.2f}" if np.isfinite(r.ci95_pp) else ""
+            lines.append(f"| {100 * r.sparsity:.1f} | {r.a} | {r.b} | {r.diff_pp:+.2f}{ci} | {_fmt_p(r.p)} | "
+                         f"{_fmt_p(r.q)} | {r.n} |")
+        lines.append("")
+    return lines
+
+
+def _fmt_p(p: float) -> str:
+    return "-" if not np.isfinite(p) else f"{p:.2g}"
+
+
 def render(df: pd.DataFrame, seeds: list[int], epochs: float) -> str:
     """The tables of the rows at ``epochs`` per training run (rows at another budget are another study)."""
     df = df[df.epochs == float(epochs)]
@@ -174,6 +275,7 @@ def render(df: pd.DataFrame, seeds: list[int], epochs: float) -> str:
                 vals.append(f"{100 * mm:.2f} +- {100 * hh:.2f}" if np.isfinite(hh) else f"{100 * mm:.2f}")
             lines.append(f"| {crit} | {stop} | " + " | ".join(vals) + f" | {c.seed.nunique()} |")
         lines.append("")
+    lines += render_answers(answers(df))
     return "\n".join(lines)
 
 
