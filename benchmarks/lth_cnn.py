@@ -88,7 +88,10 @@ class Ladder:
         return not rows.empty and {(rounds, v) for v in VARIANTS} <= set(zip(rows["round"], rows.variant, strict=True))
 
     def on_round(self, row) -> None:
-        rec = {"model": self.model, "seed": self.seed, **row.record()}
+        # the thread count decides the reduction order, so a run is reproducible only with it (the summary's
+        # environment columns are the summarising process's)
+        rec = {"model": self.model, "seed": self.seed, **row.record(), "torch_threads": torch.get_num_threads(),
+               "torch_version": torch.__version__}
         keys = {"model": self.model, "seed": self.seed, "round": rec["round"], "variant": rec["variant"]}
         # (a run's curve always holds its start evaluation; the columns are named so that an empty one still writes)
         curve = pd.DataFrame([{**keys, **c} for c in row.curve], columns=[*keys, *(row.curve[0] if row.curve else [])])
