@@ -75,10 +75,19 @@ def test_worker_node_lost_mid_trial(tmp_path):
         storage = tmp_path / "runs"
         proc = start(search_cmd(space, storage, "--address", cluster.address), tmp_path, "node")
 
-        def checkpoints():  # Tune keeps each trial's checkpoints in its folder of the experiment
-            return sorted({p.parent.name for p in (storage / "node_loss").glob("*/checkpoint_*")})
+        def checkpointed_and_running():
+            """Trials still running (no row yet) that have written two checkpoints: a trial hands a report over
+            before it trains on to the next, so the first one has long left the trial and whichever node goes, its
+            trial has a checkpoint to restore. (A trial that had already finished, or had only just written its
+            first checkpoint, made this test fail under load.)"""
+            exp = storage / "node_loss"
+            done = {p.stem for p in (exp / "trials").glob("*.parquet")}
+            # Tune keeps each trial's checkpoints in its folder: ticket_trainable_<trial id>_<n>_<params>_<time>
+            # (Tune keeps the last two: checkpoint_<k> with k >= 1 means at least two were made)
+            two = {p.parent.name.split("_")[2] for p in exp.glob("*/checkpoint_*") if int(p.name.split("_")[1]) >= 1}
+            return sorted(two - done)
 
-        wait_for(lambda: len(checkpoints()) >= 2, 420, "two running trials to checkpoint", proc)
+        wait_for(lambda: len(checkpointed_and_running()) >= 2, 420, "two running trials to checkpoint twice", proc)
         cluster.remove_node(workers[0])
         proc.wait(TIMEOUT_S)
         assert proc.returncode == 0, logs(tmp_path, "node")
