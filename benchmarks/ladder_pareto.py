@@ -26,7 +26,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import time
 from pathlib import Path
 
 import pandas as pd
@@ -64,15 +63,8 @@ def runs(args, space: SearchSpace) -> None:
             path = folder / f"{method}-s{seed}.parquet"
             if path.exists():
                 continue
-            t0 = time.perf_counter()
             print(f"{method} (multi-objective), searcher seed {seed}, {budget:.1f} epochs ...", flush=True)
-            df = ls.search_run(mo_space(space, method, seed, budget), args.data_dir)
-            df = df.assign(method=method, searcher_seed=seed, wall_seconds=time.perf_counter() - t0)
-            tmp = path.with_suffix(".tmp")
-            df.to_parquet(tmp, index=False)
-            tmp.replace(path)
-            print(f"  {df.trial_id.nunique()} ladders, {len(df)} rows, {df.cum_epochs.max():.1f} epochs, "
-                  f"{time.perf_counter() - t0:.0f} s", flush=True)
+            ls.store_run(path, mo_space(space, method, seed, budget), args.data_dir, method, seed)
 
 
 def grid_rows(results: Path) -> pd.DataFrame:
@@ -138,8 +130,6 @@ def summarize(args) -> tuple[pd.DataFrame, dict]:
 
 def verdict(per_run: pd.DataFrame, wanted_seeds: list[int]) -> dict:
     """The goal (the grid's hypervolume within 1/3 of its epochs) and the paired tests, at the largest budget."""
-    from scipy.stats import wilcoxon
-
     total = float(per_run.grid_epochs.iloc[0])
     searches = per_run[per_run.method != "grid"]
     out: dict = {"grid_epochs": total, "grid_hypervolume": float(per_run.grid_hypervolume.iloc[0])}
@@ -152,14 +142,7 @@ def verdict(per_run: pd.DataFrame, wanted_seeds: list[int]) -> dict:
     out["budget_epochs"] = float(top)
     out["reached_within_a_third"] = {m: int((r <= total / 3 + 1e-9).sum()) for m, r in reach.groupby(level=0)}
     out["seeds"] = {m: int(r.size) for m, r in reach.groupby(level=0)}
-    if "tpe_rounds" in at:
-        for other in ("random_fifo", "random_rounds"):
-            if other in at:
-                both = at[["tpe_rounds", other]].dropna()
-                diff = both.tpe_rounds - both[other]
-                p = float(wilcoxon(diff, alternative="greater").pvalue) if (diff != 0).any() and len(diff) >= 5 \
-                    else math.nan
-                out[f"vs_{other}"] = {"n": len(both), "median_difference": float(diff.median()), "p": p}
+    out.update(ls.paired_vs_tpe(at, lambda a, b: a - b, "greater", "median_difference"))
     out["complete"] = all(set(wanted_seeds) <= set(searches[searches.method == m].searcher_seed)
                           for m in ls.METHODS)
     return out

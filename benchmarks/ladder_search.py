@@ -140,15 +140,35 @@ def runs(args, space: SearchSpace) -> None:
         if path.exists():
             continue
         budget = None if method == "grid" else args.fraction * grid_epochs()
-        t0 = time.perf_counter()
         print(f"{method}, searcher seed {seed}" + (f", {budget:.1f} epochs" if budget else "") + " ...", flush=True)
-        df = search_run(method_space(space, method, seed, budget), args.data_dir)
-        df = df.assign(method=method, searcher_seed=seed, wall_seconds=time.perf_counter() - t0)
-        tmp = path.with_suffix(".tmp")
-        df.to_parquet(tmp, index=False)
-        tmp.replace(path)
-        print(f"  {df.trial_id.nunique()} ladders, {len(df)} rows, {df.cum_epochs.max():.1f} epochs, "
-              f"{time.perf_counter() - t0:.0f} s", flush=True)
+        store_run(path, method_space(space, method, seed, budget), args.data_dir, method, seed)
+
+
+def store_run(path: Path, sp: SearchSpace, data_dir, method: str, seed: int) -> None:
+    """Run one search and write its rows (:func:`search_run`) whole to ``path``: a temporary name, then renamed."""
+    t0 = time.perf_counter()
+    df = search_run(sp, data_dir).assign(method=method, searcher_seed=seed, wall_seconds=time.perf_counter() - t0)
+    tmp = path.with_suffix(".tmp")
+    df.to_parquet(tmp, index=False)
+    tmp.replace(path)
+    print(f"  {df.trial_id.nunique()} ladders, {len(df)} rows, {df.cum_epochs.max():.1f} epochs, "
+          f"{time.perf_counter() - t0:.0f} s", flush=True)
+
+
+def paired_vs_tpe(at: pd.DataFrame, diff, alternative: str, name: str) -> dict:
+    """tpe_rounds against each random method present in ``at`` (searcher seed x method), paired over seeds:
+    ``diff(tpe, other)`` per seed, its median as ``name``, and the one-sided Wilcoxon signed-rank p (NaN below five
+    seeds or without a nonzero difference)."""
+    from scipy.stats import wilcoxon
+
+    out = {}
+    for other in ("random_fifo", "random_rounds"):
+        if "tpe_rounds" in at and other in at:
+            both = at[["tpe_rounds", other]].dropna()
+            d = diff(both.tpe_rounds, both[other])
+            p = float(wilcoxon(d, alternative=alternative).pvalue) if (d != 0).any() and len(d) >= 5 else math.nan
+            out[f"vs_{other}"] = {"n": len(both), name: float(d.median()), "p": p}
+    return out
 
 
 def grid_epochs() -> float:
@@ -265,8 +285,6 @@ def summarize(args, space: SearchSpace, confirm_now: bool) -> pd.DataFrame:
 
 def verdict(per_run: pd.DataFrame, wanted_seeds: list[int]) -> dict:
     """The issue's goals against the measured numbers, at the largest search budget."""
-    from scipy.stats import wilcoxon
-
     grid = per_run[per_run.method == "grid"]
     grid_w = float(grid.confirmed_weights.iloc[0]) if len(grid) else math.nan
     top = per_run[per_run.method != "grid"].budget_epochs.max()
@@ -275,13 +293,7 @@ def verdict(per_run: pd.DataFrame, wanted_seeds: list[int]) -> dict:
     out = {"grid_confirmed_weights": grid_w, "budget_epochs": top, "seeds": sorted(at.index)}
     if "tpe_rounds" in at:
         out["tpe_at_least_as_sparse_as_grid"] = int((at.tpe_rounds <= grid_w + 1e-12).sum())
-        for other in ("random_fifo", "random_rounds"):
-            if other in at:
-                both = at[["tpe_rounds", other]].dropna()
-                diff = np.log10(both.tpe_rounds) - np.log10(both[other])
-                p = float(wilcoxon(diff, alternative="less").pvalue) if (diff != 0).any() and len(diff) >= 5 \
-                    else math.nan
-                out[f"vs_{other}"] = {"n": len(both), "median_log10_ratio": float(diff.median()), "p": p}
+    out.update(paired_vs_tpe(at, lambda a, b: np.log10(a) - np.log10(b), "less", "median_log10_ratio"))
     out["complete"] = set(wanted_seeds) <= set(at.index)
     return out
 
