@@ -17,7 +17,7 @@ import pyarrow as pa
 from nas_lth.errors import UserError
 from nas_lth.store import CURVE_COLUMNS, SCHEMA_VERSION, STATUSES, TRIAL_COLUMNS, locate, read
 from nas_lth.store.analysis import round_tickets
-from nas_lth.store.reader import trial_file_times
+from nas_lth.store.reader import finishing_times, trial_file_times
 from nas_lth.store.schema import RECIPE_COLUMNS, TRIAL_SCHEMA
 
 # columns of the trials table that hold numbers (coerced, so a column written as all-null still works)
@@ -149,8 +149,8 @@ def _normalise_trials(trials: pd.DataFrame, mtimes: dict[str, float], notes: lis
     # so for them the only record of *when* a trial ended is the modification time of its trials/<id>.parquet
     # file (written once, when the trial ends); a copy that did not preserve times (plain cp, some object-store
     # syncs) leaves the copy order instead, which we detect (all times within a second) and say so.
-    recorded = pd.to_numeric(df["finished_at"], errors="coerce").astype(float)
-    df["finished_at"] = recorded.fillna(df["trial_id"].map(mtimes).astype(float))
+    recorded = pd.to_numeric(df["finished_at"], errors="coerce")
+    df["finished_at"] = finishing_times(df, mtimes)
     known = df["finished_at"].dropna()
     if len(known) < len(df):
         order_note = ("trials without a recorded finishing time or a readable file time are placed last, in trial-id "

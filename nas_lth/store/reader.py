@@ -46,6 +46,14 @@ def trial_file_times(loc) -> dict[str, float]:
     return out
 
 
+def finishing_times(trials: pd.DataFrame, file_times: dict[str, float]) -> pd.Series:
+    """Each row's ``finished_at``, else (a row written before the column existed) its trial file's time from
+    ``file_times`` (:func:`trial_file_times`); NaN where neither is known."""
+    recorded = pd.to_numeric(trials["finished_at"], errors="coerce") if "finished_at" in trials else None
+    times = trials["trial_id"].map(file_times).astype(float)
+    return times if recorded is None else recorded.astype(float).fillna(times)
+
+
 def recorded_within(experiment: str) -> float | None:
     """The space's ``strategy.sparsest_within`` (the bound of a ladder search's objective), None without one."""
     strategy = recorded_space(experiment).get("strategy")

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from nas_lth.store.fs import locate
-from nas_lth.store.reader import SPACE_FILE, read, recorded_space, trial_file_times
+from nas_lth.store.reader import SPACE_FILE, finishing_times, read, recorded_space, trial_file_times
 
 TABLES = ("trials", "curves", "rounds")
 
@@ -25,9 +25,7 @@ def snapshot(experiment: str, dest: str | Path) -> Path:
     dest = Path(dest)
     trials = res.all_trials.copy()
     if len(trials):  # older rows have no finished_at: their file's time is the only record, and a copy loses it
-        times = trials["trial_id"].map(trial_file_times(locate(experiment)))
-        recorded = trials["finished_at"] if "finished_at" in trials else times.where(times.isna())
-        trials["finished_at"] = recorded.astype(float).fillna(times.astype(float))
+        trials["finished_at"] = finishing_times(trials, trial_file_times(locate(experiment)))
     tables = {"trials": trials, "curves": res.curves, "rounds": res.rounds}
     for name in TABLES:
         folder = dest / name
