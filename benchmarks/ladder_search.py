@@ -25,7 +25,7 @@ Resumable: each (method, searcher seed) run is one file ``benchmarks/results/lad
 search ends; confirmations are rows of ``confirm.parquet`` per (ladder, seed). A rerun skips what exists.
 
     python -m benchmarks.ladder_search [--seeds 0 ... 9] [--methods ...] [--fraction 0.3333]
-    python -m benchmarks.ladder_search --summary-only
+    python -m benchmarks.ladder_search --summary-only [--jobs 2]   # confirmations, 2 processes of 1 thread
 """
 
 from __future__ import annotations
@@ -189,37 +189,62 @@ def recommend(df: pd.DataFrame, budget: float) -> tuple[str, int, float] | None:
     return str(best.ladder), int(best["round"]), float(best.weights_remaining)
 
 
-def confirm(wanted: dict[str, int], seeds: list[int], space: SearchSpace, data_dir) -> pd.DataFrame:
+def confirm(wanted: dict[str, int], seeds: list[int], space: SearchSpace, data_dir, jobs: int = 1) -> pd.DataFrame:
     """Every round up to ``wanted[ladder]`` of each ladder trained again with each seed (cached per ladder and seed;
-    a ladder stored to fewer rounds is trained again to the deeper one)."""
-    from nas_lth.data import load_dataset
-    from nas_lth.estimation import TicketRun
+    a ladder stored to fewer rounds is trained again to the deeper one). ``jobs`` 1-thread processes train
+    (ladder, seed) pairs side by side; this process alone writes the file, after each pair."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from multiprocessing import get_context
 
     path = OUT / "confirm.parquet"
     done = pd.read_parquet(path) if path.exists() else pd.DataFrame(columns=CONFIRM_COLUMNS)
-    torch.set_num_threads(1)
+    todo = []
     for ladder, last in sorted(wanted.items()):
-        fields = json.loads(ladder)
         for seed in seeds:
             have = done[(done.ladder == ladder) & (done.seed == seed)]
-            if len(have) and have["round"].max() >= last:
-                continue
-            sampled = {k: (int(v) if k == "stop_at" and str(v).isdigit() else v) for k, v in fields.items()}
-            recipe = space.recipe({**sampled, "rounds": last, "seed": seed})
-            t0 = time.perf_counter()
-            data = load_dataset(recipe.dataset, data_dir, seed=seed, val_size=recipe.val_size,
-                                options=recipe.dataset_options or None)
-            rows = TicketRun(recipe, data, eval_at_epoch_end=True).run()
-            new = pd.DataFrame([{"ladder": ladder, "seed": seed, "round": r.round,
-                                 "weights_remaining": r.weights_remaining, "val_acc": r.metrics.get("val_acc"),
-                                 "test_acc": r.metrics.get("test_acc"), "wall_seconds": time.perf_counter() - t0}
-                                for r in rows if r.variant in ("dense", recipe.reinit)])
-            done = pd.concat([done[~((done.ladder == ladder) & (done.seed == seed))], new], ignore_index=True)
-            tmp = path.with_suffix(".tmp")
-            done.to_parquet(tmp, index=False)
-            tmp.replace(path)
-            print(f"  confirmed seed {seed}: {fields} to round {last} [{time.perf_counter() - t0:.0f} s]", flush=True)
+            if not (len(have) and have["round"].max() >= last):
+                todo.append((ladder, last, seed))
+    print(f"confirmations: {len(todo)} (ladder, seed) pairs to train, {jobs} at a time", flush=True)
+
+    def store(ladder: str, seed: int, new: pd.DataFrame) -> None:
+        nonlocal done
+        done = pd.concat([done[~((done.ladder == ladder) & (done.seed == seed))], new], ignore_index=True)
+        tmp = path.with_suffix(".tmp")
+        done.to_parquet(tmp, index=False)
+        tmp.replace(path)
+
+    if jobs <= 1:
+        for ladder, last, seed in todo:
+            store(ladder, seed, confirm_one(ladder, last, seed, space, data_dir))
+        return done
+    # spawn: a forked child would inherit this process's torch thread pool and Ray/Optuna state
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+        futures = {pool.submit(confirm_one, ladder, last, seed, space, data_dir): (ladder, seed)
+                   for ladder, last, seed in todo}
+        for f in as_completed(futures):
+            store(*futures[f], f.result())
     return done
+
+
+def confirm_one(ladder: str, last: int, seed: int, space: SearchSpace, data_dir) -> pd.DataFrame:
+    """One ladder's rounds 0..``last`` trained with ``seed`` on one thread: its dense and ticket rows."""
+    from nas_lth.data import load_dataset
+    from nas_lth.estimation import TicketRun
+
+    torch.set_num_threads(1)
+    fields = json.loads(ladder)
+    sampled = {k: (int(v) if k == "stop_at" and str(v).isdigit() else v) for k, v in fields.items()}
+    recipe = space.recipe({**sampled, "rounds": last, "seed": seed})
+    t0 = time.perf_counter()
+    data = load_dataset(recipe.dataset, data_dir, seed=seed, val_size=recipe.val_size,
+                        options=recipe.dataset_options or None)
+    rows = TicketRun(recipe, data, eval_at_epoch_end=True).run()
+    wall = time.perf_counter() - t0
+    print(f"  confirmed seed {seed}: {fields} to round {last} [{wall:.0f} s]", flush=True)
+    return pd.DataFrame([{"ladder": ladder, "seed": seed, "round": r.round, "weights_remaining": r.weights_remaining,
+                          "val_acc": r.metrics.get("val_acc"), "test_acc": r.metrics.get("test_acc"),
+                          "wall_seconds": wall} for r in rows if r.variant in ("dense", recipe.reinit)],
+                        columns=CONFIRM_COLUMNS)
 
 
 def confirmed_ticket(conf: pd.DataFrame, ladder: str, last: int, seeds: list[int]) -> tuple[float, float, float]:
@@ -266,7 +291,7 @@ def summarize(args, space: SearchSpace, confirm_now: bool) -> pd.DataFrame:
     for r in recs.values():
         if r is not None:
             wanted[r[0]] = max(wanted.get(r[0], 0), r[1])
-    conf = confirm(wanted, args.confirm_seeds, space, args.data_dir) if confirm_now else (
+    conf = confirm(wanted, args.confirm_seeds, space, args.data_dir, args.jobs) if confirm_now else (
         pd.read_parquet(OUT / "confirm.parquet") if (OUT / "confirm.parquet").exists()
         else pd.DataFrame(columns=CONFIRM_COLUMNS))
     rows = []
@@ -348,6 +373,7 @@ def main(argv=None) -> int:
     p.add_argument("--fraction", type=float, default=1 / 3, help="the searches' budget, a fraction of the grid's")
     p.add_argument("--budget-fractions", type=float, nargs="+", default=[1 / 9, 1 / 6, 1 / 3])
     p.add_argument("--confirm-seeds", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--jobs", type=int, default=1, help="confirmations trained side by side (1 thread each)")
     p.add_argument("--no-confirm", action="store_true", help="summarise without training confirmations")
     p.add_argument("--summary-only", action="store_true", help="no new search runs")
     p.add_argument("--results", type=Path, default=OUT)

@@ -100,3 +100,30 @@ def test_hypervolume_grows_round_by_round_and_counts_only_what_halves_the_networ
     assert hv_at(curve, 3) == 0.0 and hv_at(curve, 7) == pytest.approx(one) and hv_at(curve, 99) == pytest.approx(two)
     assert epochs_to_reach(curve, one) == 6 and epochs_to_reach(curve, two) == 10
     assert math.isnan(epochs_to_reach(curve, two + 0.01))
+
+
+def test_confirmations_trained_side_by_side_equal_those_trained_one_by_one(tmp_path, monkeypatch):
+    """``--jobs 2`` trains (ladder, seed) pairs in spawned 1-thread processes: the same rows as in this process,
+    every pair once, and a rerun trains nothing."""
+    import benchmarks.ladder_search as ls
+    from nas_lth.space import load_space
+
+    text = ls.SPACE.read_text().replace("dataset: mnist", "dataset: digits").replace("budget: 2 ", "budget: 1 ")
+    text = text.replace("eval_every: 459", "eval_every: 10")
+    (tmp_path / "s.yaml").write_text(text)
+    space = load_space(tmp_path / "s.yaml")
+    wanted = {json.dumps({"criterion": "large_final", "prune_rate.fc": 0.5, "rewind_to": 0, "stop_at": "end"},
+                         sort_keys=True): 2,
+              json.dumps({"criterion": "snip", "prune_rate.fc": 0.6, "rewind_to": 0, "stop_at": "10"},
+                         sort_keys=True): 1}
+    got = {}
+    for jobs in (1, 2):
+        monkeypatch.setattr(ls, "OUT", tmp_path / f"j{jobs}")
+        (tmp_path / f"j{jobs}").mkdir()
+        got[jobs] = ls.confirm(wanted, [1, 2], space, None, jobs=jobs)
+        again = ls.confirm(wanted, [1, 2], space, None, jobs=jobs)  # nothing left to train: the stored rows
+        pd.testing.assert_frame_equal(again, pd.read_parquet(tmp_path / f"j{jobs}" / "confirm.parquet"))
+    key = ["ladder", "seed", "round"]
+    one, two = (got[j].sort_values(key).reset_index(drop=True).drop(columns="wall_seconds") for j in (1, 2))
+    assert len(one) == 2 * (3 + 2) and not one.duplicated(key).any()
+    pd.testing.assert_frame_equal(one, two, check_dtype=False)
