@@ -147,6 +147,22 @@ def test_a_ladder_search_stores_every_round_once_and_schedules_at_matched_sparsi
         assert -d["vector"][0] == pytest.approx(at.val_acc)
     stopped = {d["trial_id"] for d in log if d["action"] == "STOP"}
     assert stopped == set(trials[trials.status == "stopped"].trial_id)
+    # the console names each ladder's round (not its cap) and the best as the weights the objective's score means
+    for row in trials[trials.stage == "search"].itertuples():
+        line = next(x for x in proc.stdout.splitlines() if f"trial {row.trial_id} " in x and " round=" in x)
+        assert f"weights={100 * row.weights_remaining:.2f}%" in line and "rounds=" not in line
+    best = 10 ** -trials[trials.status == "completed"].objective.max()
+    assert (f"best full-budget sparsest ticket within 0.1 of the dense network's val_acc: {100 * best:.2f} % of "
+            "the weights") in proc.stdout
+
+
+def test_the_progress_line_shows_a_sparsest_within_score_as_weights():
+    from nas_lth.experiment.progress import TableReporter
+
+    rep = TableReporter("x", within=0.01)
+    assert rep._best(-math.log10(0.0254)) == "2.54 % of the weights"
+    assert rep._best(-0.013) == "none within the bound yet (closest: 0.0130 short)"
+    assert rep._best(None) == "-" and TableReporter("val_acc")._best(0.97) == "0.9700"
 
 
 @pytest.mark.integration

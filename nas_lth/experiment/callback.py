@@ -236,16 +236,19 @@ class ResultsCallback(Callback):
                     [{"experiment": self.name, "trial_id": trial.trial_id, **c} for c in curve])
         self.finished[trial.trial_id] = status
         if not self.quiet:
-            self._print(row)
+            # a ladder's row is its answer: the round it is (its recipe's rounds are only the cap)
+            ladder = self.space.spec.strategy.fidelity == "rounds"
+            self._print(row, rep.round if ladder else None)
 
-    def _print(self, row: dict) -> None:
+    def _print(self, row: dict, ladder_round: int | None = None) -> None:
         def f(v, spec):
             return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
         wr = row.get("weights_remaining")
         stage = f"confirm of {row['confirm_of']} seed={row.get('seed')} " if row.get("stage") == "confirm" else ""
         print(f"[{time.monotonic() - self.t0:6.0f}s] trial {row['trial_id']} {row['status']:<9} {stage}"
-              f"criterion={row.get('criterion')} stop_at={row.get('stop_at')} rounds={row.get('rounds')} "
-              f"weights={f(None if wr is None else 100 * wr, '.2f')}% "
+              f"criterion={row.get('criterion')} stop_at={row.get('stop_at')} "
+              + (f"round={ladder_round} " if ladder_round is not None else f"rounds={row.get('rounds')} ")
+              + f"weights={f(None if wr is None else 100 * wr, '.2f')}% "
               f"{self.metric}={f(row.get(self.metric) if row['status'] != FAILED else None, '.4f')}"
               + (f"  ({row['message'][:80]})" if row.get("message") else ""), file=sys.stdout, flush=True)

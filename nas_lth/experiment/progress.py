@@ -23,8 +23,10 @@ def _fmt(v, spec=""):
 
 class TableReporter(ProgressReporter):
     def __init__(self, metric_label: str, fixed: dict | None = None, every_s: float = 15.0,
-                 max_rows: int = 8, stream=None):
+                 max_rows: int = 8, stream=None, within: float | None = None, ladder: bool = False):
         self.metric_label = metric_label
+        self.within = within  # a sparsest_within search: its best is shown as the weights it keeps
+        self.ladder = ladder  # ladder trials: the rounds column is the round the ladder is in, not its cap
         self.fixed = fixed or {}
         self.every_s = every_s
         self.max_rows = max_rows
@@ -52,7 +54,7 @@ class TableReporter(ProgressReporter):
         head = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
         total = f"/{self._total}" if self._total and self._total > 0 else ""
         print(f"== {time.monotonic() - self._start:.0f}s: {len(trials)}{total} trials ({head}); "
-              f"best full-budget {self.metric_label}: {_fmt(best, '.4f')}", file=self.stream)
+              f"best full-budget {self.metric_label}: {self._best(best)}", file=self.stream)
         running = [t for t in trials if t.status == "RUNNING"]
         shown = running[: self.max_rows]
         if shown:
@@ -61,7 +63,8 @@ class TableReporter(ProgressReporter):
                 r, c = TrialReport.from_result(t.last_result), {**self.fixed, **unwrap(t.config)[0]}
                 wr, started = r.weights_remaining, bool(t.last_result)
                 rows.append((t.trial_id, _fmt(c.get("criterion")), _fmt(c.get("stop_at")),
-                             _fmt(c.get("rounds")), _fmt(None if wr is None else 100 * wr, ".2f") + "%",
+                             _fmt(r.round if self.__dict__.get("ladder") else c.get("rounds")),
+                             _fmt(None if wr is None else 100 * wr, ".2f") + "%",
                              _fmt(r.fidelity if started else None, ".2g"),
                              _fmt(r.objective if started else None, ".4f"), r.status if started else "starting"))
             widths = [max(len(str(row[i])) for row in rows) for i in range(len(COLUMNS))]
@@ -69,3 +72,13 @@ class TableReporter(ProgressReporter):
                 print("   " + "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True)),
                       file=self.stream)
         self.stream.flush()
+
+    def _best(self, best: float | None) -> str:
+        """The best objective: the metric's value, or for sparsest_within the weights its score (-log10 of the
+        weights remaining; below 0: no ticket within the bound, minus the shortfall) stands for."""
+        within = self.__dict__.get("within")  # reporters pickled before kept no within
+        if within is None or best is None:
+            return _fmt(best, ".4f")
+        if best < 0:
+            return f"none within the bound yet (closest: {-best:.4f} short)"
+        return f"{100 * 10 ** -best:.2f} % of the weights"

@@ -132,6 +132,13 @@ def _normalise_trials(trials: pd.DataFrame, mtimes: dict[str, float], notes: lis
     df["stop_at"] = _text(df["stop_at"], "?")
     for c in ("experiment", "model", "dataset", "scope", "message"):
         df[c] = _text(df[c], "")
+    # one dense run per trajectory key: a row that lacks its dense metrics (a ladder stopped before its test
+    # evaluation) takes them from the rows that share the run
+    dense_metrics = [c for c in df if c.startswith(("dense_val_", "dense_test_"))]
+    keyed = df["trajectory_key"].notna() if "trajectory_key" in df else pd.Series(False, index=df.index)
+    if keyed.any() and dense_metrics:
+        shared = df[keyed].groupby("trajectory_key")[dense_metrics].transform("first")
+        df.loc[keyed, dense_metrics] = df.loc[keyed, dense_metrics].fillna(shared)
     df["weights_pct"] = 100.0 * df["weights_remaining"]
     # weights level (%) shared by the figures; formed from the completed rows, the only ones they compare
     done = df["status"] == "completed"

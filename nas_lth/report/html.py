@@ -101,9 +101,7 @@ def render(name: str, summary: Summary, figures: list[tuple[FigureResult, bytes 
         f"<div><h3>Searched (varying across trials)</h3>{_kv(summary.searched)}</div>",
         f"<div><h3>Fixed across trials</h3>{_kv(summary.fixed)}</div></div>",
         '<h2 id="top">Top tickets</h2>',
-        "<p>Completed (full-budget) trials ranked by the validation metric, one row per distinct recipe "
-        "(trials = how many trials ran it); recipe parameters that vary across the search, then results. "
-        "pp = percentage points.</p>",
+        f"<p>{escape(summary.top_text)} Recipe parameters that vary across the search, then results.</p>",
         table(summary.top, "top") if not summary.top.empty else _missing_box(["no completed tickets yet"]),
     ]
     if not summary.confirmed.empty:

@@ -35,10 +35,7 @@ def render(name: str, summary: Summary, figures: list[tuple[FigureResult, str | 
         out.append("- **searched**: " + "; ".join(f"{k} ∈ {{{v}}}" for k, v in summary.searched))
     if summary.fixed:
         out.append("- **fixed**: " + ", ".join(f"{k}={v}" for k, v in summary.fixed))
-    out += ["", "## Top tickets", "",
-            "Completed (full-budget) trials ranked by the validation metric, one row per distinct recipe "
-            "(trials = how many trials ran it; pp = percentage points).", "",
-            table(summary.top)]
+    out += ["", "## Top tickets", "", summary.top_text, "", table(summary.top)]
     if not summary.confirmed.empty:
         out += ["## Confirmed", "", summary.confirmed_text, "", table(summary.confirmed)]
         out += [f"- {line}" for line in summary.verdict] + [""]

@@ -36,6 +36,7 @@ class Summary:
     confirmed: pd.DataFrame = field(default_factory=pd.DataFrame)  # the confirmation stage's ranking (strings)
     verdict: list[str] = field(default_factory=list)  # its significance and winner's-curse lines
     confirmed_text: str = ""  # what the confirmed table is and how it is ranked
+    top_text: str = ""  # what the top-tickets table is and how it is ranked
 
 
 def fmt(v) -> str:
@@ -90,15 +91,44 @@ def recipe_split(trials: pd.DataFrame) -> tuple[list[tuple[str, str]], list[tupl
     return fixed, searched
 
 
-def top_tickets(data: ReportData, n: int = 10) -> pd.DataFrame:
+TOP_TEXT = ("Completed (full-budget) trials ranked by the validation metric, one row per distinct recipe "
+            "(trials = how many trials ran it; pp = percentage points).")
+TOP_WITHIN_TEXT = ("The search's objective: each ladder's sparsest ticket whose validation metric is within {within:g} "
+                   "of the dense network's, sparsest first (ties: the better validation metric), one row per "
+                   "distinct recipe (trials = how many trials ran it; rounds = the ticket's round; pp = percentage "
+                   "points). Ladders with no ticket within the bound are not listed.")
+
+
+def sparsest_within(data: ReportData, within: float) -> pd.DataFrame:
+    """Each ladder's sparsest completed ticket whose validation metric is within ``within`` of its dense network's
+    (the ``sparsest_within`` objective's answer), sparsest first, ties by the better validation metric."""
+    val = data.metric.col("val")
+    dense_val = dense_column(data.trials, data.metric, "val")
+    comp = data.completed
+    if val not in comp or dense_val is None or dense_val not in comp or comp.empty:
+        return comp.iloc[0:0]
+    ok = comp.dropna(subset=[val, dense_val])
+    ok = ok[ok[val] >= ok[dense_val] - within - 1e-12]
+    ok = ok.sort_values(["weights_remaining", val], ascending=[True, False])
+    return ok.drop_duplicates("trial_id")
+
+
+def top_tickets(data: ReportData, n: int = 10, within: float | None = None) -> pd.DataFrame:
+    """The top-tickets table: by validation metric, or with ``within`` (a ``sparsest_within`` search) by the
+    search's objective (:func:`sparsest_within`)."""
     m = data.metric
     val = m.col("val")
     comp = data.completed
     if val not in comp or comp.empty:
         return pd.DataFrame()
-    # one row per distinct recipe: a searcher may run the same one many times (same numbers)
-    best = unique_recipes(comp.dropna(subset=[val]))
-    best = best.sort_values([val, "weights_remaining"], ascending=[False, True]).head(n)
+    if within is not None:
+        # one row per distinct recipe: a searcher may run the same ladder many times (same numbers)
+        best = unique_recipes(sparsest_within(data, within))
+        best = best.sort_values(["weights_remaining", val], ascending=[True, False]).head(n)
+    else:
+        # one row per distinct recipe: a searcher may run the same one many times (same numbers)
+        best = unique_recipes(comp.dropna(subset=[val]))
+        best = best.sort_values([val, "weights_remaining"], ascending=[False, True]).head(n)
     if best.empty:
         return pd.DataFrame()
     _, searched = recipe_split(data.trials)
@@ -141,7 +171,20 @@ def headline(data: ReportData) -> list[str]:
         lines.append(f"Dense network: {split} {m.label} {100 * dense.mean():.2f}{spread} % "
                      f"({len(dense)} seed{'s' if len(dense) > 1 else ''}).")
     val = m.col("val")
-    if val in comp and comp[val].notna().any():
+    within = recorded_within(data.location)
+    if within is not None:  # the search's own objective is the headline
+        ok = sparsest_within(data, within)
+        if ok.empty:
+            lines.append(f"No completed ticket is within {within:g} of the dense network's validation {m.label} "
+                         "(the search's objective).")
+        else:
+            best = ok.iloc[0]
+            test_part = f", test {m.label} {_pct(best[m.col('test')])} %" if m.col("test") in best else ""
+            lines.append(f"Best ticket (the search's objective: the sparsest within {within:g} of the dense "
+                         f"network's validation {m.label}): {best.criterion}, stop_at={best.stop_at}, round "
+                         f"{fmt(best.rounds)}, {_pct(best.weights_remaining)} % of the weights: validation "
+                         f"{_pct(best[val])} %{test_part} (trial {best.trial_id}).")
+    elif val in comp and comp[val].notna().any():
         best = comp.dropna(subset=[val]).sort_values([val, "weights_remaining"], ascending=[False, True]).iloc[0]
         test_part = f", test {m.label} {_pct(best[m.col('test')])} %" if m.col("test") in best else ""
         lines.append(f"Best ticket (validation {m.label}): {best.criterion}, stop_at={best.stop_at}, "
@@ -209,14 +252,16 @@ def summarise(data: ReportData) -> Summary:
     ]
     if data.ipe:
         settings.append(("iterations per epoch", fmt(round(data.ipe, 2))))
-    top = top_tickets(data)
+    within = recorded_within(data.location)
+    top = top_tickets(data, within=within)
     missing = []
     if top.empty:
         missing.append("no completed tickets yet: the top-tickets table is empty")
-    verdict = confirmation(data.trials, data.confirm, data.rounds, data.metric.col("val"),
-                           recorded_within(data.location))
+    verdict = confirmation(data.trials, data.confirm, data.rounds, data.metric.col("val"), within)
     conf, lines = (format_table(verdict), verdict.lines()) if verdict is not None else (pd.DataFrame(), [])
     text = CONFIRMED_TEXT.format(ranked_by=verdict.ranked_by if verdict is not None else "")
     if len(data.confirm):
         settings.append(("confirmation trials", str(len(data.confirm))))
-    return Summary(settings, fixed, searched, headline(data), top, problem_trials(data), missing, conf, lines, text)
+    top_text = TOP_TEXT if within is None else TOP_WITHIN_TEXT.format(within=within)
+    return Summary(settings, fixed, searched, headline(data), top, problem_trials(data), missing, conf, lines, text,
+                   top_text)

@@ -321,6 +321,9 @@ class Trial:
             traj_key = self._attach_trajectory(run, recipe, data, dev)
             if traj_key is False:
                 return
+            # every report names the dense run it shares: a stopped trial's row too (the report reads that run's
+            # test metrics from the rows that share it)
+            self.base = replace(self.base, trajectory_key=traj_key)
         self._final(run, run.run(resume=resume), data, traj_key)
 
     def _replay_stored_row(self) -> bool:

@@ -79,7 +79,7 @@ def objective_keys(space: SearchSpace, metric: str) -> list[tuple[str, str]]:
 def objective_label(strat, metric: str) -> str:
     """What the progress line's best value is: the metric, or the sparsest_within score."""
     if strat.sparsest_within is not None:
-        return f"sparsest_within {strat.sparsest_within:g} score (-log10 weights)"
+        return f"sparsest ticket within {strat.sparsest_within:g} of the dense network's {metric}"
     return metric
 
 
@@ -194,7 +194,8 @@ def _tuner(opts: SearchOptions, exp: Location, trainable, metric: str, seed: int
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             callbacks=[callback],
             progress_reporter=TableReporter(objective_label(strat, metric), space.fixed_flat(),
-                                            every_s=opts.progress_every_s),
+                                            every_s=opts.progress_every_s, within=strat.sparsest_within,
+                                            ladder=strat.fidelity == "rounds"),
             stop=CombinedStopper(*stoppers) if stoppers else None,
             verbose=1),
     )
@@ -291,7 +292,8 @@ def _confirm_stage(opts: SearchOptions, exp: Location, trainable, metric: str, c
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         callbacks=[ResultsCallback(space, exp, opts.name, metric, quiet=opts.quiet)],
         progress_reporter=TableReporter(objective_label(strat, metric), space.fixed_flat(),
-                                        every_s=opts.progress_every_s), verbose=1)
+                                        every_s=opts.progress_every_s, within=strat.sparsest_within,
+                                        ladder=strat.fidelity == "rounds"), verbose=1)
     if not opts.quiet and strat.confirm is not None:
         print(f"\n== confirmation stage: top {strat.confirm.top} recipes x seeds {space.confirm_seeds()}", flush=True)
     return run_confirm(tune_config, run_config, exp, trainable, configs, space, metric, opts.trust_state)
