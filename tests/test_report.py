@@ -597,3 +597,54 @@ def test_the_search_summary_names_the_folder_the_report_writes_by_default(uri):
 
     written = report_command(uri).split("(writes ", 1)[1].removesuffix(")").removesuffix(" here").rstrip("/")
     assert Path(written) == default_out_dir(uri)
+
+
+def test_a_row_without_its_dense_metrics_takes_them_from_the_rows_that_share_its_dense_run(tmp_path):
+    """A ladder stopped before its test evaluation records the dense validation metric only; its trajectory key
+    names the shared dense run, whose test metric other rows hold."""
+    b = fx.Builder(tmp_path, "fill")
+    full_row = b.trial(rounds=2)
+    thin = b.trial(rounds=3, dense=False)
+    t = load(b.dir).trials.set_index("trial_id")
+    assert t.loc[thin, "dense_test_acc"] == t.loc[full_row, "dense_test_acc"] == fx.Builder.dense_acc(0, "test")
+    assert t.loc[thin, "dense_val_acc"] == fx.Builder.dense_acc(0, "val")
+
+
+SEARCH_REPORTS = ["digits_quick"]  # reports/<name>/ made with --with-data from a real search
+
+
+@pytest.mark.parametrize("name", SEARCH_REPORTS)
+def test_a_committed_search_report_is_what_its_committed_data_makes(name, tmp_path):
+    """reports/<name>/summary.md is made again, byte for byte, from reports/<name>/data/ (the run's tables)."""
+    page = ROOT / "reports" / name
+    made = build_report(page / "data", tmp_path / "out")
+    assert made.markdown.read_text() == (page / "summary.md").read_text()
+
+
+def test_a_sparsest_within_search_reports_its_objective_first():
+    """digits_quick searches the sparsest ticket within 1 pp of the dense network's validation accuracy: the
+    headline's best ticket and the top table are that objective's answers (one per ladder, sparsest first), not
+    the most accurate tickets."""
+    from nas_lth.report.tables import summarise
+
+    data = load(ROOT / "reports" / "digits_quick" / "data")
+    comp = data.completed
+    ok = comp[comp.val_acc >= comp.dense_val_acc - 0.01 - 1e-12]
+    s = summarise(data)
+    best = next(line for line in s.headline if line.startswith("Best ticket"))
+    assert "the sparsest within 0.01" in best and f"{100 * ok.weights_remaining.min():.2f} % of the weights" in best
+    weights = s.top["weights %"].astype(float).tolist()
+    assert weights == sorted(weights) and weights[0] == round(100 * ok.weights_remaining.min(), 2)
+    assert s.top.trial.is_unique and "within 0.01" in s.top_text
+    # the most accurate ticket is not within the bound's sparsest: the ranking differs from the default one
+    assert comp.loc[comp.val_acc.idxmax(), "weights_remaining"] > ok.weights_remaining.min()
+
+
+@pytest.mark.parametrize("name", SEARCH_REPORTS)
+def test_the_numbers_a_search_reports_page_states_are_its_runs(name):
+    """Every decimal number in reports/<name>/README.md's prose is printed by the run (output.txt) or its report
+    (summary.md)."""
+    page = ROOT / "reports" / name
+    said = re.findall(r"(?<![\w.])\d+\.\d+(?![\w.])", (page / "README.md").read_text())
+    printed = (page / "output.txt").read_text() + (page / "summary.md").read_text()
+    assert said and not [n for n in said if n not in printed]
