@@ -334,3 +334,54 @@ def test_a_ladder_that_diverges_at_round_r_keeps_its_rounds_before_r(tmp_path):
 
     tickets = round_tickets(trials, rounds)
     assert set(tickets[tickets.status == "completed"]["round"]) == {1}
+
+
+@pytest.mark.integration
+def test_a_multi_objective_ladder_search_answers_with_its_sparsest_feasible_round_and_fronts_every_round(tmp_path):
+    """Objectives (val_acc, weights_remaining) with a constraint: each completed ladder tells the searcher its
+    sparsest round that meets the constraint (its trials row and ticket too; none: its last round, infeasible),
+    and the summary's front and hypervolume read every round of every ladder, the report's too."""
+    from test_search import study_of
+
+    from nas_lth.report import build_report
+    from nas_lth.store.analysis import ladder_tickets
+    from nas_lth.store.constraints import feasible_rows
+    from nas_lth.store.pareto import hypervolume_of, reference_point
+
+    objectives = [("val_acc", "max"), ("weights_remaining", "min")]
+    strategy = {**LADDER["strategy"], "searcher": "motpe", "num_samples": 5,
+                "objectives": [{"metric": m, "mode": mode} for m, mode in objectives],
+                "constraints": [{"metric": "val_acc", "min_vs_dense": -0.1}]}
+    space = write_space(tmp_path / "mo.yaml", {**LADDER, "name": "mo", "strategy": strategy})
+    storage = tmp_path / "runs"
+    proc = subprocess.run(search_cmd(space, storage), cwd=tmp_path, env=search_env(), capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    exp = storage / "mo"
+    res = read(str(exp))
+    trials, rounds = res.trials, res.rounds
+    told = {t.user_attrs["tune_trial_id"]: t for t in study_of(exp).trials if "tune_trial_id" in t.user_attrs}
+    answered = 0
+    for row in trials[trials.status == "completed"].itertuples():
+        mine = rounds[(rounds.trial_id == row.trial_id) & (rounds["round"] >= 1)]
+        ok = mine[mine.val_acc >= row.dense_val_acc - 0.1 - 1e-12]
+        want = ok.iloc[-1] if len(ok) else mine.iloc[-1]
+        assert (row.weights_remaining, row.val_acc) == pytest.approx((want.weights_remaining, want.val_acc))
+        if str(row.message).startswith("same recipe"):
+            continue
+        t = told[row.trial_id]
+        assert t.values == pytest.approx([want.val_acc, want.weights_remaining])
+        assert t.user_attrs["constraints"] == pytest.approx([row.dense_val_acc - 0.1 - want.val_acc])
+        answered += len(ok) > 0 and len(ok) < len(mine)  # a ladder that went past the bound answers before its end
+    assert answered >= 1, rounds.groupby("trial_id").val_acc.min()
+    # the front and the hypervolume: every completed round of every ladder, feasible ones only
+    tickets = ladder_tickets(trials, rounds)
+    ref = reference_point(tickets, objectives)
+    hv = hypervolume_of(feasible_rows(tickets, strategy["constraints"]), objectives, references=ref)
+    assert "(every round of every ladder):" in proc.stdout
+    assert f"hypervolume {hv:.4f} (reference point: val_acc {ref['val_acc']:.4g}" in proc.stdout, proc.stdout[-2500:]
+    assert ref["val_acc"] == pytest.approx(trials.dense_val_acc.dropna().iloc[0] - 0.05)
+    curve_end = proc.stdout.split("hypervolume vs epochs spent: ")[1].splitlines()[0].rsplit("-> ", 1)[1]
+    assert float(curve_end) == pytest.approx(hv, abs=1e-4)
+    summary = build_report(exp, tmp_path / "report").markdown.read_text()
+    assert f"hypervolume {hv:.4f}" in summary and f"-> {hv:.4f}." in summary

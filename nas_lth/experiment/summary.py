@@ -6,7 +6,14 @@ import pandas as pd
 
 from nas_lth.experiment.trial_report import REPLAY_MESSAGES
 from nas_lth.store import read
-from nas_lth.store.analysis import best_tickets, full_fidelity, pareto_front, round_tickets, unique_recipes
+from nas_lth.store.analysis import (
+    best_tickets,
+    full_fidelity,
+    ladder_tickets,
+    pareto_front,
+    round_tickets,
+    unique_recipes,
+)
 from nas_lth.store.confirmed import confirmation, format_table
 from nas_lth.store.constraints import describe, feasible_rows
 from nas_lth.store.pareto import curve_marks, front, hypervolume_curve, hypervolume_of, reference_point
@@ -39,21 +46,26 @@ def _table(df: pd.DataFrame) -> str:
 
 
 def _print_front(trials: pd.DataFrame, objectives: list[tuple[str, str]], references: dict | None = None,
-                 constraints: list | None = None) -> None:
-    done = unique_recipes(full_fidelity(trials))
+                 constraints: list | None = None, rounds: pd.DataFrame | None = None) -> None:
+    """The front, its hypervolume and the hypervolume against epochs; with ladders (``rounds``) every completed
+    round of every ladder is a ticket, else each full-budget trial."""
+    ladders = rounds is not None and not rounds.empty
+    tickets = ladder_tickets(trials, rounds) if ladders else None
+    done = unique_recipes(tickets if ladders else full_fidelity(trials))
     names = ", ".join(f"{m} ({mode})" for m, mode in objectives)
-    print(f"\nPareto front of the objectives {names} (full budget only):")
+    which = "every round of every ladder" if ladders else "full budget only"
+    print(f"\nPareto front of the objectives {names} ({which}):")
+    ref = reference_point(done, objectives, references)  # from every ticket: a constraint does not move it
     if constraints:
         ok = feasible_rows(done, constraints)
         print(f"constraints {'; '.join(describe(c) for c in constraints)}: {len(done) - len(ok)} of {len(done)} "
-              "full-budget tickets miss them and are left out")
+              f"{'tickets' if ladders else 'full-budget tickets'} miss them and are left out")
         done = ok
     print(_table(front(done, objectives).sort_values(objectives[0][0], ascending=objectives[0][1] == "min")))
-    hv = hypervolume_of(done, objectives, references=references)
-    ref = reference_point(done, objectives, references)
+    hv = hypervolume_of(done, objectives, references=ref)
     print(f"hypervolume {hv:.4f} (reference point: " + ", ".join(f"{m} {v:.4g}" for m, v in ref.items())
           + "; weights remaining on a log10 scale)")
-    curve = hypervolume_curve(trials, objectives, references, constraints)
+    curve = hypervolume_curve(trials, objectives, references, constraints, tickets)
     if len(curve) > 1:
         marks = curve_marks(curve)
         print("hypervolume vs epochs spent: " + ", ".join(f"{r.epochs:.0f} ep -> {r.hypervolume:.4f}" for r in marks))
@@ -100,7 +112,7 @@ def print_summary(outcome) -> None:
     objectives = getattr(outcome, "objectives", None)
     if objectives:
         uri = outcome.experiment.uri
-        _print_front(trials, objectives, recorded_references(uri), recorded_constraints(uri))
+        _print_front(trials, objectives, recorded_references(uri), recorded_constraints(uri), res.rounds)
     elif not res.rounds.empty:  # ladders: every round of every ladder is a ticket
         print("\nPareto front (val_acc vs weights remaining, every round of every ladder):")
         print(_table(pareto_front(unique_recipes(round_tickets(trials, res.rounds)))))

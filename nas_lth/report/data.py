@@ -16,7 +16,7 @@ import pyarrow as pa
 
 from nas_lth.errors import UserError
 from nas_lth.store import CURVE_COLUMNS, SCHEMA_VERSION, STATUSES, TRIAL_COLUMNS, locate, read
-from nas_lth.store.analysis import round_tickets
+from nas_lth.store.analysis import ladder_tickets
 from nas_lth.store.reader import finishing_times, trial_file_times
 from nas_lth.store.schema import RECIPE_COLUMNS, TRIAL_SCHEMA
 
@@ -62,7 +62,7 @@ class ReportData:
         """Full-fidelity rows: the only ones whose metrics are comparable with each other. For ladder trials
         (``fidelity: rounds``) every completed pruned round of every ladder is one: a ladder is a whole front."""
         if not self.rounds.empty:
-            return ladder_rows(self.trials, self.rounds)
+            return ladder_tickets(self.trials, self.rounds)
         return self.trials[self.trials.status == "completed"]
 
     def dense(self, split: str) -> pd.Series:
@@ -226,17 +226,6 @@ def load(experiment_dir: str) -> ReportData:
     return ReportData(name=name, location=location, trials=trials, curves=curves, metric=metric,
                       ipe=iterations_per_epoch(curves), order_note=order_note, notes=notes, confirm=confirm,
                       rounds=res.rounds)
-
-
-def ladder_rows(trials: pd.DataFrame, rounds: pd.DataFrame) -> pd.DataFrame:
-    """The completed pruned rounds of every ladder as trial-like rows: the round's metrics, the trial's recipe
-    (``rounds`` = the round) and its other columns (dense metrics, seed, ...)."""
-    tickets = round_tickets(trials, rounds)
-    if tickets.empty:
-        return tickets
-    tickets = tickets[tickets.status == "completed"]
-    extra = [c for c in trials.columns if c not in tickets.columns]
-    return tickets.merge(trials[["trial_id", *extra]], on="trial_id", how="left")
 
 
 def weight_levels(weights: pd.Series, tol: float = 0.1) -> pd.Series:

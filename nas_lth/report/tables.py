@@ -206,6 +206,9 @@ def headline(data: ReportData) -> list[str]:
                      f"{_pct(comp.weights_remaining.min())} % of the weights.")
         objectives = [(val, "max"), ("weights_remaining", "min")]
         constraints = recorded_constraints(data.location)
+        references = recorded_references(data.location)
+        ref = reference_point(comp, objectives, references)  # from every ticket: a constraint does not move it
+        every = comp
         if constraints:  # tickets that miss the space's constraints are on no front
             feasible = feasible_rows(comp, constraints)
             lines.append(f"Constraints {'; '.join(describe(c) for c in constraints)}: {len(comp) - len(feasible)} "
@@ -213,13 +216,13 @@ def headline(data: ReportData) -> list[str]:
             comp = feasible
         if val in comp and comp[val].notna().any():
             n = len(front(comp, objectives))
-            references = recorded_references(data.location)
-            ref = reference_point(comp, objectives, references)
             lines.append(f"Front of validation {m.label} vs weights remaining: {n} ticket(s), hypervolume "
-                         f"{hypervolume_of(comp, objectives, references=references):.4f} (points: -{val}, log10 "
+                         f"{hypervolume_of(comp, objectives, references=ref):.4f} (points: -{val}, log10 "
                          f"weights remaining; reference point: {val} {ref[val]:.4f}, weights remaining "
                          f"{ref['weights_remaining']:.4g}; a ticket counts where it beats both).")
-            curve = hypervolume_curve(t, objectives, references, constraints)
+            # ladders: every round is a ticket once its ladder has finished
+            curve = hypervolume_curve(t, objectives, references, constraints,
+                                      every if not data.rounds.empty else None)
             if len(curve) > 1:
                 marks = curve_marks(curve)
                 lines.append("Hypervolume vs training epochs spent by the search: " + ", ".join(

@@ -54,6 +54,18 @@ def round_tickets(trials: pd.DataFrame, rounds: pd.DataFrame) -> pd.DataFrame:
     return out.assign(rounds=out["round"])
 
 
+def ladder_tickets(trials: pd.DataFrame, rounds: pd.DataFrame) -> pd.DataFrame:
+    """The completed pruned rounds of every ladder as trial-like rows (:func:`round_tickets` with ``status``
+    completed), with the trial's other columns too (dense metrics, finishing time, seed, ...): what fronts,
+    hypervolumes and constraints read."""
+    tickets = round_tickets(trials, rounds)
+    if tickets.empty:
+        return tickets
+    tickets = tickets[tickets.status == "completed"]
+    extra = [c for c in trials.columns if c not in tickets.columns]
+    return tickets.merge(trials[["trial_id", *extra]], on="trial_id", how="left")
+
+
 def best_tickets(trials: pd.DataFrame, acc: str = "val_acc", n: int = 5) -> pd.DataFrame:
     df = unique_recipes(full_fidelity(trials).dropna(subset=[acc]))
     return df.sort_values([acc, "weights_remaining"], ascending=[False, True]).head(n)

@@ -142,25 +142,29 @@ def hypervolume_of(df, objectives: list[tuple[str, str]], ref=None, references: 
 
 
 def hypervolume_curve(trials, objectives: list[tuple[str, str]], references: dict | None = None,
-                      constraints: list | None = None):
-    """(epochs spent, hypervolume of the full-budget rows finished by then), one point per finished trial, in
-    finishing order; epochs count every trial (stopped and infeasible ones too), from ``iterations_trained``;
-    tickets that miss a constraint add no volume."""
+                      constraints: list | None = None, tickets=None):
+    """(epochs spent, hypervolume of the tickets finished by then), one point per finished trial, in finishing
+    order; epochs count every trial (stopped and infeasible ones too), from ``iterations_trained``. The tickets
+    are the completed rows of ``trials``, or ``tickets`` (rows with a ``trial_id``: a ladder's every round,
+    :func:`nas_lth.store.analysis.ladder_tickets`), counted once their trial has finished; tickets that miss a
+    constraint add no volume. The reference point is the same at every step, from all the tickets."""
     import pandas as pd
 
-    from nas_lth.store.constraints import total_violation
+    from nas_lth.store.constraints import feasible_rows
 
     if trials.empty or "finished_at" not in trials:
         return pd.DataFrame(columns=["epochs", "hypervolume"])
     t = trials.sort_values("finished_at")
     ipe = t["iterations_per_epoch"].astype(float) if "iterations_per_epoch" in t else np.nan
     epochs = (t["iterations_trained"].astype(float).fillna(0) / ipe).fillna(0).cumsum()
-    done = t["status"] == "completed"
-    if constraints:
-        done &= np.array([total_violation(constraints, r) == 0.0 for r in t.to_dict("records")], dtype=bool)
-    all_done = t[done]
-    _, ref = objective_points(all_done.dropna(subset=[m for m, _ in objectives]), objectives, references)  # one
-    hv = [hypervolume_of(t[done & (np.arange(len(t)) <= i)], objectives, ref) for i in range(len(t))]
+    pool = t[t["status"] == "completed"] if tickets is None else tickets
+    pool = pool.dropna(subset=[m for m, _ in objectives])
+    if pool.empty:
+        return pd.DataFrame({"epochs": epochs.to_numpy(), "hypervolume": 0.0})
+    _, ref = objective_points(pool, objectives, references)  # from every ticket, before the constraints
+    pool = feasible_rows(pool, constraints or [])
+    order = list(t["trial_id"])
+    hv = [hypervolume_of(pool[pool["trial_id"].isin(order[: i + 1])], objectives, ref) for i in range(len(t))]
     return pd.DataFrame({"epochs": epochs.to_numpy(), "hypervolume": hv})
 
 

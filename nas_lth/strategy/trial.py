@@ -40,6 +40,7 @@ from nas_lth.export.latency import DEFAULT_FORMS, example_batch, measure_latency
 from nas_lth.pruning import density
 from nas_lth.recipe import Recipe
 from nas_lth.space.schema import SearchSpace, build_recipe
+from nas_lth.store.constraints import total_violation
 from nas_lth.store.fs import locate
 from nas_lth.store.schema import ROUND_COLUMNS
 from nas_lth.store.writer import stored_row
@@ -92,6 +93,7 @@ class TrialSpec:
     ladder_floor: float | None = None  # fidelity: rounds: a trial is a pruning ladder down to this sparsity
     sparsest_within: float | None = None  # the objective: the sparsest ticket within this of the dense metric
     share_rounds: bool = True  # a ladder continues from round prefixes other ladders stored
+    constraints: tuple[dict, ...] = ()  # strategy.constraints: a ladder answers with its sparsest round meeting them
 
     @classmethod
     def from_space(cls, space: SearchSpace, **kw) -> TrialSpec:
@@ -101,7 +103,9 @@ class TrialSpec:
                    plan_values={k: space.values_of(k) for k in PLAN_KEYS}, latency=latency,
                    plugins=tuple(space.spec.plugins), ladder_floor=space.spec.strategy.min_weights,
                    sparsest_within=space.spec.strategy.sparsest_within,
-                   share_rounds=space.spec.strategy.share_rounds, **kw)
+                   share_rounds=space.spec.strategy.share_rounds,
+                   constraints=tuple(c.model_dump(exclude_none=True) for c in space.spec.strategy.constraints or []),
+                   **kw)
 
     @property
     def ladder(self) -> bool:
@@ -156,8 +160,9 @@ class Trial:
         self.latency: dict = {}  # the ticket's measured latency (latency_ms objective), once its mask is final
         self.level = 0.0  # a ladder's resource: halvings of the weights at its last finished round
         self.round_row: dict | None = None  # a ladder's finished round, not yet reported
-        # a ladder's answer so far: the round its objective names (the last, or the sparsest within the bound), with
-        # that round's masks and ticket weights - what the trials row and the stored ticket are at the end
+        # a ladder's answer so far: the round its objective names (the last, the sparsest within the bound or meeting
+        # the constraints), with that round's masks and ticket weights - what the trials row and the stored ticket
+        # are at the end
         self.answer: dict | None = None
 
     # -- reporting -----------------------------------------------------------------------------
@@ -201,8 +206,11 @@ class Trial:
 
     def _answers(self, row) -> bool:
         """Whether a ladder's finished round is its answer so far: every round is (the objective is the last
-        round's metric), or with sparsest_within a round within the bound (later ones are sparser)."""
+        round's metric), with sparsest_within a round within the bound, with constraints (multi-objective) a
+        round that meets them (later rounds are sparser)."""
         within = self.spec.sparsest_within
+        if within is None and self.spec.constraints:
+            return total_violation(list(self.spec.constraints), {**row.metrics, **self._dense_known()}) == 0.0
         if within is None:
             return True
         value, ref = row.metrics.get(self.metric), self._dense_metrics().get(self.metric)
@@ -415,11 +423,14 @@ class Trial:
                                      for r in done], float(dense_value), within)
         ticket = {}
         if self.spec.ladder and self.answer is not None and row.status == COMPLETED:
-            # the ladder's answer (the sparsest round within the bound) is its row and its ticket, not its last round
+            # the ladder's answer (the sparsest round within the bound, or meeting the constraints) is its row and
+            # its ticket, not its last round
             answer = next((r for r in own if r.round == self.answer["round"]), None)
             if answer is not None:
                 row, rec = answer, answer.record()
                 ticket = {"masks": self.answer["masks"], "weights": self.answer["weights"]}
+                if within is None:  # the objective is the answer's metric (sparsest_within scored every round)
+                    value = finite_or_zero(rec.get(self.metric))
         message = rec.pop("message", "") or diverged
         if diverged and not ticket:  # the run's weights are the diverged round's now: no ticket to store
             message += "; no ticket stored (no round within the bound)"
