@@ -22,6 +22,37 @@ from nas_lth.strategy.moasha import MultiObjectiveASHA, rung_order
 REPO = Path(__file__).resolve().parents[1]
 
 CONTINUE, STOP = TrialScheduler.CONTINUE, TrialScheduler.STOP
+# A multi-objective search whose trials are single recipes (fidelity: epochs; the sparsity searched as
+# target_weights): what search_spaces/digits_pareto.yaml was before it searched ladders, with fewer trials.
+EPOCHS_PARETO = """
+name: mo
+fixed:
+  model: lenet300_100
+  dataset: digits
+  budget: 8
+  seed: 0
+  prune_rate: {output: 0.3}
+  eval_rounds: last
+  training: {optimizer: adam, lr: 1.2e-3, batch_size: 60, eval_every: 20}
+search:
+  criterion: {choice: [large_final, large_init, magnitude_increase, movement, random, snip, synflow]}
+  stop_at: {choice: [0, 20, 60, end]}
+  rewind_to: {choice: [0, 10]}
+  rounds: {int: [1, 3]}
+  target_weights: {float: [0.005, 0.5], log: true}
+strategy:
+  objectives: [{metric: val_acc, mode: max}, {metric: weights_remaining, mode: min}]
+  constraints: [{metric: val_acc, min_vs_dense: -0.03}]
+  num_samples: 12
+  max_concurrent: 2
+  searcher: motpe
+  seed: 0
+  scheduler: asha
+  grace_period: 2
+  reduction_factor: 2
+  checkpoint_every_s: 5
+resources: {cpus_per_trial: 1}
+"""
 
 
 def test_nondominated_ranks_and_crowding():
@@ -220,10 +251,7 @@ def test_a_multiobjective_search_agrees_with_its_study_and_its_rung_decisions(tm
 
     from nas_lth.store import read
 
-    # the shipped digits Pareto space, fewer trials
-    data = yaml.safe_load((REPO / "search_spaces" / "digits_pareto.yaml").read_text())
-    data["name"] = "mo"
-    data["strategy"].update(num_samples=12, max_concurrent=2)
+    data = yaml.safe_load(EPOCHS_PARETO)
     assert data["strategy"]["objectives"] == [{"metric": "val_acc", "mode": "max"},
                                               {"metric": "weights_remaining", "mode": "min"}]
     cons = data["strategy"]["constraints"]
