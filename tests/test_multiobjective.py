@@ -278,8 +278,11 @@ def test_a_multiobjective_search_agrees_with_its_study_and_its_rung_decisions(tm
             assert t.state == TrialState.COMPLETE and t.values == pytest.approx([row.val_acc, row.weights_remaining])
             # what constrained MOTPE learns: the ticket's violation, <= 0 within 3 pp of the dense network
             assert t.user_attrs["constraints"] == pytest.approx([row.dense_val_acc - 0.03 - row.val_acc])
+            assert t.constraints == pytest.approx({"0: val_acc >= dense -0.03": row.dense_val_acc - 0.03 - row.val_acc})
         elif row.status == "stopped":
             assert t.state == TrialState.PRUNED
+            assert t.constraints == {"0: val_acc >= dense -0.03": 1.0}  # not known: counted violated
+    assert "constraints_func" not in proc.stderr  # Optuna 5's set_constraint, not its deprecated argument
 
     # the live view: the journal file optuna-dashboard reads holds the same trials in the same states
     import optuna
@@ -364,7 +367,6 @@ def test_a_latency_objective_is_measured_by_each_trial_and_known_at_every_rung(t
 
 def test_constraint_violations_follow_optunas_sign_and_say_when_unknown():
     from nas_lth.store.constraints import feasible_rows, total_violation, violations
-    from nas_lth.strategy.searcher import StoredViolations
 
     cons = [{"metric": "val_acc", "min_vs_dense": -0.02}, {"metric": "weights_remaining", "max": 0.1}]
     assert violations(cons, {"val_acc": 0.95, "dense_val_acc": 0.96, "weights_remaining": 0.05}) == \
@@ -378,10 +380,6 @@ def test_constraint_violations_follow_optunas_sign_and_say_when_unknown():
     df = pd.DataFrame({"val_acc": [0.95, 0.36, 0.97], "dense_val_acc": 0.96, "weights_remaining": [0.05, 0.01, 0.5]})
     assert list(feasible_rows(df, cons).index) == [0]
 
-    class Trial:
-        user_attrs: dict = {}
-
-    assert StoredViolations(2)(Trial()) == [1.0, 1.0]  # stopped before its end: counted infeasible
 
 
 def test_moasha_ranks_every_feasible_ticket_of_a_rung_above_every_infeasible_one():

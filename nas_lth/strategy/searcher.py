@@ -13,8 +13,9 @@ accuracy were final. :class:`FidelitySearch` reads each result as a :class:`Tria
 - a trial that replayed another trial's stored result (same recipe): ``FAIL`` with the user attribute
   ``replay_of``, so the same evaluation does not enter the study twice.
 
-With ``strategy.constraints`` a finished trial also carries ``constraints``, its violations (<= 0: met), which
-the sampler's ``constraints_func`` (:class:`StoredViolations`) hands to constrained MOTPE / NSGA-II.
+With ``strategy.constraints`` a finished trial also carries its violations (<= 0: met) as Optuna 5's trial
+constraints (``Trial.set_constraint``), which constrained MOTPE / NSGA-II read, and as the user attribute
+``constraints``; a trial the scheduler stopped counts as violating each one (1.0).
 
 Each study trial carries ``tune_trial_id`` and ``nas_lth_status`` user attributes. The state is pickled
 by Tune with the experiment (``searcher-state-*.pkl``), so ``--resume`` keeps it.
@@ -34,15 +35,16 @@ from ray.tune.search.optuna import OptunaSearch
 
 from nas_lth.experiment import journal
 from nas_lth.experiment.trial_report import COMPLETED, TrialReport
-from nas_lth.store.constraints import violations
+from nas_lth.store.constraints import describe, violations
 
 log = logging.getLogger(__name__)
 JOURNAL: dict = {"path": None, "name": "nas_lth", "metric": None}  # set by the driver per run; path None: none
 
 
 class StoredViolations:
-    """Optuna's ``constraints_func``: the violations the searcher stored on the trial (a trial without them, e.g.
-    one the scheduler stopped before its end, counts as violating every constraint)."""
+    """Optuna's ``constraints_func`` as searches before Optuna 5's ``set_constraint`` used it (deprecated there):
+    kept so that a searcher state pickled by such a search still unpickles on ``--resume``. New searches set
+    each trial's constraints instead (:meth:`FidelitySearch.on_trial_complete`)."""
 
     def __init__(self, n: int):
         self.n = n
@@ -93,8 +95,12 @@ class FidelitySearch(OptunaSearch):
             self._report(trial_id, rep)
         ot_trial.set_user_attr("tune_trial_id", trial_id)
         ot_trial.set_user_attr("nas_lth_status", status)
-        if self.constraints and state == TrialState.COMPLETE:
-            ot_trial.set_user_attr("constraints", violations(self.constraints, rep.to_tune()))
+        if self.constraints and state in (TrialState.COMPLETE, TrialState.PRUNED):
+            found = violations(self.constraints, rep.to_tune()) if state == TrialState.COMPLETE else None
+            if state == TrialState.COMPLETE:
+                ot_trial.set_user_attr("constraints", found)
+            for i, c in enumerate(self.constraints):  # unknown (stopped, a value missing): violated
+                ot_trial.set_constraint(f"{i}: {describe(c)}", found[i] if found is not None else 1.0)
         try:
             self._ot_study.tell(ot_trial, value, state=state)
         except Exception as exc:  # noqa: BLE001 - e.g. a trial told twice after a restore: never fatal

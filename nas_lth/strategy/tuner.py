@@ -89,7 +89,7 @@ def startup_trials(num_samples: int) -> int:
     return max(4, min(10, num_samples // 5))
 
 
-def tpe_sampler(strat, num_samples: int, seed: int | None, constraints_func=None):
+def tpe_sampler(strat, num_samples: int, seed: int | None):
     """Optuna's TPE sized to the budget; multivariate (grouped: conditional dimensions are modelled per group)
     unless the space says ``multivariate: false``; with a constant liar, so that trials running at once are
     not proposed the same recipe."""
@@ -102,7 +102,7 @@ def tpe_sampler(strat, num_samples: int, seed: int | None, constraints_func=None
     with warnings.catch_warnings():  # multivariate, group and constant_liar are marked experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         return optuna.samplers.TPESampler(seed=seed, n_startup_trials=n, multivariate=multivariate,
-                                          group=multivariate, constant_liar=True, constraints_func=constraints_func)
+                                          group=multivariate, constant_liar=True)
 
 
 def _searcher_and_scheduler(space: SearchSpace, seed: int | None, max_t: int, searcher_cls: type | None = None,
@@ -111,16 +111,16 @@ def _searcher_and_scheduler(space: SearchSpace, seed: int | None, max_t: int, se
     from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 
     from nas_lth.strategy.moasha import MultiObjectiveASHA
-    from nas_lth.strategy.searcher import FidelitySearch, StoredViolations
+    from nas_lth.strategy.searcher import FidelitySearch
 
     strat = space.spec.strategy
     keys = objective_keys(space, metric)
+    # constrained MOTPE / NSGA-II read each trial's constraints, which the searcher sets (Trial.set_constraint)
     cons = [c.model_dump(exclude_none=True) for c in strat.constraints or []]
-    cfunc = StoredViolations(len(cons)) if cons else None  # constrained MOTPE / NSGA-II (Optuna's constraints_func)
     if strat.searcher in ("tpe", "motpe"):  # Optuna's TPE is multi-objective (MOTPE) when the study is
-        sampler = tpe_sampler(strat, num_samples or space.num_samples(), seed, cfunc)
+        sampler = tpe_sampler(strat, num_samples or space.num_samples(), seed)
     elif strat.searcher == "nsga2":
-        sampler = optuna.samplers.NSGAIISampler(seed=seed, constraints_func=cfunc)
+        sampler = optuna.samplers.NSGAIISampler(seed=seed)
     elif strat.searcher == "grid":
         sampler = optuna.samplers.GridSampler(space.grid(), seed=seed)
     else:
