@@ -161,8 +161,10 @@ def headline(data: ReportData) -> list[str]:
     counts = ", ".join(f"{int((t.status == s).sum())} {s}" for s in statuses(t) if (t.status == s).any())
     lines = [f"{len(t)} trials ({counts})."]
     if not data.rounds.empty:
-        lines.append(f"Ladder trials: each of the {len(comp)} completed pruned rounds of the ladders is a ticket in "
-                     "what follows (its `rounds` is the round it stops at).")
+        # a recipe run again (a replay) repeats its ladder's rounds: counted once
+        distinct = len(unique_recipes(comp))
+        lines.append(f"Ladder trials: each of the {distinct} completed pruned rounds of the ladders (distinct "
+                     "recipes) is a ticket in what follows (its `rounds` is the round it stops at).")
     split = "test" if data.value_column("test") else "val"
     col = m.col(split)
     dense = data.dense(split)
@@ -205,10 +207,11 @@ def headline(data: ReportData) -> list[str]:
         lines.append(f"Completed tickets span {_pct(comp.weights_remaining.max())} % to "
                      f"{_pct(comp.weights_remaining.min())} % of the weights.")
         objectives = [(val, "max"), ("weights_remaining", "min")]
+        every = comp  # the curve counts a ticket from its first trial to finish (a replay repeats it later)
+        comp = unique_recipes(comp)  # a replayed recipe is one ticket (and the same point) however often it ran
         constraints = recorded_constraints(data.location)
         references = recorded_references(data.location)
         ref = reference_point(comp, objectives, references)  # from every ticket: a constraint does not move it
-        every = comp
         if constraints:  # tickets that miss the space's constraints are on no front
             feasible = feasible_rows(comp, constraints)
             lines.append(f"Constraints {'; '.join(describe(c) for c in constraints)}: {len(comp) - len(feasible)} "
