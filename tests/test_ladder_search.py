@@ -127,3 +127,25 @@ def test_confirmations_trained_side_by_side_equal_those_trained_one_by_one(tmp_p
     one, two = (got[j].sort_values(key).reset_index(drop=True).drop(columns="wall_seconds") for j in (1, 2))
     assert len(one) == 2 * (3 + 2) and not one.duplicated(key).any()
     pd.testing.assert_frame_equal(one, two, check_dtype=False)
+
+
+def test_the_page_shows_the_search_time_answers_and_only_the_confirmed_ones_as_confirmed():
+    from benchmarks.ladder_search import render
+
+    rows = [{"method": "grid", "searcher_seed": 0, "budget_epochs": 600.0, "recommended_weights": 0.0119,
+             "confirmed_weights": 0.0148}]
+    for s in range(5):
+        rows += [{"method": "tpe_rounds", "searcher_seed": s, "budget_epochs": 200.0,
+                  "recommended_weights": 0.0115 if s < 3 else 0.02, "confirmed_weights": 0.0148 if s < 2 else None},
+                 {"method": "random_fifo", "searcher_seed": s, "budget_epochs": 200.0,
+                  "recommended_weights": 0.02, "confirmed_weights": None}]
+    per_run = pd.DataFrame(rows).assign(grid_epochs=600.0, reused_rounds=0, replayed_ladders=0)
+    page = render(per_run, list(range(5)))
+    assert "Every (method, searcher seed) run of seeds 0-4 is in" in page and "3 of 11" in page
+    val, conf = page.split("## Confirmed")
+    assert "| tpe_rounds | 200.0 | 0.33 | 5 | 1.15 (1.15-2.00) | 3 of 5 |" in val
+    assert "tpe_rounds vs random_fifo: 5 seeds" in val
+    assert "PARTIAL" in conf and "| tpe_rounds | 200.0 | 0.33 | 2 | 1.48 (1.48-1.48) | 2 of 2 |" in conf
+    assert "random_fifo" not in conf.split("|---|")[1].split("Paired")[0]  # nothing of it confirmed: no row
+    none = render(per_run.assign(confirmed_weights=None), list(range(6)))
+    assert none.startswith("# Ladder") and "PARTIAL: not every" in none and none.rstrip().endswith("Not confirmed yet.")
