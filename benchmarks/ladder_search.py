@@ -405,7 +405,7 @@ def figure(per_run: pd.DataFrame, out: Path) -> list[Path]:
         grid = rows[rows.method == "grid"]
         band_figure(runs_.assign(pct=100 * runs_[col]), "pct", f"{label}: weights remaining (%)", title,
                     out / name, hline=(float(grid[col].iloc[0]) * 100 if len(grid) else math.nan,
-                                       "grid of LTH ladders (all its epochs)"))
+                                       "grid of LTH ladders (all its epochs)"), logy=True)
         made.append(out / name)
     return made
 

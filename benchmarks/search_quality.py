@@ -290,7 +290,7 @@ MARKERS = "osD^vP<>X*"
 
 
 def band_figure(per_run: pd.DataFrame, column: str, ylabel: str, title: str, path: Path, scale: float = 1.0,
-                hline: tuple[float, str] | None = None) -> None:
+                hline: tuple[float, str] | None = None, logy: bool = False) -> None:
     """``column`` against the budget, one line per method (median over searcher seeds), a band (min-max).
 
     Methods often coincide (searchers that draw the same first trials): each method has its own marker and is
@@ -324,6 +324,8 @@ def band_figure(per_run: pd.DataFrame, column: str, ylabel: str, title: str, pat
         ax.axhline(scale * hline[0], color="k", ls="--", lw=1, label=hline[1])
     ax.set_xlabel("budget (training epochs; markers shifted slightly apart so none hides another)")
     ax.set_ylabel(ylabel)
+    if logy:  # e.g. weights remaining: a factor counts the same at every scale
+        ax.set_yscale("log")
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
