@@ -610,7 +610,8 @@ def test_a_row_without_its_dense_metrics_takes_them_from_the_rows_that_share_its
     assert t.loc[thin, "dense_val_acc"] == fx.Builder.dense_acc(0, "val")
 
 
-SEARCH_REPORTS = ["digits_quick", "digits_pareto", "lenet300_mnist_pareto"]  # reports/<name>/ made with --with-data from a real search
+# reports/<name>/ made with --with-data from a real search
+SEARCH_REPORTS = ["digits_quick", "digits_pareto", "lenet300_mnist_pareto"]
 SEARCH_PAGES = ["digits_quick"]  # those with a hand-written README.md beside the report
 
 
