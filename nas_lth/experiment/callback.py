@@ -238,17 +238,17 @@ class ResultsCallback(Callback):
         if not self.quiet:
             # a ladder's row is its answer: the round it is (its recipe's rounds are only the cap)
             ladder = self.space.spec.strategy.fidelity == "rounds"
-            self._print(row, rep.round if ladder else None)
+            self._print(row, ladder, rep.round)
 
-    def _print(self, row: dict, ladder_round: int | None = None) -> None:
+    def _print(self, row: dict, ladder: bool = False, ladder_round: int | None = None) -> None:
         def f(v, spec):
             return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
         wr = row.get("weights_remaining")
         stage = f"confirm of {row['confirm_of']} seed={row.get('seed')} " if row.get("stage") == "confirm" else ""
+        rounds = f"round={'-' if ladder_round is None else ladder_round}" if ladder else f"rounds={row.get('rounds')}"
         print(f"[{time.monotonic() - self.t0:6.0f}s] trial {row['trial_id']} {row['status']:<9} {stage}"
-              f"criterion={row.get('criterion')} stop_at={row.get('stop_at')} "
-              + (f"round={ladder_round} " if ladder_round is not None else f"rounds={row.get('rounds')} ")
-              + f"weights={f(None if wr is None else 100 * wr, '.2f')}% "
+              f"criterion={row.get('criterion')} stop_at={row.get('stop_at')} {rounds} "
+              f"weights={f(None if wr is None else 100 * wr, '.2f')}% "
               f"{self.metric}={f(row.get(self.metric) if row['status'] != FAILED else None, '.4f')}"
               + (f"  ({row['message'][:80]})" if row.get("message") else ""), file=sys.stdout, flush=True)
