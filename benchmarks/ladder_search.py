@@ -322,7 +322,7 @@ def verdict(per_run: pd.DataFrame, wanted_seeds: list[int], col: str = "confirme
     top = per_run[per_run.method != "grid"].budget_epochs.max()
     at = per_run[per_run.budget_epochs == top].pivot_table(index="searcher_seed", columns="method", values=col)
     out = {"grid_weights": grid_w, "budget_epochs": top, "seeds": sorted(at.index)}
-    if "tpe_rounds" in at:
+    if "tpe_rounds" in at and np.isfinite(grid_w):
         tpe = at.tpe_rounds.dropna()
         out["tpe_at_least_as_sparse_as_grid"] = f"{int((tpe <= grid_w + 1e-12).sum())} of {len(tpe)}"
     out.update(paired_vs_tpe(at, lambda a, b: np.log10(a) - np.log10(b), "less", "median_log10_ratio"))
@@ -345,9 +345,9 @@ def _view(per_run: pd.DataFrame, wanted_seeds: list[int], col: str) -> list[str]
         if g.empty:
             continue
         w = 100 * g[col]
-        le = int((g[col] <= grid_w + 1e-12).sum())
+        le = f"{int((g[col] <= grid_w + 1e-12).sum())} of {len(g)}" if np.isfinite(grid_w) else "- (grid not yet)"
         lines.append(f"| {m} | {b:.1f} | {b / total:.2f} | {g.searcher_seed.nunique()} | {w.median():.2f} "
-                     f"({w.min():.2f}-{w.max():.2f}) | {le} of {len(g)} | {g.reused_rounds.median():.0f} | "
+                     f"({w.min():.2f}-{w.max():.2f}) | {le} | {g.reused_rounds.median():.0f} | "
                      f"{g.replayed_ladders.median():.0f} |")
     lines += ["", f"Paired over searcher seeds at the largest budget ({v['budget_epochs']:.1f} epochs; log10 of the "
               "weights; Wilcoxon signed-rank, one-sided: tpe_rounds sparser):", ""]

@@ -147,5 +147,7 @@ def test_the_page_shows_the_search_time_answers_and_only_the_confirmed_ones_as_c
     assert "tpe_rounds vs random_fifo: 5 seeds" in val
     assert "PARTIAL" in conf and "| tpe_rounds | 200.0 | 0.33 | 2 | 1.48 (1.48-1.48) | 2 of 2 |" in conf
     assert "random_fifo" not in conf.split("|---|")[1].split("Paired")[0]  # nothing of it confirmed: no row
+    no_grid = render(per_run.assign(confirmed_weights=[None] + list(per_run.confirmed_weights[1:])), list(range(5)))
+    assert "| tpe_rounds | 200.0 | 0.33 | 2 | 1.48 (1.48-1.48) | - (grid not yet) |" in no_grid
     none = render(per_run.assign(confirmed_weights=None), list(range(6)))
     assert none.startswith("# Ladder") and "PARTIAL: not every" in none and none.rstrip().endswith("Not confirmed yet.")
