@@ -403,7 +403,8 @@ def figure(per_run: pd.DataFrame, out: Path) -> list[Path]:
         if runs_.empty:
             continue
         grid = rows[rows.method == "grid"]
-        band_figure(runs_.assign(pct=100 * runs_[col]), "pct", f"{label}: weights remaining (%)", title,
+        part = "" if len(rows) == len(per_run) else f"\nPARTIAL: {len(rows)} of {len(per_run)} answers"
+        band_figure(runs_.assign(pct=100 * runs_[col]), "pct", f"{label}: weights remaining (%)", title + part,
                     out / name, hline=(float(grid[col].iloc[0]) * 100 if len(grid) else math.nan,
                                        "grid of LTH ladders (all its epochs)"), logy=True)
         made.append(out / name)

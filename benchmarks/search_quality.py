@@ -326,6 +326,9 @@ def band_figure(per_run: pd.DataFrame, column: str, ylabel: str, title: str, pat
     ax.set_ylabel(ylabel)
     if logy:  # e.g. weights remaining: a factor counts the same at every scale
         ax.set_yscale("log")
+        plain = matplotlib.ticker.FuncFormatter(lambda v, _: f"{v:g}")
+        ax.yaxis.set_major_formatter(plain)
+        ax.yaxis.set_minor_formatter(plain)
     ax.set_title(title)
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
