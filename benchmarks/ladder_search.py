@@ -41,7 +41,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from benchmarks.common import REPO, RESULTS, default_data_dir, emit, environment
+from benchmarks.common import REPO, RESULTS, append_parquet, default_data_dir, emit, environment
 from nas_lth.space import load_space
 from nas_lth.space.schema import SearchSpace
 
@@ -206,24 +206,18 @@ def confirm(wanted: dict[str, int], seeds: list[int], space: SearchSpace, data_d
                 todo.append((ladder, last, seed))
     print(f"confirmations: {len(todo)} (ladder, seed) pairs to train, {jobs} at a time", flush=True)
 
-    def store(ladder: str, seed: int, new: pd.DataFrame) -> None:
-        nonlocal done
-        done = pd.concat([done[~((done.ladder == ladder) & (done.seed == seed))], new], ignore_index=True)
-        tmp = path.with_suffix(".tmp")
-        done.to_parquet(tmp, index=False)
-        tmp.replace(path)
+    def store(new: pd.DataFrame) -> None:  # a pair trained again (deeper) replaces its earlier rows
+        append_parquet(path, new, replace=["ladder", "seed"])
 
     if jobs <= 1:
         for ladder, last, seed in todo:
-            store(ladder, seed, confirm_one(ladder, last, seed, space, data_dir))
-        return done
-    # spawn: a forked child would inherit this process's torch thread pool and Ray/Optuna state
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
-        futures = {pool.submit(confirm_one, ladder, last, seed, space, data_dir): (ladder, seed)
-                   for ladder, last, seed in todo}
-        for f in as_completed(futures):
-            store(*futures[f], f.result())
-    return done
+            store(confirm_one(ladder, last, seed, space, data_dir))
+    else:
+        # spawn: a forked child would inherit this process's torch thread pool and Ray/Optuna state
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=get_context("spawn")) as pool:
+            for f in as_completed([pool.submit(confirm_one, *pair, space, data_dir) for pair in todo]):
+                store(f.result())
+    return pd.read_parquet(path) if path.exists() else done
 
 
 def confirm_one(ladder: str, last: int, seed: int, space: SearchSpace, data_dir) -> pd.DataFrame:

@@ -237,8 +237,7 @@ class ResultsCallback(Callback):
         self.finished[trial.trial_id] = status
         if not self.quiet:
             # a ladder's row is its answer: the round it is (its recipe's rounds are only the cap)
-            ladder = self.space.spec.strategy.fidelity == "rounds"
-            self._print(row, ladder, rep.round)
+            self._print(row, self.space.spec.strategy.ladders, rep.round)
 
     def _print(self, row: dict, ladder: bool = False, ladder_round: int | None = None) -> None:
         def f(v, spec):

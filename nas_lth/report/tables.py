@@ -123,8 +123,7 @@ def top_tickets(data: ReportData, n: int = 10, within: float | None = None) -> p
         return pd.DataFrame()
     if within is not None:
         # one row per distinct recipe: a searcher may run the same ladder many times (same numbers)
-        best = unique_recipes(sparsest_within(data, within))
-        best = best.sort_values(["weights_remaining", val], ascending=[True, False]).head(n)
+        best = unique_recipes(sparsest_within(data, within)).head(n)  # in the objective's order
     else:
         # one row per distinct recipe: a searcher may run the same one many times (same numbers)
         best = unique_recipes(comp.dropna(subset=[val]))
@@ -156,7 +155,8 @@ def top_tickets(data: ReportData, n: int = 10, within: float | None = None) -> p
     return pd.DataFrame(rows).fillna("–")
 
 
-def headline(data: ReportData) -> list[str]:
+def headline(data: ReportData, within: float | None = None) -> list[str]:
+    """The summary's opening lines; ``within``: the bound of a ``sparsest_within`` search, whose answer heads them."""
     m, t, comp = data.metric, data.trials, data.completed
     counts = ", ".join(f"{int((t.status == s).sum())} {s}" for s in statuses(t) if (t.status == s).any())
     lines = [f"{len(t)} trials ({counts})."]
@@ -173,7 +173,6 @@ def headline(data: ReportData) -> list[str]:
         lines.append(f"Dense network: {split} {m.label} {100 * dense.mean():.2f}{spread} % "
                      f"({len(dense)} seed{'s' if len(dense) > 1 else ''}).")
     val = m.col("val")
-    within = recorded_within(data.location)
     if within is not None:  # the search's own objective is the headline
         ok = sparsest_within(data, within)
         if ok.empty:
@@ -269,5 +268,5 @@ def summarise(data: ReportData) -> Summary:
     if len(data.confirm):
         settings.append(("confirmation trials", str(len(data.confirm))))
     top_text = TOP_TEXT if within is None else TOP_WITHIN_TEXT.format(within=within)
-    return Summary(settings, fixed, searched, headline(data), top, problem_trials(data), missing, conf, lines, text,
-                   top_text)
+    return Summary(settings, fixed, searched, headline(data, within), top, problem_trials(data), missing, conf, lines,
+                   text, top_text)

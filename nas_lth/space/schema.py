@@ -377,6 +377,11 @@ class Strategy(BaseModel):
         """Trials are pruning ladders (``fidelity: rounds``)."""
         return self.fidelity == "rounds"
 
+    @property
+    def constraint_dicts(self) -> list[dict]:
+        """``constraints`` as plain mappings (what the searcher, the scheduler and a trial evaluate)."""
+        return [c.model_dump(exclude_none=True) for c in self.constraints or []]
+
     @model_validator(mode="after")
     def _objectives(self) -> Strategy:
         if self.objectives:

@@ -104,7 +104,7 @@ class TrialSpec:
                    plugins=tuple(space.spec.plugins), ladder_floor=space.spec.strategy.min_weights,
                    sparsest_within=space.spec.strategy.sparsest_within,
                    share_rounds=space.spec.strategy.share_rounds,
-                   constraints=tuple(c.model_dump(exclude_none=True) for c in space.spec.strategy.constraints or []),
+                   constraints=tuple(space.spec.strategy.constraint_dicts),
                    **kw)
 
     @property

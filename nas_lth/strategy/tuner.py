@@ -83,6 +83,15 @@ def objective_label(strat, metric: str) -> str:
     return metric
 
 
+def _reporter(space: SearchSpace, metric: str, opts):
+    """The live progress table of the search and of its confirmation stage."""
+    from nas_lth.experiment.progress import TableReporter
+
+    strat = space.spec.strategy
+    return TableReporter(objective_label(strat, metric), space.fixed_flat(), every_s=opts.progress_every_s,
+                         within=strat.sparsest_within, ladder=strat.ladders)
+
+
 def startup_trials(num_samples: int) -> int:
     """TPE's random start for a budget of ``num_samples``: a fifth of it, within 4..10. Optuna's fixed 10 is
     half of a 20-trial search, which then learns little (issue 26: TPE + ASHA tied random search exactly)."""
@@ -116,7 +125,7 @@ def _searcher_and_scheduler(space: SearchSpace, seed: int | None, max_t: int, se
     strat = space.spec.strategy
     keys = objective_keys(space, metric)
     # constrained MOTPE / NSGA-II read each trial's constraints, which the searcher sets (Trial.set_constraint)
-    cons = [c.model_dump(exclude_none=True) for c in strat.constraints or []]
+    cons = strat.constraint_dicts
     if strat.searcher in ("tpe", "motpe"):  # Optuna's TPE is multi-objective (MOTPE) when the study is
         sampler = tpe_sampler(strat, num_samples or space.num_samples(), seed)
     elif strat.searcher == "nsga2":
@@ -154,7 +163,6 @@ def _tuner(opts: SearchOptions, exp: Location, trainable, metric: str, seed: int
     from ray.tune.stopper import CombinedStopper
 
     from nas_lth.experiment.callback import ResultsCallback
-    from nas_lth.experiment.progress import TableReporter
     from nas_lth.experiment.restore import add_runtime_callbacks
     from nas_lth.experiment.signing import TUNER_FILE, sign
     from nas_lth.strategy.stopper import EpochBudgetStopper, TargetStopper
@@ -193,9 +201,7 @@ def _tuner(opts: SearchOptions, exp: Location, trainable, metric: str, seed: int
             failure_config=tune.FailureConfig(max_failures=strat.max_failures),
             checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
             callbacks=[callback],
-            progress_reporter=TableReporter(objective_label(strat, metric), space.fixed_flat(),
-                                            every_s=opts.progress_every_s, within=strat.sparsest_within,
-                                            ladder=strat.fidelity == "rounds"),
+            progress_reporter=_reporter(space, metric, opts),
             stop=CombinedStopper(*stoppers) if stoppers else None,
             verbose=1),
     )
@@ -280,7 +286,6 @@ def _confirm_stage(opts: SearchOptions, exp: Location, trainable, metric: str, c
     from ray.tune.schedulers import FIFOScheduler
 
     from nas_lth.experiment.callback import ResultsCallback
-    from nas_lth.experiment.progress import TableReporter
     from nas_lth.strategy.confirm import FOLDER, run_confirm
 
     space, strat = opts.space, opts.space.spec.strategy
@@ -291,9 +296,7 @@ def _confirm_stage(opts: SearchOptions, exp: Location, trainable, metric: str, c
         failure_config=tune.FailureConfig(max_failures=strat.max_failures),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
         callbacks=[ResultsCallback(space, exp, opts.name, metric, quiet=opts.quiet)],
-        progress_reporter=TableReporter(objective_label(strat, metric), space.fixed_flat(),
-                                        every_s=opts.progress_every_s, within=strat.sparsest_within,
-                                        ladder=strat.fidelity == "rounds"), verbose=1)
+        progress_reporter=_reporter(space, metric, opts), verbose=1)
     if not opts.quiet and strat.confirm is not None:
         print(f"\n== confirmation stage: top {strat.confirm.top} recipes x seeds {space.confirm_seeds()}", flush=True)
     return run_confirm(tune_config, run_config, exp, trainable, configs, space, metric, opts.trust_state)
