@@ -155,19 +155,27 @@ def store_run(path: Path, sp: SearchSpace, data_dir, method: str, seed: int) -> 
           f"{time.perf_counter() - t0:.0f} s", flush=True)
 
 
-def paired_vs_tpe(at: pd.DataFrame, diff, alternative: str, name: str) -> dict:
-    """tpe_rounds against each random method present in ``at`` (searcher seed x method), paired over seeds:
-    ``diff(tpe, other)`` per seed, its median as ``name``, and the one-sided Wilcoxon signed-rank p (NaN below five
-    seeds or without a nonzero difference)."""
+def paired(at: pd.DataFrame, a: str, b: str, diff, alternative: str, name: str) -> dict | None:
+    """Method ``a`` against ``b`` over the searcher seeds of ``at`` (seed x method): ``diff(a, b)`` per seed, its
+    median as ``name``, and the one-sided Wilcoxon signed-rank p (NaN below five seeds or without a nonzero
+    difference); None when either method is missing."""
     from scipy.stats import wilcoxon
 
+    if a not in at or b not in at:
+        return None
+    both = at[[a, b]].dropna()
+    d = diff(both[a], both[b])
+    p = float(wilcoxon(d, alternative=alternative).pvalue) if (d != 0).any() and len(d) >= 5 else math.nan
+    return {"n": len(both), name: float(d.median()), "p": p}
+
+
+def paired_vs_tpe(at: pd.DataFrame, diff, alternative: str, name: str) -> dict:
+    """tpe_rounds against each random method present in ``at``, paired over searcher seeds (``paired``)."""
     out = {}
     for other in ("random_fifo", "random_rounds"):
-        if "tpe_rounds" in at and other in at:
-            both = at[["tpe_rounds", other]].dropna()
-            d = diff(both.tpe_rounds, both[other])
-            p = float(wilcoxon(d, alternative=alternative).pvalue) if (d != 0).any() and len(d) >= 5 else math.nan
-            out[f"vs_{other}"] = {"n": len(both), name: float(d.median()), "p": p}
+        t = paired(at, "tpe_rounds", other, diff, alternative, name)
+        if t:
+            out[f"vs_{other}"] = t
     return out
 
 
@@ -187,6 +195,34 @@ def recommend(df: pd.DataFrame, budget: float) -> tuple[str, int, float] | None:
         return None
     best = ok.sort_values(["weights_remaining", "val_acc"], ascending=[True, False]).iloc[0]
     return str(best.ladder), int(best["round"]), float(best.weights_remaining)
+
+
+def grid_in_random_orders(grid: pd.DataFrame, budgets: list[float], orders: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """The grid run by hand in ``orders`` random orders of its ladders (numpy seed ``seed``), each stopped at every
+    budget: per (order, budget), the weights of the answer ``recommend`` would give (1.0 when none). The dense run
+    is paid once, before the first ladder, as in the grid's own run; the grid ran its ladders in one arbitrary
+    order, which decides what it has found at a budget smaller than its own."""
+    rng = np.random.default_rng(seed)
+    dense = float(grid[grid["round"] == 0].cost_epochs.max())
+    ladders = []  # per ladder: epochs spent after each pruned round, the sparsest answer so far, its total
+    for _, g in grid[grid["round"] >= 1].groupby("trial_id", sort=False):
+        g = g.sort_values("round")
+        spent = g.cost_epochs.cumsum().to_numpy(dtype=float)
+        ok = np.where(g.val_acc >= g.dense_val_acc - WITHIN, g.weights_remaining, 1.0)
+        ladders.append((spent, np.minimum.accumulate(ok), float(spent[-1])))
+    rows = []
+    for i in range(orders):
+        best = np.ones(len(budgets))
+        start = dense
+        for j in rng.permutation(len(ladders)):
+            spent, so_far, total = ladders[j]
+            for k, b in enumerate(budgets):
+                n = int(np.searchsorted(spent, b - start + 1e-9, side="right"))  # rounds finished by b
+                if n:
+                    best[k] = min(best[k], so_far[n - 1])
+            start += total
+        rows += [{"order": i, "budget_epochs": b, "weights": float(w)} for b, w in zip(budgets, best, strict=True)]
+    return pd.DataFrame(rows)
 
 
 def confirm(wanted: dict[str, int], seeds: list[int], space: SearchSpace, data_dir, jobs: int = 1) -> pd.DataFrame:
@@ -291,11 +327,12 @@ def summarize(args, space: SearchSpace, confirm_now: bool) -> pd.DataFrame:
     rows = []
     for (m, s, b), r in recs.items():
         g = runs_[(runs_.method == m) & (runs_.searcher_seed == s)]
+        within = g[g.cum_epochs <= b + 1e-9]  # what the run had done by the budget
         w, test, dense = confirmed_ticket(conf, r[0], r[1], args.confirm_seeds) if r else (1.0, math.nan, math.nan)
         rows.append({"method": m, "searcher_seed": s, "budget_epochs": b, "budget_fraction": b / total,
                      "recommended_ladder": r[0] if r else None, "recommended_round": r[1] if r else None,
                      "recommended_weights": r[2] if r else 1.0, "confirmed_weights": w, "confirmed_test_acc": test,
-                     "confirmed_dense_test_acc": dense, "ladders": g.trial_id.nunique(), **reuse_counts(g),
+                     "confirmed_dense_test_acc": dense, "ladders": within.trial_id.nunique(), **reuse_counts(within),
                      "epochs_run": float(g.cum_epochs.max()), "wall_seconds": float(g.wall_seconds.iloc[0])})
     per_run = pd.DataFrame(rows).assign(grid_epochs=total, **environment())
     emit(per_run, "ladder_search", str(OUT / "summary.parquet"), show=[])
@@ -332,8 +369,8 @@ def _view(per_run: pd.DataFrame, wanted_seeds: list[int], col: str) -> list[str]
     grid_w = v["grid_weights"]
     name = VIEWS[col].format(seeds=", ".join(map(str, CONFIRM_SEEDS)))
     lines = [f"| method | budget (epochs) | share of the grid's | searcher seeds | {name}: median (range) "
-             "| at least as sparse as the grid | prefix rounds reused (median) | replayed ladders (median) |",
-             "|---|---:|---:|---:|---|---:|---:|---:|"]
+             "| at least as sparse as the grid | ladders run (median) | prefix rounds reused (median) "
+             "| replayed ladders (median) |", "|---|---:|---:|---:|---|---:|---:|---:|---:|"]
     for (m, b), g in per_run.groupby(["method", "budget_epochs"], sort=True):
         g = g.dropna(subset=[col])
         if g.empty:
@@ -341,7 +378,8 @@ def _view(per_run: pd.DataFrame, wanted_seeds: list[int], col: str) -> list[str]
         w = 100 * g[col]
         le = f"{int((g[col] <= grid_w + 1e-12).sum())} of {len(g)}" if np.isfinite(grid_w) else "- (grid not yet)"
         lines.append(f"| {m} | {b:.1f} | {b / total:.2f} | {g.searcher_seed.nunique()} | {w.median():.2f} "
-                     f"({w.min():.2f}-{w.max():.2f}) | {le} | {g.reused_rounds.median():.0f} | "
+                     f"({w.min():.2f}-{w.max():.2f}) | {le} | {g.ladders.median():.0f} | "
+                     f"{g.reused_rounds.median():.0f} | "
                      f"{g.replayed_ladders.median():.0f} |")
     lines += ["", f"Paired over searcher seeds at the largest budget ({v['budget_epochs']:.1f} epochs; log10 of the "
               "weights; Wilcoxon signed-rank, one-sided: tpe_rounds sparser):", ""]
@@ -350,10 +388,65 @@ def _view(per_run: pd.DataFrame, wanted_seeds: list[int], col: str) -> list[str]
         if t:
             lines.append(f"- tpe_rounds vs {other}: {t['n']} seeds, median log10 ratio {t['median_log10_ratio']:+.3f}, "
                          f"p = {t['p']:.3g}")
+    lines += ["", "The scheduler alone, at every budget (random_rounds vs random_fifo: the same random sampler and "
+              "seed, ASHA over rounds and shared prefixes against neither; one-sided: random_rounds sparser):", ""]
+    for b, g in per_run[per_run.method != "grid"].groupby("budget_epochs"):
+        at = g.pivot_table(index="searcher_seed", columns="method", values=col)
+        t = paired(at, "random_rounds", "random_fifo", lambda x, y: np.log10(x) - np.log10(y), "less", "m")
+        if t:
+            lines.append(f"- {b:.1f} epochs: {t['n']} seeds, median log10 ratio {t['m']:+.3f}, p = {t['p']:.3g}")
     return lines
 
 
-def render(per_run: pd.DataFrame, wanted_seeds: list[int]) -> str:
+def _grid_orders_view(grid: pd.DataFrame, per_run: pd.DataFrame) -> list[str]:
+    """The grid at the searches' budgets, over random orders of its ladders (what running it by hand with a
+    third of its epochs finds depends on which ladders come first)."""
+    total = float(per_run.grid_epochs.iloc[0])
+    budgets = sorted(per_run[per_run.method != "grid"].budget_epochs.unique())
+    final = recommend(grid, total + 1)
+    found = grid[(grid.ladder == final[0]) & (grid["round"] == final[1])].cum_epochs.iloc[0]
+    order = list(dict.fromkeys(grid.sort_values("cum_epochs").ladder))
+    orders = grid_in_random_orders(grid, budgets)
+    n = orders.order.nunique()
+    lines = ["### The grid run by hand at the same budgets", "",
+             f"The grid's {len(order)} ladders in {n} random orders (numpy seed 0), each stopped at the budget; its "
+             f"answer as the searches' are chosen (validation, seed 0). Its own run found its final answer "
+             f"({100 * final[2]:.2f} %, {json.loads(final[0])['criterion']}) after {found:.0f} epochs: that ladder "
+             f"ran as number {order.index(final[0]) + 1} of {len(order)}.", "",
+             "| budget (epochs) | share of the grid's | orders at least as sparse as the grid's final answer "
+             "| weights %: median (range) |", "|---:|---:|---:|---|"]
+    for b, g in orders.groupby("budget_epochs"):
+        w = 100 * g.weights
+        lines.append(f"| {b:.1f} | {b / total:.2f} | {100 * (g.weights <= final[2] + 1e-12).mean():.0f} % | "
+                     f"{w.median():.2f} ({w.min():.2f}-{w.max():.2f}) |")
+    return lines + ["", *_ladder_quality_view(grid, per_run, final[2])]
+
+
+def _ladder_quality_view(grid: pd.DataFrame, per_run: pd.DataFrame, grid_w: float) -> list[str]:
+    """How good single ladders are: the sparsest round within the bound (validation, seed 0) of each of the
+    grid's ladders and of the random ladders random_fifo ran to their floor (uniform draws from the space)."""
+    files = sorted((OUT / "runs").glob("random_fifo-s*.parquet"))
+    pools = {"the grid's ladders (20 %/round, end, reset to init)": grid}
+    if files:
+        pools["random ladders of the space (random_fifo, all seeds)"] = pd.concat(
+            [pd.read_parquet(f) for f in files], ignore_index=True).assign(
+            trial_id=lambda d: d.searcher_seed.astype(str) + "/" + d.trial_id)
+    lines = ["### Single ladders", "",
+             "The sparsest round within 0.5 pp of dense (validation, seed 0) of each ladder run to its floor (not cut "
+             "short by a budget):", "",
+             "| ladders | n | at least as sparse as the grid's final answer | at most 1.5 % of the weights "
+             "| median weights % |", "|---|---:|---:|---:|---:|"]
+    for name, df in pools.items():
+        df = df[df["round"] >= 0]
+        whole = df[df.trial_status == "completed"]  # not a ladder the budget cut short
+        ok = whole[(whole["round"] >= 1) & (whole.val_acc >= whole.dense_val_acc - WITHIN)]
+        best = ok.groupby("trial_id").weights_remaining.min().reindex(whole.trial_id.unique()).fillna(1.0)
+        lines.append(f"| {name} | {len(best)} | {100 * (best <= grid_w + 1e-12).mean():.0f} % | "
+                     f"{100 * (best <= 0.015).mean():.0f} % | {100 * best.median():.2f} |")
+    return lines
+
+
+def render(per_run: pd.DataFrame, wanted_seeds: list[int], grid: pd.DataFrame | None = None) -> str:
     """The generated table page (``reports/ladder_search/table.md``): per method and budget, the weights remaining
     of the answer over searcher seeds (median, range) and how often it is at least as sparse as the grid's - as
     the search measured it (validation, one seed) and as confirmed (test, fresh seeds) where confirmed."""
@@ -372,6 +465,8 @@ def render(per_run: pd.DataFrame, wanted_seeds: list[int]) -> str:
              "`benchmarks/results/ladder_search/`; do not edit.", "", head, "",
              "## As the searches measured it (validation accuracy within 0.5 pp of dense, the search's seed)", ""]
     lines += _view(per_run, wanted_seeds, "recommended_weights")
+    if grid is not None:
+        lines += [""] + _grid_orders_view(grid, per_run)
     lines += ["", "## Confirmed (test accuracy within 0.5 pp of dense, mean over fresh seeds)", ""]
     if confirmed.any():
         if not confirmed.all():
@@ -382,10 +477,11 @@ def render(per_run: pd.DataFrame, wanted_seeds: list[int]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def figure(per_run: pd.DataFrame, out: Path) -> list[Path]:
+def figure(per_run: pd.DataFrame, out: Path, grid: pd.DataFrame | None = None) -> list[Path]:
     """The weights of each method's answer against the budget (median and range over searcher seeds), the grid's
-    as a line: as the searches measured it (``ladder_search_val.png``) and, where confirmed, as confirmed
-    (``ladder_search.png``, confirmed answers only)."""
+    as a line: as the searches measured it (``ladder_search_val.png``, with the grid run by hand in random
+    orders and stopped at the same budgets) and, where confirmed, as confirmed (``ladder_search.png``, confirmed
+    answers only)."""
     from benchmarks.search_quality import band_figure
 
     title = "LeNet-300-100 / MNIST: sparsest ticket within 0.5 pp of dense"
@@ -396,11 +492,20 @@ def figure(per_run: pd.DataFrame, out: Path) -> list[Path]:
         runs_ = rows[rows.method != "grid"]
         if runs_.empty:
             continue
-        grid = rows[rows.method == "grid"]
+        grid_row = rows[rows.method == "grid"]
         part = "" if len(rows) == len(per_run) else f"\nPARTIAL: {len(rows)} of {len(per_run)} answers"
-        band_figure(runs_.assign(pct=100 * runs_[col]), "pct", f"{label}: weights remaining (%)", title + part,
-                    out / name, hline=(float(grid[col].iloc[0]) * 100 if len(grid) else math.nan,
-                                       "grid of LTH ladders (all its epochs)"), logy=True)
+        runs_ = runs_.assign(pct=100 * runs_[col])
+        units = {}
+        if grid is not None and col == "recommended_weights":
+            orders = grid_in_random_orders(grid, sorted(runs_.budget_epochs.unique()))
+            by_hand = "grid by hand, random order"
+            runs_ = pd.concat([runs_, pd.DataFrame({"method": by_hand, "searcher_seed": orders.order,
+                                                    "budget_epochs": orders.budget_epochs,
+                                                    "pct": 100 * orders.weights})], ignore_index=True)
+            units[by_hand] = "orders"
+        band_figure(runs_, "pct", f"{label}: weights remaining (%)", title + part, out / name,
+                    hline=(float(grid_row[col].iloc[0]) * 100 if len(grid_row) else math.nan,
+                           "grid of LTH ladders (all its epochs)"), logy=True, units=units)
         made.append(out / name)
     return made
 
@@ -429,8 +534,9 @@ def main(argv=None) -> int:
         print(col, json.dumps(verdict(per_run, args.seeds, col), indent=1, default=str))
     out = REPORT if args.results == RESULTS / "ladder_search" else args.results / "report"
     out.mkdir(parents=True, exist_ok=True)
-    (out / "table.md").write_text(render(per_run, args.seeds))
-    made = figure(per_run, out)
+    grid = pd.read_parquet(OUT / "runs" / "grid-s0.parquet")
+    (out / "table.md").write_text(render(per_run, args.seeds, grid))
+    made = figure(per_run, out, grid)
     print(f"wrote {out / 'table.md'} and {', '.join(str(p) for p in made)}")
     return 0
 

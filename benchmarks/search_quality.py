@@ -290,8 +290,10 @@ MARKERS = "osD^vP<>X*"
 
 
 def band_figure(per_run: pd.DataFrame, column: str, ylabel: str, title: str, path: Path, scale: float = 1.0,
-                hline: tuple[float, str] | None = None, logy: bool = False) -> None:
-    """``column`` against the budget, one line per method (median over searcher seeds), a band (min-max).
+                hline: tuple[float, str] | None = None, logy: bool = False,
+                units: dict[str, str] | None = None) -> None:
+    """``column`` against the budget, one line per method (median over searcher seeds), a band (min-max);
+    ``units`` names what ``searcher_seed`` counts for a method that is not a search (default: seeds).
 
     Methods often coincide (searchers that draw the same first trials): each method has its own marker and is
     shifted a little along the budget axis so that none hides another, and a method equal to one drawn before
@@ -315,7 +317,8 @@ def band_figure(per_run: pd.DataFrame, column: str, ylabel: str, title: str, pat
                      and np.array_equal(v, values, equal_nan=True)), None)
         drawn[m] = values
         shift = (i - (len(groups) - 1) / 2) * dodge
-        label = f"{m} ({g.searcher_seed.nunique()} seed(s))" + (f", identical to {same}" if same else "")
+        unit = (units or {}).get(m, "seed(s)")
+        label = f"{m} ({g.searcher_seed.nunique()} {unit})" + (f", identical to {same}" if same else "")
         (line,) = ax.plot(np.asarray(x, dtype=float) + shift, values[0], marker=MARKERS[i % len(MARKERS)],
                           ls=(0, (4, 2)) if same else "-", mfc="white" if same else None, label=label, zorder=3)
         if same is None:

@@ -9,7 +9,7 @@ import math
 import pandas as pd
 import pytest
 
-from benchmarks.ladder_search import confirmed_ticket, ordered_rounds, recommend, reuse_counts
+from benchmarks.ladder_search import confirmed_ticket, grid_in_random_orders, ordered_rounds, recommend, reuse_counts
 
 DENSE = 0.97
 
@@ -37,6 +37,23 @@ def test_the_confirmed_ticket_is_the_sparsest_round_whose_mean_over_the_seeds_is
     assert (w, test, dense) == pytest.approx((0.25, 0.9765, 0.979))  # round 3's mean 0.965 is 1.4 pp below
     assert confirmed_ticket(conf, "a", 1, [1, 2])[0] == 0.5  # not past the recommended round
     assert math.isnan(confirmed_ticket(conf, "a", 3, [1, 2, 3])[0])  # seed 3 not confirmed yet: no answer
+
+
+def test_the_grid_in_random_orders_pays_the_dense_run_once_and_finds_a_ladder_only_when_it_has_run():
+    def ladder(tid, accs):
+        return [{"trial_id": tid, "ladder": tid, "round": r, "weights_remaining": 0.5 ** r, "val_acc": a,
+                 "cost_epochs": 2.0, "dense_val_acc": DENSE} for r, a in enumerate(accs)]
+
+    # a: its round 2 (25 %) is within the bound; b: none of its pruned rounds is
+    grid = pd.DataFrame(ladder("a", (DENSE, 0.97, 0.968)) + ladder("b", (DENSE, 0.90, 0.80)))
+    got = grid_in_random_orders(grid, [6.0, 6.5, 10.0], orders=400, seed=1)
+    at = got.groupby("budget_epochs").weights
+    # dense (2) + a's two rounds (4) = 6 epochs when a runs first; b first spends those 6 on nothing within it
+    first = got[got.budget_epochs == 6.0].weights
+    assert set(first) == {0.25, 1.0} and 0.4 < (first == 0.25).mean() < 0.6
+    assert (at.get_group(6.5).to_numpy() == first.to_numpy()).all()  # half an epoch more buys no round
+    assert (at.get_group(10.0) == 0.25).all()  # both ran: 2 + 4 + 4, the second dense not paid again
+    assert got.equals(grid_in_random_orders(grid, [6.0, 6.5, 10.0], orders=400, seed=1))
 
 
 def test_reuse_counts_tell_a_replayed_recipe_from_a_continued_prefix():
@@ -139,7 +156,7 @@ def test_the_page_shows_the_search_time_answers_and_only_the_confirmed_ones_as_c
                   "recommended_weights": 0.0115 if s < 3 else 0.02, "confirmed_weights": 0.0148 if s < 2 else None},
                  {"method": "random_fifo", "searcher_seed": s, "budget_epochs": 200.0,
                   "recommended_weights": 0.02, "confirmed_weights": None}]
-    per_run = pd.DataFrame(rows).assign(grid_epochs=600.0, reused_rounds=0, replayed_ladders=0)
+    per_run = pd.DataFrame(rows).assign(grid_epochs=600.0, reused_rounds=0, replayed_ladders=0, ladders=5)
     page = render(per_run, list(range(5)))
     assert "Every (method, searcher seed) run of seeds 0-4 is in" in page and "3 of 11" in page
     val, conf = page.split("## Confirmed")

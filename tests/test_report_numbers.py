@@ -122,6 +122,16 @@ def render_ladder_pilot() -> str:
     return ladder_pilot.render_page(ladder_pilot.summarize(df, args.within), df, args)
 
 
+def render_ladder_search() -> str:
+    """From the committed summary (one row per method, searcher seed and budget, confirmations included) and the
+    committed runs."""
+    from benchmarks import ladder_search
+
+    per_run = pd.read_parquet(RESULTS / "ladder_search" / "summary.parquet")
+    return ladder_search.render(per_run, list(range(10)),
+                                pd.read_parquet(RESULTS / "ladder_search" / "runs" / "grid-s0.parquet"))
+
+
 def render_structured() -> str:
     from benchmarks import structured
 
@@ -176,6 +186,7 @@ WHOLE = {
     "lth_cnn/README.md": render_lth_cnn,
     "lth_cnn_reset0/README.md": render_lth_cnn_reset0,
     "ladder_pilot/table.md": render_ladder_pilot,
+    "ladder_search/table.md": render_ladder_search,
     "structured/table.md": render_structured,
     "reuters/textcnn.md": render_textcnn,
 }
@@ -218,6 +229,7 @@ HAND_WRITTEN = {
     "lth_cnn/notes.md": render_lth_cnn,
     "reuters/notes.md": lambda tmp: render_reuters() + render_textcnn(),
     "lth_lenet/README.md": lambda tmp: render_lth_lenet(),
+    "ladder_search/README.md": lambda tmp: render_ladder_search(),
 }
 # Not yet checked: structured/README.md and inference/notes.md restate the generated tables in other units and
 # roundings (98.39 for 0.9839, MB for bytes), and search_quality/README.md has no rendering to check against.
