@@ -165,6 +165,25 @@ def test_the_progress_line_shows_a_sparsest_within_score_as_weights():
     assert rep._best(None) == "-" and TableReporter("val_acc")._best(0.97) == "0.9700"
 
 
+def test_a_multi_objective_progress_line_counts_tickets_instead_of_naming_a_best():
+    import io
+    from types import SimpleNamespace
+
+    from nas_lth.experiment.progress import TableReporter
+
+    def trial(rnd, status):
+        return SimpleNamespace(status=status, trial_id=f"t{rnd}", config={},
+                               last_result={"round": rnd, "objective": 0.9, "final": status == "TERMINATED",
+                                            "status": "completed"})
+
+    out = io.StringIO()
+    TableReporter("val_acc", ladder=True, multi_objective=True, stream=out).report(
+        [trial(3, "TERMINATED"), trial(5, "RUNNING")], done=False)
+    head = out.getvalue().splitlines()[0]
+    assert head.endswith("2 trials (1 running, 1 terminated); 8 pruned rounds reached (several objectives: the "
+                         "front is in the summary)") and "best" not in head
+
+
 @pytest.mark.integration
 def test_ladders_share_round_prefixes_counted_once_across_an_interrupt_and_resume(tmp_path):
     """Two ladders that differ only in their round cap: the second continues from the first's stored rounds (marked

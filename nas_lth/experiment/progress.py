@@ -23,8 +23,10 @@ def _fmt(v, spec=""):
 
 class TableReporter(ProgressReporter):
     def __init__(self, metric_label: str, fixed: dict | None = None, every_s: float = 15.0,
-                 max_rows: int = 8, stream=None, within: float | None = None, ladder: bool = False):
+                 max_rows: int = 8, stream=None, within: float | None = None, ladder: bool = False,
+                 multi_objective: bool = False):
         self.metric_label = metric_label
+        self.multi_objective = multi_objective  # no single best: the line counts tickets, the front is the summary's
         self.within = within  # a sparsest_within search: its best is shown as the weights it keeps
         self.ladder = ladder  # ladder trials: the rounds column is the round the ladder is in, not its cap
         self.fixed = fixed or {}
@@ -53,8 +55,16 @@ class TableReporter(ProgressReporter):
         best = max((r.objective for r in reports if r.final and r.status == COMPLETED), default=None)
         head = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
         total = f"/{self._total}" if self._total and self._total > 0 else ""
-        print(f"== {time.monotonic() - self._start:.0f}s: {len(trials)}{total} trials ({head}); "
-              f"best full-budget {self.metric_label}: {self._best(best)}", file=self.stream)
+        if self.__dict__.get("multi_objective"):  # reporters pickled before kept no multi_objective
+            if self.__dict__.get("ladder"):  # every pruned round of a ladder is a ticket of the front
+                tail = f"{sum(r.round or 0 for r in reports)} pruned rounds reached"
+            else:
+                tail = f"{sum(1 for r in reports if r.final and r.status == COMPLETED)} tickets completed"
+            tail += " (several objectives: the front is in the summary)"
+        else:
+            tail = f"best full-budget {self.metric_label}: {self._best(best)}"
+        print(f"== {time.monotonic() - self._start:.0f}s: {len(trials)}{total} trials ({head}); {tail}",
+              file=self.stream)
         running = [t for t in trials if t.status == "RUNNING"]
         shown = running[: self.max_rows]
         if shown:

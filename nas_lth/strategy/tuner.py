@@ -89,7 +89,8 @@ def _reporter(space: SearchSpace, metric: str, opts):
 
     strat = space.spec.strategy
     return TableReporter(objective_label(strat, metric), space.fixed_flat(), every_s=opts.progress_every_s,
-                         within=strat.sparsest_within, ladder=strat.ladders)
+                         within=strat.sparsest_within, ladder=strat.ladders,
+                         multi_objective=strat.multi_objective)
 
 
 def startup_trials(num_samples: int) -> int:
