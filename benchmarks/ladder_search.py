@@ -197,31 +197,37 @@ def recommend(df: pd.DataFrame, budget: float) -> tuple[str, int, float] | None:
     return str(best.ladder), int(best["round"]), float(best.weights_remaining)
 
 
-def grid_in_random_orders(grid: pd.DataFrame, budgets: list[float], orders: int = 2000, seed: int = 0) -> pd.DataFrame:
-    """The grid run by hand in ``orders`` random orders of its ladders (numpy seed ``seed``), each stopped at every
-    budget: per (order, budget), the weights of the answer ``recommend`` would give (1.0 when none). The dense run
+def grid_orders(grid: pd.DataFrame, orders: int, seed: int = 0):
+    """The grid run by hand in ``orders`` random orders of its ladders (numpy seed ``seed``): per order, the epochs
+    spent when each pruned round finished (aligned with the rows of ``grid[grid["round"] >= 1]``). The dense run
     is paid once, before the first ladder, as in the grid's own run; the grid ran its ladders in one arbitrary
     order, which decides what it has found at a budget smaller than its own."""
     rng = np.random.default_rng(seed)
     dense = float(grid[grid["round"] == 0].cost_epochs.max())
-    ladders = []  # per ladder: epochs spent after each pruned round, the sparsest answer so far, its total
-    for _, g in grid[grid["round"] >= 1].groupby("trial_id", sort=False):
+    pruned = grid[grid["round"] >= 1].reset_index(drop=True)
+    ladders = []  # per ladder: its rows, the epochs after each of its rounds, its total
+    for _, g in pruned.groupby("trial_id", sort=False):
         g = g.sort_values("round")
         spent = g.cost_epochs.cumsum().to_numpy(dtype=float)
-        ok = np.where(g.val_acc >= g.dense_val_acc - WITHIN, g.weights_remaining, 1.0)
-        ladders.append((spent, np.minimum.accumulate(ok), float(spent[-1])))
-    rows = []
-    for i in range(orders):
-        best = np.ones(len(budgets))
-        start = dense
+        ladders.append((g.index.to_numpy(), spent, float(spent[-1])))
+    for _ in range(orders):
+        finish, start = np.empty(len(pruned)), dense
         for j in rng.permutation(len(ladders)):
-            spent, so_far, total = ladders[j]
-            for k, b in enumerate(budgets):
-                n = int(np.searchsorted(spent, b - start + 1e-9, side="right"))  # rounds finished by b
-                if n:
-                    best[k] = min(best[k], so_far[n - 1])
+            rows, spent, total = ladders[j]
+            finish[rows] = start + spent
             start += total
-        rows += [{"order": i, "budget_epochs": b, "weights": float(w)} for b, w in zip(budgets, best, strict=True)]
+        yield finish
+
+
+def grid_in_random_orders(grid: pd.DataFrame, budgets: list[float], orders: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """Per (random order of the grid's ladders, budget): the weights of the answer ``recommend`` would give after
+    that many epochs (1.0 when none); see ``grid_orders``."""
+    pruned = grid[grid["round"] >= 1]
+    ok = np.where(pruned.val_acc >= pruned.dense_val_acc - WITHIN, pruned.weights_remaining, 1.0)
+    rows = []
+    for i, finish in enumerate(grid_orders(grid, orders, seed)):
+        rows += [{"order": i, "budget_epochs": b, "weights": float(ok[finish <= b + 1e-9].min(initial=1.0))}
+                 for b in budgets]
     return pd.DataFrame(rows)
 
 

@@ -168,3 +168,21 @@ def test_the_page_shows_the_search_time_answers_and_only_the_confirmed_ones_as_c
     assert "| tpe_rounds | 200.0 | 0.33 | 2 | 1.48 (1.48-1.48) | - (grid not yet) |" in no_grid
     none = render(per_run.assign(confirmed_weights=None), list(range(6)))
     assert none.startswith("# Ladder") and "PARTIAL: not every" in none and none.rstrip().endswith("Not confirmed yet.")
+
+
+def test_the_grid_by_hand_reaches_its_own_hypervolume_only_once_every_ladder_has_run():
+    from benchmarks.ladder_pareto import grid_hv_in_random_orders, hv_at, hv_curve, reference
+
+    def ladder(tid, accs):
+        return [{"trial_id": tid, "ladder": tid, "round": r, "weights_remaining": 0.5 ** (r + 1), "val_acc": a,
+                 "cost_epochs": 2.0, "cum_epochs": 0.0, "dense_val_acc": DENSE} for r, a in enumerate(accs)]
+
+    grid = pd.DataFrame(ladder("a", (DENSE, 0.96, 0.95)) + ladder("b", (DENSE, 0.965, 0.94)))
+    refs = reference(DENSE)
+    whole = hv_at(hv_curve(grid.assign(cum_epochs=range(1, 7)), refs), 99)
+    got = grid_hv_in_random_orders(grid, refs, [2.0, 6.0, 10.0], orders=50, seed=3)
+    assert (got[got.budget_epochs == 2.0].hypervolume == 0).all()  # only the dense run
+    assert list(got[got.budget_epochs == 10.0].hypervolume) == pytest.approx([whole] * 50) and whole > 0
+    one = got[got.budget_epochs == 6.0].hypervolume  # one ladder: a's front or b's, never both
+    assert set(one.round(12)) == {round(hv_at(hv_curve(grid[grid.trial_id == t].assign(cum_epochs=range(1, 4)),
+                                                        refs), 99), 12) for t in "ab"}
