@@ -284,6 +284,24 @@ def _print(per_run, frac, n_random, dense_test, complete, done, wanted) -> None:
         ["median", "min", "max", lambda x: int(x.notna().sum())])
     e.columns = ["median", "min", "max", "reached"]
     print("\nepochs to target (search-time):\n" + e.to_string(float_format=lambda v: f"{v:.1f}"))
+    print("\nthe page's table (reports/search_quality/README.md):\n" + markdown(per_run))
+
+
+def markdown(per_run: pd.DataFrame) -> str:
+    """Per method: epochs to the target (median, range over searcher seeds) and the confirmed test accuracy of the
+    recommended recipe at each budget (median, range), as the page's table gives them."""
+    lines = ["| method | searcher seeds | epochs to target: median (min-max) | "
+             + " / ".join(f"{b:g}" for b in sorted(per_run.budget_epochs.unique()))
+             + " epochs: confirmed test acc. %, median (min-max) |", "|---|---:|---|---|"]
+    for m, g in per_run.groupby("method", sort=True):
+        e = g.drop_duplicates("searcher_seed").epochs_to_target
+        cells = []
+        for _, q in g.groupby("budget_epochs"):
+            a = 100 * q.confirmed_test_acc.dropna()
+            cells.append(f"{a.median():.2f} ({a.min():.2f}-{a.max():.2f})" if len(a) else "none yet")
+        lines.append(f"| {m} | {g.searcher_seed.nunique()} | {e.median():.1f} ({e.min():.1f}-{e.max():.1f}) | "
+                     + " / ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 MARKERS = "osD^vP<>X*"

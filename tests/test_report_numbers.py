@@ -132,6 +132,12 @@ def render_ladder_search() -> str:
                                 pd.read_parquet(RESULTS / "ladder_search" / "runs" / "grid-s0.parquet"))
 
 
+def render_search_quality() -> str:
+    from benchmarks import search_quality
+
+    return search_quality.markdown(pd.read_parquet(RESULTS / "search_quality" / "summary.parquet"))
+
+
 def render_structured() -> str:
     from benchmarks import structured
 
@@ -230,9 +236,10 @@ HAND_WRITTEN = {
     "reuters/notes.md": lambda tmp: render_reuters() + render_textcnn(),
     "lth_lenet/README.md": lambda tmp: render_lth_lenet(),
     "ladder_search/README.md": lambda tmp: render_ladder_search(),
+    "search_quality/README.md": lambda tmp: render_search_quality(),
 }
 # Not yet checked: structured/README.md and inference/notes.md restate the generated tables in other units and
-# roundings (98.39 for 0.9839, MB for bytes), and search_quality/README.md has no rendering to check against.
+# roundings (98.39 for 0.9839, MB for bytes).
 
 
 @pytest.mark.parametrize("name", list(HAND_WRITTEN))
