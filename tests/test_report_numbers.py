@@ -132,6 +132,16 @@ def render_ladder_search() -> str:
                                 pd.read_parquet(RESULTS / "ladder_search" / "runs" / "grid-s0.parquet"))
 
 
+def render_ladder_pareto() -> str:
+    """From the committed summary of the multi-objective runs and the grid's run."""
+    from benchmarks import ladder_pareto
+
+    per_run = pd.read_parquet(RESULTS / "ladder_search" / "summary_mo.parquet")
+    seeds = list(range(5))
+    return ladder_pareto.render(per_run, ladder_pareto.verdict(per_run, seeds), seeds,
+                                ladder_pareto.by_hand(RESULTS / "ladder_search", per_run))
+
+
 def render_search_quality() -> str:
     from benchmarks import search_quality
 
@@ -193,6 +203,7 @@ WHOLE = {
     "lth_cnn_reset0/README.md": render_lth_cnn_reset0,
     "ladder_pilot/table.md": render_ladder_pilot,
     "ladder_search/table.md": render_ladder_search,
+    "ladder_search/pareto.md": render_ladder_pareto,
     "structured/table.md": render_structured,
     "reuters/textcnn.md": render_textcnn,
 }
