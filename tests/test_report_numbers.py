@@ -246,7 +246,7 @@ HAND_WRITTEN = {
     "lth_cnn/notes.md": render_lth_cnn,
     "reuters/notes.md": lambda tmp: render_reuters() + render_textcnn(),
     "lth_lenet/README.md": lambda tmp: render_lth_lenet(),
-    "ladder_search/README.md": lambda tmp: render_ladder_search(),
+    "ladder_search/README.md": lambda tmp: render_ladder_search() + render_ladder_pareto(),
     "search_quality/README.md": lambda tmp: render_search_quality(),
 }
 # Not yet checked: structured/README.md and inference/notes.md restate the generated tables in other units and
