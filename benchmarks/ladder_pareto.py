@@ -164,9 +164,9 @@ def verdict(per_run: pd.DataFrame, wanted_seeds: list[int]) -> dict:
 def by_hand(results: Path, per_run: pd.DataFrame) -> pd.DataFrame:
     """The grid in random orders at the searches' budgets, with the reference point of ``per_run``."""
     first = per_run.iloc[0]
-    budgets = sorted(per_run[per_run.method != "grid"].budget_epochs.unique())
     return grid_hv_in_random_orders(grid_rows(results), {"val_acc": float(first.ref_val_acc),
-                                                         "weights_remaining": float(first.ref_weights)}, budgets)
+                                                         "weights_remaining": float(first.ref_weights)},
+                                    ls.search_budgets(per_run))
 
 
 def render(per_run: pd.DataFrame, v: dict, wanted_seeds: list[int], orders: pd.DataFrame | None = None) -> str:

@@ -219,6 +219,11 @@ def grid_orders(grid: pd.DataFrame, orders: int, seed: int = 0):
         yield finish
 
 
+def search_budgets(per_run: pd.DataFrame) -> list[float]:
+    """The budgets the searches' answers are read at (every method but the grid)."""
+    return sorted(per_run[per_run.method != "grid"].budget_epochs.unique())
+
+
 def grid_in_random_orders(grid: pd.DataFrame, budgets: list[float], orders: int = 2000, seed: int = 0) -> pd.DataFrame:
     """Per (random order of the grid's ladders, budget): the weights of the answer ``recommend`` would give after
     that many epochs (1.0 when none); see ``grid_orders``."""
@@ -404,15 +409,13 @@ def _view(per_run: pd.DataFrame, wanted_seeds: list[int], col: str) -> list[str]
     return lines
 
 
-def _grid_orders_view(grid: pd.DataFrame, per_run: pd.DataFrame) -> list[str]:
-    """The grid at the searches' budgets, over random orders of its ladders (what running it by hand with a
-    third of its epochs finds depends on which ladders come first)."""
+def _grid_orders_view(grid: pd.DataFrame, per_run: pd.DataFrame, orders: pd.DataFrame) -> list[str]:
+    """The grid at the searches' budgets, over random orders of its ladders (``orders``: what running it by hand
+    with a third of its epochs finds depends on which ladders come first)."""
     total = float(per_run.grid_epochs.iloc[0])
-    budgets = sorted(per_run[per_run.method != "grid"].budget_epochs.unique())
     final = recommend(grid, total + 1)
     found = grid[(grid.ladder == final[0]) & (grid["round"] == final[1])].cum_epochs.iloc[0]
     order = list(dict.fromkeys(grid.sort_values("cum_epochs").ladder))
-    orders = grid_in_random_orders(grid, budgets)
     n = orders.order.nunique()
     lines = ["### The grid run by hand at the same budgets", "",
              f"The grid's {len(order)} ladders in {n} random orders (numpy seed 0), each stopped at the budget; its "
@@ -452,7 +455,8 @@ def _ladder_quality_view(grid: pd.DataFrame, per_run: pd.DataFrame, grid_w: floa
     return lines
 
 
-def render(per_run: pd.DataFrame, wanted_seeds: list[int], grid: pd.DataFrame | None = None) -> str:
+def render(per_run: pd.DataFrame, wanted_seeds: list[int], grid: pd.DataFrame | None = None,
+           orders: pd.DataFrame | None = None) -> str:
     """The generated table page (``reports/ladder_search/table.md``): per method and budget, the weights remaining
     of the answer over searcher seeds (median, range) and how often it is at least as sparse as the grid's - as
     the search measured it (validation, one seed) and as confirmed (test, fresh seeds) where confirmed."""
@@ -471,8 +475,8 @@ def render(per_run: pd.DataFrame, wanted_seeds: list[int], grid: pd.DataFrame | 
              "`benchmarks/results/ladder_search/`; do not edit.", "", head, "",
              "## As the searches measured it (validation accuracy within 0.5 pp of dense, the search's seed)", ""]
     lines += _view(per_run, wanted_seeds, "recommended_weights")
-    if grid is not None:
-        lines += [""] + _grid_orders_view(grid, per_run)
+    if grid is not None and orders is not None:  # the grid's run, and it in random orders (grid_in_random_orders)
+        lines += [""] + _grid_orders_view(grid, per_run, orders)
     lines += ["", "## Confirmed (test accuracy within 0.5 pp of dense, mean over fresh seeds)", ""]
     if confirmed.any():
         if not confirmed.all():
@@ -483,7 +487,7 @@ def render(per_run: pd.DataFrame, wanted_seeds: list[int], grid: pd.DataFrame | 
     return "\n".join(lines) + "\n"
 
 
-def figure(per_run: pd.DataFrame, out: Path, grid: pd.DataFrame | None = None) -> list[Path]:
+def figure(per_run: pd.DataFrame, out: Path, orders: pd.DataFrame | None = None) -> list[Path]:
     """The weights of each method's answer against the budget (median and range over searcher seeds), the grid's
     as a line: as the searches measured it (``ladder_search_val.png``, with the grid run by hand in random
     orders and stopped at the same budgets) and, where confirmed, as confirmed (``ladder_search.png``, confirmed
@@ -502,8 +506,7 @@ def figure(per_run: pd.DataFrame, out: Path, grid: pd.DataFrame | None = None) -
         part = "" if len(rows) == len(per_run) else f"\nPARTIAL: {len(rows)} of {len(per_run)} answers"
         runs_ = runs_.assign(pct=100 * runs_[col])
         units = {}
-        if grid is not None and col == "recommended_weights":
-            orders = grid_in_random_orders(grid, sorted(runs_.budget_epochs.unique()))
+        if orders is not None and col == "recommended_weights":
             by_hand = "grid by hand, random order"
             runs_ = pd.concat([runs_, pd.DataFrame({"method": by_hand, "searcher_seed": orders.order,
                                                     "budget_epochs": orders.budget_epochs,
@@ -541,8 +544,9 @@ def main(argv=None) -> int:
     out = REPORT if args.results == RESULTS / "ladder_search" else args.results / "report"
     out.mkdir(parents=True, exist_ok=True)
     grid = pd.read_parquet(OUT / "runs" / "grid-s0.parquet")
-    (out / "table.md").write_text(render(per_run, args.seeds, grid))
-    made = figure(per_run, out, grid)
+    orders = grid_in_random_orders(grid, search_budgets(per_run))
+    (out / "table.md").write_text(render(per_run, args.seeds, grid, orders))
+    made = figure(per_run, out, orders)
     print(f"wrote {out / 'table.md'} and {', '.join(str(p) for p in made)}")
     return 0
 

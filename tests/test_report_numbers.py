@@ -128,8 +128,9 @@ def render_ladder_search() -> str:
     from benchmarks import ladder_search
 
     per_run = pd.read_parquet(RESULTS / "ladder_search" / "summary.parquet")
-    return ladder_search.render(per_run, list(range(10)),
-                                pd.read_parquet(RESULTS / "ladder_search" / "runs" / "grid-s0.parquet"))
+    grid = pd.read_parquet(RESULTS / "ladder_search" / "runs" / "grid-s0.parquet")
+    return ladder_search.render(per_run, list(range(10)), grid,
+                                ladder_search.grid_in_random_orders(grid, ladder_search.search_budgets(per_run)))
 
 
 def render_ladder_pareto() -> str:

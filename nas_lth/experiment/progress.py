@@ -52,7 +52,6 @@ class TableReporter(ProgressReporter):
         self._last = time.monotonic()
         counts = Counter(t.status for t in trials)
         reports = [TrialReport.from_result(t.last_result) for t in trials if t.last_result]
-        best = max((r.objective for r in reports if r.final and r.status == COMPLETED), default=None)
         head = ", ".join(f"{n} {s.lower()}" for s, n in sorted(counts.items()))
         total = f"/{self._total}" if self._total and self._total > 0 else ""
         if self.__dict__.get("multi_objective"):  # reporters pickled before kept no multi_objective
@@ -62,6 +61,7 @@ class TableReporter(ProgressReporter):
                 tail = f"{sum(1 for r in reports if r.final and r.status == COMPLETED)} tickets completed"
             tail += " (several objectives: the front is in the summary)"
         else:
+            best = max((r.objective for r in reports if r.final and r.status == COMPLETED), default=None)
             tail = f"best full-budget {self.metric_label}: {self._best(best)}"
         print(f"== {time.monotonic() - self._start:.0f}s: {len(trials)}{total} trials ({head}); {tail}",
               file=self.stream)
