@@ -100,9 +100,29 @@ def run_unit(unit: dict, data, trajectory) -> pd.DataFrame:
                     "val_acc_at_early_stop": m.get("val_acc_at_early_stop"), "early_stop_iter": r.early_stop_iter,
                     "mask_iter": r.mask_iter, "iterations_to_mask": recipe.rounds * int(r.mask_iter or 0),
                     "dense_test_acc_at_early_stop": trajectory.metrics.get("test_acc_at_early_stop"),
-                    "dense_early_stop_iter": trajectory.early_stop_iter,
-                    "unit_wall_seconds": time.perf_counter() - t0})
+                    "dense_early_stop_iter": trajectory.early_stop_iter, "mask_digest": r.mask_digest,
+                    "same_ticket_as": "", "unit_wall_seconds": time.perf_counter() - t0})
     return pd.DataFrame(out)
+
+
+def mask_digest(unit: dict, data, trajectory) -> str | None:
+    """The digest of the mask a one-shot unit trains, selected without training (None for an iterative unit,
+    whose later masks depend on its own rounds)."""
+    from nas_lth import pruning
+    from nas_lth.estimation import first_masks
+
+    if unit["schedule"] != "one_shot":
+        return None
+    return pruning.digest(first_masks(recipe_of(unit), data, trajectory))
+
+
+def same_ticket(unit: dict, source: pd.DataFrame, digest: str) -> pd.DataFrame:
+    """The rows of ``unit`` when an earlier unit of the same seed and sparsity trained the same mask from the same
+    init: every variant then trains bit for bit the same run (the controls' generators depend on the seed and
+    round only), so its rows are copied, marked with the unit that trained them."""
+    first = source.iloc[0]
+    return source.assign(**{k: unit[k] for k in KEY}, mask_digest=digest,
+                         same_ticket_as=f"{first.criterion} @ {first.stop_at}", unit_wall_seconds=0.0)
 
 
 def run(args) -> None:
@@ -118,6 +138,7 @@ def run(args) -> None:
     todo = [u for u in grid if tuple(str(u[k]) for k in KEY) not in done]
     print(f"{len(todo)} of {len(grid)} units to run", flush=True)
     cache: dict[int, tuple] = {}
+    trained: dict[tuple, pd.DataFrame] = {}  # (seed, sparsity, mask digest) -> the rows of the unit that trained it
     for i, unit in enumerate(todo):
         seed = unit["seed"]
         if seed not in cache:  # the dense run of this seed, with a snapshot at every stopping point
@@ -127,13 +148,39 @@ def run(args) -> None:
             budget = int(round(args.epochs * recipe.iterations_per_epoch(len(data.train))))
             traj = compute_trajectory(recipe, data, snapshot_iters={s for s in STOPS if s != "end"} | {budget})
             cache[seed] = (data, traj)
+            trained = stored_tickets(data, traj, seed, args.epochs)
         data, traj = cache[seed]
-        df = run_unit(unit, data, traj).assign(**environment())
+        digest = mask_digest(unit, data, traj)
+        key = (seed, unit["sparsity"], digest)
+        if digest is not None and key in trained:
+            df = same_ticket(unit, trained[key], digest)
+        else:
+            df = run_unit(unit, data, traj).assign(**environment())
+            if digest is not None:
+                trained[key] = df
         append_parquet(OUT, df)
         acc = df.set_index("variant").test_acc_at_early_stop
         print(f"[{i + 1}/{len(todo)}] {unit['criterion']:<22} stop {unit['stop_at']:>4} {100 * unit['sparsity']:.1f}% "
               f"{unit['schedule']:<9} seed {seed}: " + " ".join(f"{v} {100 * a:.2f}" for v, a in acc.items())
-              + f" [{df.unit_wall_seconds.iloc[0]:.0f} s]", flush=True)
+              + f" [{df.unit_wall_seconds.iloc[0]:.0f} s]"
+              + (f" (the ticket of {df.same_ticket_as.iloc[0]})" if df.same_ticket_as.iloc[0] else ""), flush=True)
+
+
+def stored_tickets(data, trajectory, seed: int, epochs: float) -> dict[tuple, pd.DataFrame]:
+    """The one-shot units of ``seed`` already stored that trained their mask, by (seed, sparsity, mask digest).
+    Rows stored before the digest was recorded get it from their recipe (selection only, no training)."""
+    if not OUT.exists():
+        return {}
+    old = pd.read_parquet(OUT)
+    old = old[(old.seed == seed) & (old.epochs == float(epochs)) & (old.schedule == "one_shot")]
+    if "same_ticket_as" in old:
+        old = old[old.same_ticket_as.fillna("") == ""]
+    out = {}
+    for _, rows in old.groupby(["criterion", "stop_at", "sparsity"], sort=False):
+        unit = {k: rows.iloc[0][k] for k in KEY}
+        digest = mask_digest(unit, data, trajectory)
+        out.setdefault((seed, unit["sparsity"], digest), rows)
+    return out
 
 
 def ci95(x: pd.Series) -> tuple[float, float]:

@@ -205,6 +205,33 @@ def test_early_bird_replayed_from_a_shared_trajectory_matches_training_it(digits
     assert (a, a_curve) == (b, b_curve)
 
 
+@pytest.mark.parametrize("criterion, stop_at", [("large_final", 10), ("snip", 0), ("random", "end")])
+def test_first_masks_are_the_masks_the_one_shot_ticket_trains(digits, criterion, stop_at):
+    from nas_lth import pruning
+    from nas_lth.estimation import first_masks
+    from nas_lth.estimation.trajectory import compute_trajectory
+
+    rc = recipe(criterion=criterion, stop_at=stop_at, rounds=1, budget=1, target_weights=0.2,
+                prune_rate={"output": 0.1})
+    traj = compute_trajectory(rc, digits, snapshot_iters={0, 10, IPE})
+    rows = TicketRun(rc, digits, trajectory=traj).run()
+    assert pruning.digest(first_masks(rc, digits, traj)) == by_round(rows)[1].mask_digest
+
+
+def test_large_init_selects_the_same_masks_at_every_stopping_point(digits):
+    # the grid in benchmarks/criteria_grid.py trains such cells once; this is why it may
+    from nas_lth import pruning
+    from nas_lth.estimation import first_masks
+    from nas_lth.estimation.trajectory import compute_trajectory
+
+    rcs = [recipe(criterion=c, stop_at=s, rounds=1, target_weights=0.2, prune_rate={"output": 0.1})
+           for c, s in [("large_init", 0), ("large_init", 10), ("large_init", "end"), ("large_final", 0),
+                        ("large_final", "end")]]
+    traj = compute_trajectory(rcs[0], digits, snapshot_iters={0, 10, IPE})
+    digests = [pruning.digest(first_masks(rc, digits, traj)) for rc in rcs]
+    assert len(set(digests[:4])) == 1 and digests[4] != digests[0]
+
+
 # ------------------------------------------------------------------ late resetting
 
 

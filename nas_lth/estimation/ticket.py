@@ -383,3 +383,13 @@ class TicketRun:
 
 def run_ticket(recipe: Recipe, data: Dataset, **kwargs) -> list[RoundResult]:
     return TicketRun(recipe, data, **kwargs).run()
+
+
+def first_masks(recipe: Recipe, data: Dataset, trajectory: DenseTrajectory) -> Masks:
+    """The masks round 1 trains, selected from the dense ``trajectory`` without training anything: for a one-shot
+    recipe, the ticket's own masks. A grid of recipes uses them to see, before training, that two cells train the
+    same ticket (e.g. ``large_init`` at every stopping point)."""
+    run = TicketRun(recipe, data, trajectory=trajectory)
+    round0_from_trajectory(run, trajectory=True, evaluate=False)
+    run.prev_stop, run.round = run.next_stop, 1
+    return run._next_masks()
