@@ -168,18 +168,26 @@ def run(args) -> None:
 
 def stored_tickets(data, trajectory, seed: int, epochs: float) -> dict[tuple, pd.DataFrame]:
     """The one-shot units of ``seed`` already stored that trained their mask, by (seed, sparsity, mask digest).
-    Rows stored before the digest was recorded get it from their recipe (selection only, no training)."""
+    One-shot rows stored before the digest was recorded get it from their recipe (selection only, no training),
+    written back once (the summary groups cells by it); their other values stay as they were."""
     if not OUT.exists():
         return {}
-    old = pd.read_parquet(OUT)
-    old = old[(old.seed == seed) & (old.epochs == float(epochs)) & (old.schedule == "one_shot")]
-    if "same_ticket_as" in old:
-        old = old[old.same_ticket_as.fillna("") == ""]
-    out = {}
-    for _, rows in old.groupby(["criterion", "stop_at", "sparsity"], sort=False):
-        unit = {k: rows.iloc[0][k] for k in KEY}
-        digest = mask_digest(unit, data, trajectory)
-        out.setdefault((seed, unit["sparsity"], digest), rows)
+    every = pd.read_parquet(OUT)
+    for col, empty in (("mask_digest", None), ("same_ticket_as", "")):
+        if col not in every:
+            every[col] = empty
+    mine = (every.seed == seed) & (every.epochs == float(epochs)) & (every.schedule == "one_shot")
+    missing = mine & every.mask_digest.isna()
+    for _, rows in every[missing].groupby(["criterion", "stop_at", "sparsity"], sort=False):
+        every.loc[rows.index, "mask_digest"] = mask_digest({k: rows.iloc[0][k] for k in KEY}, data, trajectory)
+    if missing.any():
+        tmp = OUT.with_suffix(".tmp")
+        every.to_parquet(tmp, index=False)
+        tmp.replace(OUT)
+    out: dict[tuple, pd.DataFrame] = {}
+    trained = every[mine & (every.same_ticket_as.fillna("") == "")]
+    for _, rows in trained.groupby(["criterion", "stop_at", "sparsity"], sort=False):
+        out.setdefault((seed, rows.iloc[0].sparsity, rows.iloc[0].mask_digest), rows)
     return out
 
 
