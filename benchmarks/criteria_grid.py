@@ -231,11 +231,32 @@ def paired(df: pd.DataFrame, a: dict, b: dict) -> dict:
     return {"n": n, "diff_pp": float(d.mean()), "ci95_pp": half, "p": p}
 
 
+def same_tickets(df: pd.DataFrame) -> dict[float, list[list[str]]]:
+    """Per sparsity, the one-shot cells ("criterion @ stop_at") that train the same ticket: equal mask digests in
+    every seed they have (so the same runs, bit for bit; the grid trains one and copies it, ``same_ticket_as``).
+    Groups of two or more, in grid order."""
+    if "mask_digest" not in df:
+        return {}
+    one = df[(df.schedule == "one_shot") & (df.variant == "original") & df.mask_digest.notna()]
+    order = {c: i for i, c in enumerate(criteria())}
+    stops = {str(s): i for i, s in enumerate(STOPS)}
+    out = {}
+    for sparsity, g in one.groupby("sparsity", sort=False):
+        by_sig: dict[tuple, list[tuple]] = {}
+        for (crit, stop), c in g.groupby(["criterion", "stop_at"]):
+            sig = tuple(sorted(zip(c.seed, c.mask_digest)))
+            by_sig.setdefault(sig, []).append((order.get(crit, len(order)), stops[stop], f"{crit} @ {stop}"))
+        groups = [[name for *_, name in sorted(cells)] for cells in by_sig.values() if len(cells) > 1]
+        if groups:
+            out[sparsity] = sorted(groups, key=lambda grp: [name for name in grp])
+    return out
+
+
 def answers(df: pd.DataFrame) -> pd.DataFrame:
     """The issue's three questions as paired comparisons (one-shot masks; each at both sparsities):
 
     - ``early``: a mask chosen at iteration 0, 100, 500 or 2,000 against the same criterion's mask from the end
-      of training (every criterion that scores trained weights);
+      of training (every criterion that scores trained weights; not where both cells train the same ticket);
     - ``pai``: SNIP, GraSP and SynFlow at initialisation against a random mask, and against the LTH mask
       (``large_final`` at the end of training);
     - ``sanity``: each control (random reinit, reshuffled init values, signed constants) against the original
@@ -246,10 +267,14 @@ def answers(df: pd.DataFrame) -> pd.DataFrame:
 
     one = df[df.schedule == "one_shot"]
     rows = []
+    groups = same_tickets(df)
     for sparsity, g in one.groupby("sparsity", sort=False):
         trained = sorted({c for c in g.criterion.unique() if c not in AT_INIT and c != "random"})
+        same = {name: i for i, grp in enumerate(groups.get(sparsity, [])) for name in grp}
         for crit in trained:
             for stop in (str(s) for s in STOPS[:-1]):
+                if f"{crit} @ end" in same and same.get(f"{crit} @ {stop}") == same[f"{crit} @ end"]:
+                    continue  # the same ticket (large_init, small_init): no comparison to make
                 early, end = ({"criterion": crit, "stop_at": s, "variant": "original"} for s in (stop, "end"))
                 rows.append({"question": "early", "sparsity": sparsity, "a": f"{crit} @ {stop}",
                              "b": f"{crit} @ end", **paired(g, early, end)})
@@ -293,7 +318,69 @@ def render_answers(ans: pd.DataFrame) -> list[str]:
             lines.append(f"| {100 * r.sparsity:.1f} | {r.a} | {r.b} | {r.diff_pp:+.2f}{ci} | {_fmt_p(r.p)} | "
                          f"{_fmt_p(r.q)} | {r.n} |")
         lines.append("")
+        if question == "early":
+            lines += render_earliest(earliest(g))
     return lines
+
+
+def earliest(early: pd.DataFrame) -> pd.DataFrame:
+    """Per criterion and sparsity, the first stopping point from which no earlier mask is shown worse than the
+    end-of-training one: it and every later early stop have a 95 % interval of (early - end) that reaches 0 or
+    above. "end" when even the 2,000-iteration mask is below; "-" without an interval (one seed). With 3 seeds this
+    is "not shown worse", not "shown equal": the interval's width is printed beside it."""
+    rows = []
+    for (sparsity, crit), g in early.assign(criterion=early.a.str.split(" @ ").str[0],
+                                            stop=early.a.str.split(" @ ").str[1]).groupby(["sparsity", "criterion"],
+                                                                                          sort=False):
+        g = g.set_index("stop").reindex([str(s) for s in STOPS[:-1]]).dropna(subset=["diff_pp"])
+        if g.empty or not np.isfinite(g.ci95_pp).all():
+            rows.append({"sparsity": sparsity, "criterion": crit, "stop": "-", "diff_pp": np.nan, "ci95_pp": np.nan})
+            continue
+        ok = (g.diff_pp + g.ci95_pp >= 0).to_numpy()
+        first = next((i for i in range(len(ok)) if ok[i:].all()), None)
+        if first is None:
+            rows.append({"sparsity": sparsity, "criterion": crit, "stop": "end", "diff_pp": np.nan,
+                         "ci95_pp": np.nan})
+        else:
+            r = g.iloc[first]
+            rows.append({"sparsity": sparsity, "criterion": crit, "stop": g.index[first], "diff_pp": r.diff_pp,
+                         "ci95_pp": r.ci95_pp})
+    return pd.DataFrame(rows)
+
+
+def render_earliest(e: pd.DataFrame) -> list[str]:
+    if e.empty:
+        return []
+    lines = ["### The earliest mask not shown worse than the end-of-training mask", "",
+             "Per criterion: the first stopping point (iterations) from which this mask and every later early one "
+             "have a 95 % interval of (early - end) reaching 0 or above; in brackets its mean difference and "
+             "half-width (pp). `end`: even the 2,000-iteration mask is below. Not shown worse is not shown equal.",
+             "", "| criterion | " + " | ".join(f"{100 * s:.1f} % of fc weights" for s in e.sparsity.unique()) + " |",
+             "|---|" + "---:|" * e.sparsity.nunique()]
+    for crit, g in e.groupby("criterion", sort=False):
+        cells = []
+        for sparsity in e.sparsity.unique():
+            r = g[g.sparsity == sparsity]
+            if r.empty:
+                cells.append("")
+                continue
+            r = r.iloc[0]
+            cells.append(r.stop if not np.isfinite(r.diff_pp) else f"{r.stop} ({r.diff_pp:+.2f} +- {r.ci95_pp:.2f})")
+        lines.append(f"| {crit} | " + " | ".join(cells) + " |")
+    return lines + [""]
+
+
+def render_same(groups: dict[float, list[list[str]]]) -> list[str]:
+    if not groups:
+        return []
+    lines = ["## Cells that train the same ticket", "",
+             "Equal masks from the same init in every seed, so bit for bit the same runs: the grid trains the first "
+             "and copies its rows to the others (`same_ticket_as`). Criteria that read only the initial weights "
+             "select the same mask at every stopping point; at iteration 0 the final weights are the initial "
+             "ones.", "", "| fc weights % | cells |", "|---:|---|"]
+    for sparsity, grps in groups.items():
+        lines += [f"| {100 * sparsity:.1f} | {', '.join(g)} |" for g in grps]
+    return lines + [""]
 
 
 def _fmt_p(p: float) -> str:
@@ -330,6 +417,7 @@ def render(df: pd.DataFrame, seeds: list[int], epochs: float) -> str:
                 vals.append(f"{100 * mm:.2f} +- {100 * hh:.2f}" if np.isfinite(hh) else f"{100 * mm:.2f}")
             lines.append(f"| {crit} | {stop} | " + " | ".join(vals) + f" | {c.seed.nunique()} |")
         lines.append("")
+    lines += render_same(same_tickets(df))
     lines += render_answers(answers(df))
     return "\n".join(lines)
 

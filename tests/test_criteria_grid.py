@@ -68,3 +68,33 @@ def test_the_page_says_partial_until_every_unit_is_stored_and_carries_the_answer
     page = cg.render(rows(cells), [0, 1, 2], 4.0)
     assert "PARTIAL (" in page and "## Early masks against the end-of-training mask" in page
     assert "| 7.0 | large_final @ 0 | large_final @ end | +0.00 +- 0.00 |" in page
+
+
+def test_cells_with_equal_masks_in_every_seed_are_one_ticket_and_not_compared():
+    cells = {("large_final", s, "original"): (0.97, 0.971, 0.969) for s in ("0", "100", "500", "2000", "end")}
+    cells.update({("large_init", s, "original"): (0.95, 0.951, 0.952) for s in ("0", "100", "500", "2000", "end")})
+    df = rows(cells)
+    digest = {("large_init", s): "init" for s in ("0", "100", "500", "2000", "end")}
+    digest[("large_final", "0")] = "init"
+    df["mask_digest"] = [f"{digest.get((c, s), f'{c}{s}')}-{seed}" for c, s, seed in zip(df.criterion, df.stop_at,
+                                                                                          df.seed)]
+    groups = cg.same_tickets(df)
+    assert groups == {0.07: [["large_final @ 0", "large_init @ 0", "large_init @ 100", "large_init @ 500",
+                              "large_init @ 2000", "large_init @ end"]]}
+    early = cg.answers(df)
+    assert set(early.a) == {"large_final @ 0", "large_final @ 100", "large_final @ 500", "large_final @ 2000"}
+    # one seed with a different mask: not the same ticket
+    df.loc[(df.criterion == "large_init") & (df.stop_at == "end") & (df.seed == 2), "mask_digest"] = "other"
+    assert "large_init @ end" not in cg.same_tickets(df)[0.07][0]
+
+
+def test_the_earliest_stop_is_the_first_from_which_no_later_early_mask_is_shown_worse():
+    def early(diffs, ci):
+        return pd.DataFrame([{"sparsity": 0.07, "a": f"large_final @ {s}", "diff_pp": d, "ci95_pp": ci}
+                             for s, d in zip(("0", "100", "500", "2000"), diffs)])
+
+    got = cg.earliest(early([-2.0, 0.1, -0.5, 0.0], 0.2))
+    assert got.iloc[0].stop == "2000"  # 100 reaches 0 but 500 after it does not
+    assert cg.earliest(early([-2.0, -0.1, 0.1, 0.0], 0.2)).iloc[0].stop == "100"
+    assert cg.earliest(early([-2.0, -1.0, -0.9, -0.5], 0.2)).iloc[0].stop == "end"
+    assert cg.earliest(early([-2.0, -1.0, -0.9, -0.5], np.nan)).iloc[0].stop == "-"
