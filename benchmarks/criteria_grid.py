@@ -403,6 +403,14 @@ def render(df: pd.DataFrame, seeds: list[int], epochs: float) -> str:
     dense = df.groupby("seed").dense_test_acc_at_early_stop.first()
     m, h = ci95(dense)
     lines += [f"Dense network: {100 * m:.2f} +- {100 * h:.2f} (n = {len(dense)}).", ""]
+    trained = df[df.same_ticket_as.fillna("") == ""] if "same_ticket_as" in df else df
+    if len(trained):
+        last = int(trained.early_stop_iter.max())  # the budget's last evaluation
+        at_last = int((trained.early_stop_iter == last).sum())
+        lines += [f"Early stop at the last evaluation (iteration {last}) in {at_last} of {len(trained)} trained runs "
+                  f"({100 * at_last / len(trained):.0f} %)"
+                  + (": at this budget most runs are still improving, so the tables compare accuracy after a fixed "
+                     "training time more than converged accuracy." if 2 * at_last > len(trained) else "."), ""]
     for (sparsity, schedule), g in df.groupby(["sparsity", "schedule"], sort=False):
         lines += [f"## {100 * sparsity:.1f} % of the fc weights, {schedule.replace('_', '-')}", "",
                   "| criterion | stop_at | original | random_reinit | reshuffle | signed_constant | n |",
