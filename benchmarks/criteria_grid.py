@@ -404,7 +404,7 @@ def render(df: pd.DataFrame, seeds: list[int], epochs: float) -> str:
     m, h = ci95(dense)
     lines += [f"Dense network: {100 * m:.2f} +- {100 * h:.2f} (n = {len(dense)}).", ""]
     trained = df[df.same_ticket_as.fillna("") == ""] if "same_ticket_as" in df else df
-    if len(trained):
+    if len(trained) and "early_stop_iter" in trained:
         last = int(trained.early_stop_iter.max())  # the budget's last evaluation
         at_last = int((trained.early_stop_iter == last).sum())
         lines += [f"Early stop at the last evaluation (iteration {last}) in {at_last} of {len(trained)} trained runs "
