@@ -143,6 +143,13 @@ def render_ladder_pareto() -> str:
                                 ladder_pareto.by_hand(RESULTS / "ladder_search", per_run))
 
 
+def render_criteria_grid() -> str:
+    """The grid's command defaults: seeds 0-2, 4 epochs per training run."""
+    from benchmarks import criteria_grid
+
+    return criteria_grid.render(pd.read_parquet(RESULTS / "criteria_grid.parquet"), [0, 1, 2], 4.0)
+
+
 def render_search_quality() -> str:
     from benchmarks import search_quality
 
@@ -207,6 +214,7 @@ WHOLE = {
     "ladder_search/pareto.md": render_ladder_pareto,
     "structured/table.md": render_structured,
     "reuters/textcnn.md": render_textcnn,
+    "criteria_grid/table.md": render_criteria_grid,
 }
 
 
