@@ -4,7 +4,7 @@ training where the mask is chosen, and against the sanity checks of Frankle et a
 LeNet-300-100 / MNIST (the LTH training settings, ``--epochs`` per training run). For every registered weight
 criterion (Zhou et al.'s ten, SNIP, GraSP, SynFlow) x stopping point (the mask chosen at iteration 0, 100, 500,
 2,000 or at the end of training; the pruning-at-init criteria SNIP, GraSP and SynFlow at iteration 0 only, where
-they apply) x sparsity (7 % and 1.9 % of the fc weights; the output layer keeps its 10 %/round) x schedule
+they apply) x sparsity (7 % and 1.9 % of the fc weights; the output layer loses 10 % per round) x schedule
 (one-shot; iterative: 5 rounds to the same sparsity, for the stopping point at the end only - the CPU budget) x
 seed, the ticket is trained from the masks with four starts: ``original`` (reset to init), ``random_reinit``,
 ``reshuffle`` (the kept init values permuted within each layer) and ``signed_constant`` (+-the layer's init std with

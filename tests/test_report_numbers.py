@@ -257,6 +257,7 @@ HAND_WRITTEN = {
     "lth_lenet/README.md": lambda tmp: render_lth_lenet(),
     "ladder_search/README.md": lambda tmp: render_ladder_search() + render_ladder_pareto(),
     "search_quality/README.md": lambda tmp: render_search_quality(),
+    "criteria_grid/README.md": lambda tmp: render_criteria_grid(),
 }
 # Not yet checked: structured/README.md and inference/notes.md restate the generated tables in other units and
 # roundings (98.39 for 0.9839, MB for bytes).
