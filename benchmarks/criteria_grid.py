@@ -234,7 +234,7 @@ def paired(df: pd.DataFrame, a: dict, b: dict) -> dict:
 def same_tickets(df: pd.DataFrame) -> dict[float, list[list[str]]]:
     """Per sparsity, the one-shot cells ("criterion @ stop_at") that train the same ticket: equal mask digests in
     every seed they have (so the same runs, bit for bit; the grid trains one and copies it, ``same_ticket_as``).
-    Groups of two or more, in grid order."""
+    Groups of two or more, each in grid order."""
     if "mask_digest" not in df:
         return {}
     one = df[(df.schedule == "one_shot") & (df.variant == "original") & df.mask_digest.notna()]
@@ -248,7 +248,7 @@ def same_tickets(df: pd.DataFrame) -> dict[float, list[list[str]]]:
             by_sig.setdefault(sig, []).append((order.get(crit, len(order)), stops[stop], f"{crit} @ {stop}"))
         groups = [[name for *_, name in sorted(cells)] for cells in by_sig.values() if len(cells) > 1]
         if groups:
-            out[sparsity] = sorted(groups, key=lambda grp: [name for name in grp])
+            out[sparsity] = sorted(groups)
     return out
 
 
