@@ -244,7 +244,7 @@ def same_tickets(df: pd.DataFrame) -> dict[float, list[list[str]]]:
     for sparsity, g in one.groupby("sparsity", sort=False):
         by_sig: dict[tuple, list[tuple]] = {}
         for (crit, stop), c in g.groupby(["criterion", "stop_at"]):
-            sig = tuple(sorted(zip(c.seed, c.mask_digest)))
+            sig = tuple(sorted(zip(c.seed, c.mask_digest, strict=True)))
             by_sig.setdefault(sig, []).append((order.get(crit, len(order)), stops[stop], f"{crit} @ {stop}"))
         groups = [[name for *_, name in sorted(cells)] for cells in by_sig.values() if len(cells) > 1]
         if groups:

@@ -76,8 +76,8 @@ def test_cells_with_equal_masks_in_every_seed_are_one_ticket_and_not_compared():
     df = rows(cells)
     digest = {("large_init", s): "init" for s in ("0", "100", "500", "2000", "end")}
     digest[("large_final", "0")] = "init"
-    df["mask_digest"] = [f"{digest.get((c, s), f'{c}{s}')}-{seed}" for c, s, seed in zip(df.criterion, df.stop_at,
-                                                                                          df.seed)]
+    df["mask_digest"] = [f"{digest.get((c, s), f'{c}{s}')}-{seed}"
+                         for c, s, seed in zip(df.criterion, df.stop_at, df.seed, strict=True)]
     groups = cg.same_tickets(df)
     assert groups == {0.07: [["large_final @ 0", "large_init @ 0", "large_init @ 100", "large_init @ 500",
                               "large_init @ 2000", "large_init @ end"]]}
@@ -91,7 +91,7 @@ def test_cells_with_equal_masks_in_every_seed_are_one_ticket_and_not_compared():
 def test_the_earliest_stop_is_the_first_from_which_no_later_early_mask_is_shown_worse():
     def early(diffs, ci):
         return pd.DataFrame([{"sparsity": 0.07, "a": f"large_final @ {s}", "diff_pp": d, "ci95_pp": ci}
-                             for s, d in zip(("0", "100", "500", "2000"), diffs)])
+                             for s, d in zip(("0", "100", "500", "2000"), diffs, strict=True)])
 
     got = cg.earliest(early([-2.0, 0.1, -0.5, 0.0], 0.2))
     assert got.iloc[0].stop == "2000"  # 100 reaches 0 but 500 after it does not
