@@ -411,6 +411,10 @@ def render(df: pd.DataFrame, seeds: list[int], epochs: float) -> str:
                   f"({100 * at_last / len(trained):.0f} %)"
                   + (": at this budget most runs are still improving, so the tables compare accuracy after a fixed "
                      "training time more than converged accuracy." if 2 * at_last > len(trained) else "."), ""]
+    if "unit_wall_seconds" in trained:
+        hours = trained.groupby(KEY).unit_wall_seconds.first().sum() / 3600
+        lines += [f"Wall time of the trained units so far: {hours:.1f} h on one thread each (the dense runs, one per "
+                  "seed, and the copied cells not counted).", ""]
     for (sparsity, schedule), g in df.groupby(["sparsity", "schedule"], sort=False):
         lines += [f"## {100 * sparsity:.1f} % of the fc weights, {schedule.replace('_', '-')}", "",
                   "| criterion | stop_at | original | random_reinit | reshuffle | signed_constant | n |",
