@@ -88,13 +88,15 @@ def test_cells_with_equal_masks_in_every_seed_are_one_ticket_and_not_compared():
     assert "large_init @ end" not in cg.same_tickets(df)[0.07][0]
 
 
-def test_the_earliest_stop_is_the_first_from_which_no_later_early_mask_is_shown_worse():
+def test_the_earliest_stop_is_the_first_from_which_every_early_mask_is_shown_within_the_margin():
     def early(diffs, ci):
         return pd.DataFrame([{"sparsity": 0.07, "a": f"large_final @ {s}", "diff_pp": d, "ci95_pp": ci}
                              for s, d in zip(("0", "100", "500", "2000"), diffs, strict=True)])
 
+    assert cg.MARGIN_PP == 0.5
     got = cg.earliest(early([-2.0, 0.1, -0.5, 0.0], 0.2))
-    assert got.iloc[0].stop == "2000"  # 100 reaches 0 but 500 after it does not
+    assert got.iloc[0].stop == "2000"  # 100 is within the margin but 500 after it is not (-0.7 at its low end)
     assert cg.earliest(early([-2.0, -0.1, 0.1, 0.0], 0.2)).iloc[0].stop == "100"
+    assert cg.earliest(early([-2.0, -0.1, 0.1, 0.0], 0.45)).iloc[0].stop == "500"  # -0.55: a wide interval fails
     assert cg.earliest(early([-2.0, -1.0, -0.9, -0.5], 0.2)).iloc[0].stop == "end"
     assert cg.earliest(early([-2.0, -1.0, -0.9, -0.5], np.nan)).iloc[0].stop == "-"
