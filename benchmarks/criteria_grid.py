@@ -329,23 +329,18 @@ def earliest(early: pd.DataFrame) -> pd.DataFrame:
     ``MARGIN_PP`` of the end-of-training mask: it and every later early stop have a 95 % interval of (early - end)
     whose lower end is above -``MARGIN_PP`` (non-inferiority at that margin). "end" when even the 2,000-iteration
     mask is not; "-" without an interval (one seed)."""
+    parts = early.a.str.split(" @ ", expand=True)  # "criterion @ stop"
     rows = []
-    for (sparsity, crit), g in early.assign(criterion=early.a.str.split(" @ ").str[0],
-                                            stop=early.a.str.split(" @ ").str[1]).groupby(["sparsity", "criterion"],
-                                                                                          sort=False):
+    for (sparsity, crit), g in early.assign(criterion=parts[0], stop=parts[1]).groupby(["sparsity", "criterion"],
+                                                                                        sort=False):
         g = g.set_index("stop").reindex([str(s) for s in STOPS[:-1]]).dropna(subset=["diff_pp"])
-        if g.empty or not np.isfinite(g.ci95_pp).all():
-            rows.append({"sparsity": sparsity, "criterion": crit, "stop": "-", "diff_pp": np.nan, "ci95_pp": np.nan})
-            continue
-        ok = (g.diff_pp - g.ci95_pp > -MARGIN_PP).to_numpy()
-        first = next((i for i in range(len(ok)) if ok[i:].all()), None)
-        if first is None:
-            rows.append({"sparsity": sparsity, "criterion": crit, "stop": "end", "diff_pp": np.nan,
-                         "ci95_pp": np.nan})
-        else:
-            r = g.iloc[first]
-            rows.append({"sparsity": sparsity, "criterion": crit, "stop": g.index[first], "diff_pp": r.diff_pp,
-                         "ci95_pp": r.ci95_pp})
+        stop, r = "-", None
+        if not g.empty and np.isfinite(g.ci95_pp).all():
+            ok = (g.diff_pp - g.ci95_pp > -MARGIN_PP).to_numpy()
+            first = next((i for i in range(len(ok)) if ok[i:].all()), None)
+            stop, r = ("end", None) if first is None else (g.index[first], g.iloc[first])
+        rows.append({"sparsity": sparsity, "criterion": crit, "stop": stop,
+                     "diff_pp": np.nan if r is None else r.diff_pp, "ci95_pp": np.nan if r is None else r.ci95_pp})
     return pd.DataFrame(rows)
 
 
