@@ -410,7 +410,8 @@ def render(df: pd.DataFrame, seeds: list[int], epochs: float) -> str:
                      "training time more than converged accuracy." if 2 * at_last > len(trained) else "."), ""]
     if "unit_wall_seconds" in trained:
         hours = trained.groupby(KEY).unit_wall_seconds.first().sum() / 3600
-        lines += [f"Wall time of the trained units so far: {hours:.1f} h on one thread each (the dense runs, one per "
+        so_far = "" if n_done == len(want) else " so far"
+        lines += [f"Wall time of the trained units{so_far}: {hours:.1f} h on one thread each (the dense runs, one per "
                   "seed, and the copied cells not counted).", ""]
     for (sparsity, schedule), g in df.groupby(["sparsity", "schedule"], sort=False):
         lines += [f"## {100 * sparsity:.1f} % of the fc weights, {schedule.replace('_', '-')}", "",
