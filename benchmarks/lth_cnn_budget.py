@@ -14,13 +14,14 @@ Only complete ladders (``Ladder.complete``) are read, so a partial one never ent
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 import pandas as pd
 from scipy import stats
 
 from benchmarks.common import REPO, RESULTS
-from benchmarks.lth_cnn import stored_ladders
+from benchmarks.lth_cnn import PROTOCOLS, stored_ladders
 
 MATCH_TOL = 0.02  # relative difference in weights kept under which two rounds count as the same sparsity
 
@@ -106,14 +107,19 @@ def render(model: str, short: pd.DataFrame, long: pd.DataFrame, labels: tuple[st
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default="conv2")
     p.add_argument("--short", nargs=2, metavar=("FOLDER", "ROUNDS"), default=["lth_cnn", "15"],
                    help="the short-budget ladders: a folder under benchmarks/results and their rounds")
     p.add_argument("--long", nargs=2, metavar=("FOLDER", "ROUNDS"), default=["lth_cnn_long", "5"])
     p.add_argument("--results", type=Path, default=RESULTS)
     p.add_argument("--out", type=Path, default=REPO / "reports" / "lth_cnn_long" / "budget.md")
+    p.add_argument("--model", default="conv2", choices=list(PROTOCOLS))
     args = p.parse_args(argv)
     (fs, rs), (fl, rl) = args.short, args.long
+    for flag, folder, rounds in (("--short", fs, rs), ("--long", fl, rl)):
+        if not (args.results / folder).is_dir() or not rounds.isdigit():
+            print(f"lth_cnn_budget: {flag} {folder} {rounds}: expected a folder of ladders under {args.results} "
+                  "and a whole number of rounds", file=sys.stderr)
+            return 2
     short = ladder_rows(args.results / fs, args.model, int(rs))
     long = ladder_rows(args.results / fl, args.model, int(rl))
     if short.empty or long.empty:

@@ -39,6 +39,15 @@ def test_a_long_round_is_compared_with_the_short_round_of_its_sparsity(tmp_path)
 
 def test_no_comparison_without_complete_ladders(tmp_path, capsys):
     (tmp_path / "short").mkdir()
-    assert lth_cnn_budget.main(["--results", str(tmp_path), "--short", "short", "2", "--out",
-                                str(tmp_path / "b.md")]) == 0
+    (tmp_path / "long").mkdir()
+    assert lth_cnn_budget.main(["--results", str(tmp_path), "--short", "short", "2", "--long", "long", "1",
+                                "--out", str(tmp_path / "b.md")]) == 0
     assert "nothing compared" in capsys.readouterr().out and not (tmp_path / "b.md").exists()
+
+
+def test_a_missing_folder_or_a_bad_round_count_is_a_one_line_error(tmp_path, capsys):
+    (tmp_path / "short").mkdir()
+    for bad in (["--short", "shrot", "2"], ["--short", "short", "two"]):
+        assert lth_cnn_budget.main(["--results", str(tmp_path), *bad, "--long", "short", "1"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and " ".join(bad) in err
