@@ -28,10 +28,12 @@ MATCH_TOL = 0.02  # relative difference in weights kept under which two rounds c
 
 def ladder_rows(folder: Path, model: str, rounds: int) -> pd.DataFrame:
     """The rows of the complete ladders of ``model`` in ``folder`` (rounds up to ``rounds``)."""
-    done = [lad for lad in stored_ladders(folder, [model], []) if lad.model == model and lad.complete(rounds)]
+    ladders = [lad for lad in stored_ladders(folder, [model], []) if lad.model == model]
+    stored = {lad: lad.rows() for lad in ladders}  # each ladder's file read once
+    done = [stored[lad] for lad in ladders if lad.complete(rounds, stored[lad])]
     if not done:
         return pd.DataFrame()
-    rows = pd.concat([lad.rows() for lad in done], ignore_index=True)
+    rows = pd.concat(done, ignore_index=True)
     return rows[rows["round"] <= rounds]
 
 
